@@ -1,0 +1,68 @@
+#pragma once
+// Run parameters of algorithm.md §1, §3, §4: one struct each, shared by the solver, the
+// learner, the apps (CLI11 flags) and the HDF5 checkpoints (attributes).
+#include <cstdint>
+#include <limits>
+#include <string>
+
+namespace lca {
+
+/// Transfer function T(V) (PetaVision ANNActivityBuffer vertices), algorithm.md §3.
+/// a = amin for V < vthresh; a = V - ashift for V >= vthresh + vwidth, linear in between;
+/// clipped to amax. symmetric: applied to |V| with the sign of V (presets soft / hard).
+struct Transfer {
+  double vthresh = 0.1;
+  double amin = 0.0;
+  double amax = std::numeric_limits<double>::infinity();
+  double ashift = 0.1;
+  double vwidth = 0.0;
+  bool symmetric = false;
+  /// Energy penalty kind: L1 (lambda*sum|a|) for soft shrinkage, L0 (lambda^2/2 * ||a||_0) for hard.
+  bool l0_penalty = false;
+  double lambda = 0.1; ///< the sparsity parameter the penalty uses
+};
+
+/// Build a named preset: soft-nonneg, hard-nonneg, soft, hard. Throws InvalidArgument.
+Transfer make_transfer(const std::string& preset, double lambda);
+/// Check a user-built transfer function (finite thresholds, amax >= amin, vwidth >= 0, ...).
+void validate(const Transfer& t);
+
+/// Convolutional geometry of algorithm.md §1.
+struct Geometry {
+  int nf = 128;    ///< number of features
+  int channels = 3;
+  int height = 32;
+  int width = 32;
+  int kernel = 8;  ///< k
+  int stride = 2;  ///< s
+  int pad() const { return (kernel - stride) / 2; }
+  int out_h() const { return height / stride; }
+  int out_w() const { return width / stride; }
+  int positions() const { return out_h() * out_w(); }
+  int patch() const { return channels * kernel * kernel; }           ///< c*k*k
+  std::int64_t neurons() const { return std::int64_t(nf) * positions(); } ///< system size L
+  int pixels() const { return channels * height * width; }
+};
+/// Throws InvalidArgument unless k >= s, (k - s) even, H and W divisible by s, all positive.
+void validate(const Geometry& g);
+
+/// LCA inference, algorithm.md §3.
+struct LcaParams {
+  double tau = 100.0;
+  double dt = 1.0;
+  int iterations = 400;
+  double stop_tol = 0.0; ///< stop early once max|dV| < stop_tol (0: never)
+  Transfer transfer;
+};
+void validate(const LcaParams& p);
+
+/// Dictionary learning, algorithm.md §4.
+struct LearnParams {
+  double eta = 0.01;        ///< learning rate per batch
+  double momentum_tau = 100.0; ///< tau_m in batches; mu = exp(-1/tau_m)
+  double decay = 0.0;
+  std::uint64_t seed = 1;   ///< dictionary initialisation
+};
+void validate(const LearnParams& p);
+
+} // namespace lca

@@ -1,0 +1,82 @@
+#include "lca/params.hpp"
+
+#include "lca/error.hpp"
+
+#include <cmath>
+#include <sstream>
+
+namespace lca {
+namespace {
+template <class... Parts> [[noreturn]] void fail(const Parts&... parts) {
+  std::ostringstream os;
+  (os << ... << parts);
+  throw InvalidArgument(os.str());
+}
+} // namespace
+
+Transfer make_transfer(const std::string& preset, double lambda) {
+  if (!std::isfinite(lambda) || lambda < 0)
+    fail("lambda must be finite and >= 0 (got ", lambda, ")");
+  Transfer t;
+  t.vthresh = lambda;
+  t.lambda = lambda;
+  if (preset == "soft-nonneg") {
+    t.ashift = lambda;
+  } else if (preset == "hard-nonneg") {
+    t.ashift = 0;
+    t.l0_penalty = true;
+  } else if (preset == "soft") {
+    t.ashift = lambda;
+    t.symmetric = true;
+  } else if (preset == "hard") {
+    t.ashift = 0;
+    t.symmetric = true;
+    t.l0_penalty = true;
+  } else {
+    fail("unknown threshold preset '", preset, "' (soft-nonneg, hard-nonneg, soft, hard)");
+  }
+  return t;
+}
+
+void validate(const Transfer& t) {
+  if (!std::isfinite(t.vthresh) || !std::isfinite(t.amin) || !std::isfinite(t.ashift) ||
+      !std::isfinite(t.vwidth) || std::isnan(t.amax))
+    fail("transfer function parameters must be finite (AMax may be +inf)");
+  if (!std::isfinite(t.lambda) || t.lambda < 0)
+    fail("lambda must be finite and >= 0 (got ", t.lambda, ")");
+  if (t.vwidth < 0) fail("VWidth must be >= 0 (got ", t.vwidth, ")");
+  if (t.amax < t.amin) fail("AMax (", t.amax, ") must be >= AMin (", t.amin, ")");
+  if (t.symmetric && (t.amin != 0 || t.vthresh < 0))
+    fail("a symmetric transfer function needs AMin = 0 and VThresh >= 0");
+}
+
+void validate(const Geometry& g) {
+  if (g.nf < 1) fail("nf must be >= 1 (got ", g.nf, ")");
+  if (g.channels < 1 || g.height < 1 || g.width < 1)
+    fail("image shape must be positive (got ", g.channels, "x", g.height, "x", g.width, ")");
+  if (g.kernel < 1 || g.stride < 1)
+    fail("kernel and stride must be >= 1 (got k=", g.kernel, ", s=", g.stride, ")");
+  if (g.kernel < g.stride || (g.kernel - g.stride) % 2 != 0)
+    fail("kernel ", g.kernel, " and stride ", g.stride,
+         " are incompatible: need k >= s and k - s even (padding (k-s)/2)");
+  if (g.height % g.stride != 0 || g.width % g.stride != 0)
+    fail("image size ", g.height, "x", g.width, " is not divisible by the stride ", g.stride);
+}
+
+void validate(const LcaParams& p) {
+  if (!(p.tau > 0) || !std::isfinite(p.tau)) fail("tau must be > 0 (got ", p.tau, ")");
+  if (!(p.dt > 0) || !std::isfinite(p.dt)) fail("dt must be > 0 (got ", p.dt, ")");
+  if (p.iterations < 1) fail("iterations must be >= 1 (got ", p.iterations, ")");
+  if (!(p.stop_tol >= 0) || !std::isfinite(p.stop_tol))
+    fail("stop tolerance must be >= 0 (got ", p.stop_tol, ")");
+  validate(p.transfer);
+}
+
+void validate(const LearnParams& p) {
+  if (!(p.eta >= 0) || !std::isfinite(p.eta)) fail("learning rate must be >= 0 (got ", p.eta, ")");
+  if (!(p.momentum_tau >= 0) || !std::isfinite(p.momentum_tau))
+    fail("momentum tau must be >= 0 (got ", p.momentum_tau, ")");
+  if (!(p.decay >= 0) || !std::isfinite(p.decay)) fail("decay must be >= 0 (got ", p.decay, ")");
+}
+
+} // namespace lca

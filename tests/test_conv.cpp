@@ -1,0 +1,139 @@
+// Phi a and Phi^T r against plain loops; adjointness; refused geometries.
+#include "backends.hpp"
+#include "device_io.hpp"
+#include "lca/error.hpp"
+#include "reference.hpp"
+
+namespace lca::test {
+namespace {
+
+struct Shape {
+  int c, H, W, k, s, nf, B;
+};
+// RGB and gray, the (k, s) pairs of the study and others, odd nf, batch > 1, and the dense
+// case k = H = W, s = H.
+const Shape shapes[] = {{3, 16, 16, 8, 2, 5, 2}, {1, 12, 12, 4, 2, 3, 3}, {3, 10, 10, 5, 1, 4, 2},
+                        {1, 24, 24, 12, 4, 7, 2}, {3, 16, 16, 4, 4, 3, 2}, {1, 8, 8, 8, 8, 5, 3},
+                        {3, 6, 8, 4, 2, 2, 2}};
+
+Geometry geometry(const Shape& sh) {
+  Geometry g;
+  g.channels = sh.c, g.height = sh.H, g.width = sh.W, g.kernel = sh.k, g.stride = sh.s;
+  g.nf = sh.nf;
+  return g;
+}
+
+LcaParams default_params() {
+  LcaParams p;
+  p.transfer = make_transfer("soft", 0.1);
+  return p;
+}
+
+double max_abs_diff(const std::vector<double>& a, const std::vector<double>& b) {
+  double m = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) m = std::max(m, std::abs(a[i] - b[i]));
+  return m;
+}
+
+template <class T> struct Conv : ::testing::Test {};
+TYPED_TEST_SUITE(Conv, Configs, ConfigNames);
+
+TYPED_TEST(Conv, ReconstructMatchesReference) {
+  using S = typename TypeParam::Scalar;
+  using Sp = typename TypeParam::Space;
+  unsigned seed = 1;
+  for (const auto& sh : shapes) {
+    const Geometry g = geometry(sh);
+    SCOPED_TRACE("c=" + std::to_string(sh.c) + " k=" + std::to_string(sh.k) +
+                 " s=" + std::to_string(sh.s));
+    Dictionary<S, Sp> d(g);
+    const auto w = random_vector(std::size_t(g.nf) * g.patch(), seed++);
+    load_dictionary_exact(d, w);
+    // Half the activities zero, both signs: exercises the active lists.
+    const auto a = random_vector(std::size_t(sh.B) * g.neurons(), seed++, 0.5);
+    LcaSolver<S, Sp> solver(g, default_params());
+    solver.reset(sh.B);
+    solver.set_activities(to_map<S, Sp>(g, a, sh.B));
+    typename Views<S, Sp>::Images out("out", sh.B, g.pixels());
+    solver.reconstruct(d, {}, out, S(1));
+    const auto ref = ref_reconstruct(g, w, a, sh.B);
+    EXPECT_LE(max_abs_diff(from_images(out), ref), TypeParam::tol * max_abs(ref) * 10);
+    // out = x - Phi a
+    const auto x = random_vector(std::size_t(sh.B) * g.pixels(), seed++);
+    solver.compute_residual(d, to_images<S, Sp>(x, sh.B, g.pixels()));
+    auto r = from_images(solver.residual());
+    for (std::size_t i = 0; i < r.size(); ++i) r[i] = x[i] - r[i];
+    EXPECT_LE(max_abs_diff(r, ref), TypeParam::tol * max_abs(ref) * 10);
+  }
+}
+
+TYPED_TEST(Conv, DriveMatchesReference) {
+  using S = typename TypeParam::Scalar;
+  using Sp = typename TypeParam::Space;
+  unsigned seed = 100;
+  for (const auto& sh : shapes) {
+    const Geometry g = geometry(sh);
+    SCOPED_TRACE("c=" + std::to_string(sh.c) + " k=" + std::to_string(sh.k) +
+                 " s=" + std::to_string(sh.s));
+    Dictionary<S, Sp> d(g);
+    const auto w = random_vector(std::size_t(g.nf) * g.patch(), seed++);
+    load_dictionary_exact(d, w);
+    const auto r = random_vector(std::size_t(sh.B) * g.pixels(), seed++);
+    LcaSolver<S, Sp> solver(g, default_params());
+    solver.reset(sh.B);
+    solver.im2col(to_images<S, Sp>(r, sh.B, g.pixels()));
+    solver.apply_drive(d);
+    const auto ref = ref_drive(g, w, r, sh.B);
+    EXPECT_LE(max_abs_diff(from_map(g, solver.drive()), ref), TypeParam::tol * max_abs(ref) * 10);
+  }
+}
+
+TYPED_TEST(Conv, Adjointness) {
+  using S = typename TypeParam::Scalar;
+  using Sp = typename TypeParam::Space;
+  unsigned seed = 200;
+  for (const auto& sh : shapes) {
+    const Geometry g = geometry(sh);
+    Dictionary<S, Sp> d(g);
+    d.init_random(seed++);
+    const auto a = random_vector(std::size_t(sh.B) * g.neurons(), seed++, 0.3);
+    const auto r = random_vector(std::size_t(sh.B) * g.pixels(), seed++);
+    LcaSolver<S, Sp> solver(g, default_params());
+    solver.reset(sh.B);
+    solver.set_activities(to_map<S, Sp>(g, a, sh.B));
+    typename Views<S, Sp>::Images phi_a("phi_a", sh.B, g.pixels());
+    solver.reconstruct(d, {}, phi_a, S(1));
+    solver.im2col(to_images<S, Sp>(r, sh.B, g.pixels()));
+    solver.apply_drive(d);
+    const auto pa = from_images(phi_a), ptr = from_map(g, solver.drive());
+    double lhs = 0, rhs = 0, scale = 0;
+    for (std::size_t i = 0; i < r.size(); ++i) lhs += pa[i] * r[i], scale += std::abs(pa[i] * r[i]);
+    for (std::size_t i = 0; i < a.size(); ++i) rhs += a[i] * ptr[i];
+    EXPECT_LE(std::abs(lhs - rhs), 1e-5 * scale) << "<Phi a, r> = " << lhs << ", <a, Phi^T r> = " << rhs;
+  }
+}
+
+TEST(Geometry, RefusesIncompatibleShapes) {
+  Geometry g;
+  g.channels = 3, g.height = 32, g.width = 32;
+  for (auto [k, s] : {std::pair{9, 2}, {8, 1}, {1, 2}, {0, 1}}) {
+    g.kernel = k, g.stride = s;
+    EXPECT_THROW(validate(g), InvalidArgument) << "k=" << k << " s=" << s;
+  }
+  g.kernel = 8, g.stride = 2;
+  EXPECT_NO_THROW(validate(g));
+  g.height = 31;
+  EXPECT_THROW(validate(g), InvalidArgument);
+  g.height = 32, g.nf = 0;
+  EXPECT_THROW(validate(g), InvalidArgument);
+  g.nf = 4, g.kernel = 9, g.stride = 2;
+  try {
+    Dictionary<float> d(g);
+    FAIL() << "expected InvalidArgument";
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("kernel 9 and stride 2"), std::string::npos) << e.what();
+  }
+}
+
+} // namespace
+} // namespace lca::test
