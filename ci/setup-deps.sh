@@ -22,7 +22,7 @@ SUDO=""
 PKGS=(g++ cmake make ninja-build pkg-config dpkg-dev xz-utils
   openmpi-bin libopenmpi-dev libhdf5-openmpi-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev libopenblas-dev zlib1g-dev libpng-dev
-  dataset-fashion-mnist gnuplot-nox clang-format)
+  dataset-fashion-mnist gnuplot-nox clang-format python3-h5py)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -16,13 +16,16 @@ Learner<Scalar, Space>::Learner(const Geometry& g, const LearnParams& p)
 
 template <class Scalar, class Space>
 void Learner<Scalar, Space>::update(Dictionary<Scalar, Space>& dict,
-                                    const LcaSolver<Scalar, Space>& solver,
+                                    const LcaSolver<Scalar, Space>* local,
                                     std::int64_t global_batch, MPI_Comm comm) {
   Region region("lca::Learner::update");
   if (global_batch < 1) throw InvalidArgument("learning needs a global batch >= 1");
   // G(e, m) = sum_pos P(pos, e) a(pos, m): the correlation of each active neuron with the
   // residual patch it sees.
-  KokkosBlas::gemm("T", "N", Scalar(1), solver.patches(), solver.activities(), Scalar(0), grad_);
+  if (local)
+    KokkosBlas::gemm("T", "N", Scalar(1), local->patches(), local->activities(), Scalar(0), grad_);
+  else
+    Kokkos::deep_copy(grad_, Scalar(0));
   int ranks = 1;
   MPI_Comm_size(comm, &ranks);
   if (ranks > 1) {

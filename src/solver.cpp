@@ -103,17 +103,27 @@ void LcaSolver<Scalar, Space>::reconstruct(const Dictionary<Scalar, Space>& dict
 template <class Scalar, class Space>
 void LcaSolver<Scalar, Space>::im2col(const ConstImages& r) {
   Region region("lca::LcaSolver::im2col");
-  const int H = geom_.height, W = geom_.width, k = geom_.kernel,
+  const int C = geom_.channels, H = geom_.height, W = geom_.width, k = geom_.kernel,
             s = geom_.stride, p = geom_.pad(), Hs = geom_.out_h(), Ws = geom_.out_w();
   const auto P = p_;
+  // One thread per position walks its patch: no index division in the inner loops, rows of
+  // P written contiguously on CPUs, coalesced across threads on GPUs.
   Kokkos::parallel_for(
-      "lca::LcaSolver::im2col",
-      Kokkos::MDRangePolicy<exec_space, Kokkos::Rank<2>>({0, 0}, {P.extent(0), P.extent(1)}),
-      KOKKOS_LAMBDA(std::int64_t pos, std::int64_t e) {
-        const int xx = int(pos % Ws), y = int((pos / Ws) % Hs), b = int(pos / (Ws * Hs));
-        const int kx = int(e % k), ky = int((e / k) % k), ch = int(e / (k * k));
-        const int i = s * y + ky - p, j = s * xx + kx - p;
-        P(pos, e) = (i >= 0 && i < H && j >= 0 && j < W) ? r(b, (ch * H + i) * W + j) : Scalar(0);
+      "lca::LcaSolver::im2col", Kokkos::RangePolicy<exec_space>(0, int(P.extent(0))),
+      KOKKOS_LAMBDA(int pos) {
+        const int xx = pos % Ws, y = (pos / Ws) % Hs, b = pos / (Ws * Hs);
+        const int i0 = s * y - p, j0 = s * xx - p;
+        int e = 0;
+        for (int ch = 0; ch < C; ++ch)
+          for (int ky = 0; ky < k; ++ky) {
+            const int i = i0 + ky;
+            const bool row_in = i >= 0 && i < H;
+            const int base = (ch * H + i) * W;
+            for (int kx = 0; kx < k; ++kx, ++e) {
+              const int j = j0 + kx;
+              P(pos, e) = (row_in && j >= 0 && j < W) ? r(b, base + j) : Scalar(0);
+            }
+          }
       });
 }
 
@@ -123,38 +133,56 @@ void LcaSolver<Scalar, Space>::apply_drive(const Dictionary<Scalar, Space>& dict
   KokkosBlas::gemm("N", "N", Scalar(1), p_, dict.matrix(), Scalar(0), g_);
 }
 
+namespace {
+/// Exponential update (PetaVision, selfInteract on), threshold and active list of one
+/// position, fused; the second operator also tracks max |dV| for the early stop.
+template <class Scalar, class Matrix, class IndexMatrix, class IndexVector> struct UpdateStep {
+  Matrix V, A, G, val;
+  IndexMatrix idx;
+  IndexVector cnt;
+  DeviceTransfer<Scalar> T;
+  Scalar decay, gain;
+  int nf;
+  KOKKOS_INLINE_FUNCTION Scalar run(int pos) const {
+    int n = 0;
+    Scalar dmax = 0;
+    for (int m = 0; m < nf; ++m) {
+      const Scalar v_old = V(pos, m);
+      const Scalar v = decay * v_old + gain * (G(pos, m) + A(pos, m));
+      const Scalar a = T(v);
+      V(pos, m) = v;
+      A(pos, m) = a;
+      if (a != Scalar(0)) {
+        idx(pos, n) = m;
+        val(pos, n) = a;
+        ++n;
+      }
+      const Scalar dv = v > v_old ? v - v_old : v_old - v;
+      dmax = dv > dmax ? dv : dmax;
+    }
+    cnt(pos) = n;
+    return dmax;
+  }
+  KOKKOS_INLINE_FUNCTION void operator()(int pos) const { run(pos); }
+  KOKKOS_INLINE_FUNCTION void operator()(int pos, Scalar& dmax) const {
+    const Scalar d = run(pos);
+    dmax = d > dmax ? d : dmax;
+  }
+};
+} // namespace
+
 template <class Scalar, class Space> Scalar LcaSolver<Scalar, Space>::update(bool track_dv) {
   Region region("lca::LcaSolver::update");
   const Scalar decay = Scalar(std::exp(-params_.dt / params_.tau));
-  const Scalar gain = Scalar(1) - decay;
-  const int nf = geom_.nf;
-  const auto V = v_, A = a_, G = g_, val = act_val_;
-  const auto idx = act_idx_;
-  const auto cnt = act_cnt_;
-  const auto T = transfer_;
+  using Step = UpdateStep<Scalar, Matrix, typename V::IndexMatrix, typename V::IndexVector>;
+  const Step f{v_, a_, g_, act_val_, act_idx_, act_cnt_, transfer_, decay, Scalar(1) - decay,
+               geom_.nf};
+  const Kokkos::RangePolicy<exec_space> policy(0, int(v_.extent(0)));
   Scalar dv_max = 0;
-  // Exponential update (PetaVision, selfInteract on), threshold and active list in one pass.
-  Kokkos::parallel_reduce(
-      "lca::LcaSolver::update", Kokkos::RangePolicy<exec_space>(0, V.extent(0)),
-      KOKKOS_LAMBDA(std::int64_t pos, Scalar & dmax) {
-        int n = 0;
-        for (int m = 0; m < nf; ++m) {
-          const Scalar v_old = V(pos, m);
-          const Scalar v = decay * v_old + gain * (G(pos, m) + A(pos, m));
-          const Scalar a = T(v);
-          V(pos, m) = v;
-          A(pos, m) = a;
-          if (a != Scalar(0)) {
-            idx(pos, n) = m;
-            val(pos, n) = a;
-            ++n;
-          }
-          const Scalar dv = v > v_old ? v - v_old : v_old - v;
-          if (track_dv && dv > dmax) dmax = dv;
-        }
-        cnt(pos) = n;
-      },
-      Kokkos::Max<Scalar>(dv_max));
+  if (track_dv)
+    Kokkos::parallel_reduce("lca::LcaSolver::update", policy, f, Kokkos::Max<Scalar>(dv_max));
+  else
+    Kokkos::parallel_for("lca::LcaSolver::update", policy, f);
   return dv_max;
 }
 

@@ -35,7 +35,7 @@ TYPED_TEST(Learning, GradientMatchesReference) {
   const auto r = from_images(solver.residual());
   LearnParams learn;
   Learner<S, Sp> learner(g, learn);
-  learner.update(d, solver, B, MPI_COMM_SELF);
+  learner.update(d, &solver, B, MPI_COMM_SELF);
   Dictionary<S, Sp> grad(g);
   Kokkos::deep_copy(grad.matrix(), learner.gradient());
   const auto got = grad.to_host();
@@ -140,7 +140,7 @@ TYPED_TEST(Learning, RecoversPlantedDictionary) {
       }
     solver.reset(B);
     solver.solve(d, to_images<S, Sp>(x, B, n));
-    learner.update(d, solver, B, MPI_COMM_SELF);
+    learner.update(d, &solver, B, MPI_COMM_SELF);
   }
   const auto w = d.to_host();
   for (int t = 0; t < truth.nf; ++t) {
@@ -179,7 +179,7 @@ TEST(LearningMpi, ResultIndependentOfRankCount) {
     for (int step = 0; step < 3; ++step) {
       solver.reset(count);
       solver.solve(d, to_images<float, Kokkos::DefaultExecutionSpace>(mine, count, g.pixels()));
-      learner.update(d, solver, B, comm);
+      learner.update(d, &solver, B, comm);
     }
     return d.to_host();
   };

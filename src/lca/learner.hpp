@@ -20,7 +20,8 @@ public:
 
   /// One SGD step from the solver's final state. global_batch = images over all ranks.
   /// Every rank must call it (collective over comm); all ranks end with the same dictionary.
-  void update(Dictionary<Scalar, Space>& dict, const LcaSolver<Scalar, Space>& solver,
+  /// A rank with no images in this batch passes local = nullptr.
+  void update(Dictionary<Scalar, Space>& dict, const LcaSolver<Scalar, Space>* local,
               std::int64_t global_batch, MPI_Comm comm);
 
   /// Gradient of the last update (before scaling), (c*k*k, nf).

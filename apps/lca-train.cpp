@@ -1,0 +1,70 @@
+// lca-train: learn a convolutional dictionary with LCA (algorithm.md §2-§4).
+#include "app_main.hpp"
+#include "lca/checkpoint.hpp"
+#include "lca/core.hpp"
+#include "options.hpp"
+
+#include <filesystem>
+#include <iostream>
+
+int main(int argc, char** argv) {
+  return lca::app::run("lca-train", argc, argv, [](int argc, char** argv) {
+    CLI::App app{"Train a convolutional sparse-coding dictionary with the Locally Competitive "
+                 "Algorithm (kokkos-lca)."};
+    app.set_config("--config", "", "read flags from a TOML file (see inputs/)");
+    lca::DatasetSpec data_spec;
+    lca::app::ModelOptions model;
+    std::string output = "results/train/checkpoint.h5", resume;
+    lca::app::add_dataset_options(app, data_spec);
+    model.add(app, true);
+    app.add_option("--output,-o", output, "checkpoint file to write (HDF5)")->capture_default_str();
+    app.add_option("--resume", resume, "continue from this checkpoint");
+    if (int rc = lca::app::parse(app, "lca-train", argc, argv); rc >= 0) return rc;
+
+    const int rank = lca::app::rank();
+    lca::ImageSet data = lca::load_dataset(data_spec);
+    const auto constant = lca::normalize_images(data);
+    model.finish(data);
+    auto& cfg = model.cfg;
+    std::optional<lca::Checkpoint> ck;
+    if (!resume.empty()) {
+      ck = lca::read_checkpoint(resume);
+      lca::check_resume_compatible(*ck, cfg.geometry, cfg.lca, cfg.learn, data.identity);
+      if (ck->batch_size != cfg.batch_size || ck->shuffle != cfg.shuffle ||
+          ck->shuffle_seed != cfg.shuffle_seed)
+        throw lca::InvalidArgument("checkpoint " + resume +
+                                   " is incompatible: batch size or shuffle settings differ");
+      if (app.count("--output") == 0) output = resume;
+    }
+    cfg.checkpoint = output;
+    int ranks = 1;
+    MPI_Comm_size(MPI_COMM_WORLD, &ranks);
+    if (rank == 0) {
+      const auto dir = std::filesystem::path(output).parent_path();
+      if (!dir.empty()) std::filesystem::create_directories(dir);
+      const auto& g = cfg.geometry;
+      std::cout << "lca-train: " << data.n << " images " << g.channels << "x" << g.height << "x"
+                << g.width << " (" << constant << " constant), nf " << g.nf << ", " << g.kernel
+                << "x" << g.kernel << " stride " << g.stride << ", " << g.neurons()
+                << " neurons, " << cfg.preset << " lambda " << cfg.lca.transfer.lambda
+                << ", backend " << lca::backend_name() << ", " << ranks << " rank(s)"
+                << (ck ? ", resuming at image " + std::to_string(ck->images_seen) : "")
+                << std::endl;
+    }
+    lca::install_stop_handlers();
+    const auto s = lca::train(cfg, data, ck, MPI_COMM_WORLD, &std::cout);
+    if (rank == 0) {
+      std::cout << "lca-train: " << (s.interrupted ? "interrupted (checkpoint saved); " : "done; ")
+                << s.images << " images in " << s.batches << " batches, "
+                << lca::format_duration(s.seconds) << " (" << s.images_per_second
+                << " img/s, " << s.images_per_second * cfg.lca.iterations
+                << " image-iterations/s)\n"
+                << "  final: energy " << s.mean_energy << ", error " << s.mean_percent_error
+                << "%, active " << s.mean_percent_active << "%\n"
+                << "  checkpoint: " << output << "\n";
+      if (!s.interrupted)
+        std::cout << "  features:   " << lca::features_png_path(output) << std::endl;
+    }
+    return 0;
+  });
+}

@@ -1,0 +1,108 @@
+#pragma once
+// CLI11 flags shared by the apps: one place for each parameter of algorithm.md §2-§4.
+#include "lca/dataset.hpp"
+#include "lca/params.hpp"
+#include "lca/train.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include <cmath>
+#include <limits>
+#include <string>
+
+namespace lca::app {
+
+inline void add_dataset_options(CLI::App& app, DatasetSpec& d, const std::string& prefix = "") {
+  app.add_option("--" + prefix + "data", d.format, "dataset format")
+      ->check(CLI::IsMember({"fashion-mnist", "mnist-idx", "idx", "cifar10", "png-list"}))
+      ->capture_default_str();
+  app.add_option("--" + prefix + "data-path", d.path,
+                 "dataset directory or file (fashion-mnist: /usr/share/datasets/fashion-mnist)");
+  app.add_option("--" + prefix + "split", d.split, "train or test")
+      ->check(CLI::IsMember({"train", "test"}))
+      ->capture_default_str();
+  app.add_option("--" + prefix + "subset", d.subset, "use only this many images (0: all)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  app.add_option("--" + prefix + "subset-mode", d.subset_mode, "first or random")
+      ->check(CLI::IsMember({"first", "random"}))
+      ->capture_default_str();
+  app.add_option("--" + prefix + "data-seed", d.seed, "seed of a random subset")->capture_default_str();
+  app.add_option("--png-channels", d.channels, "png-list: channels (1 or 3)")->capture_default_str();
+  app.add_option("--png-height", d.height, "png-list: image height")->capture_default_str();
+  app.add_option("--png-width", d.width, "png-list: image width")->capture_default_str();
+}
+
+/// The model and training flags, with the transfer function given either as a preset or
+/// as PetaVision's five vertices.
+struct ModelOptions {
+  TrainConfig cfg;
+  double lambda = 0.5;
+  std::string threshold = "soft-nonneg";
+  double vthresh = NAN, amin = NAN, amax = NAN, ashift = NAN, vwidth = NAN;
+
+  void add(CLI::App& app, bool training) {
+    auto& g = cfg.geometry;
+    auto& l = cfg.lca;
+    app.add_option("--nf", g.nf, "number of features")->capture_default_str();
+    app.add_option("--kernel,-k", g.kernel, "kernel size k")->capture_default_str();
+    app.add_option("--stride,-s", g.stride, "stride s (padding (k-s)/2)")->capture_default_str();
+    app.add_option("--lambda", lambda, "sparsity lambda (threshold of the presets)")->capture_default_str();
+    app.add_option("--threshold", threshold, "transfer preset")
+        ->check(CLI::IsMember({"soft-nonneg", "hard-nonneg", "soft", "hard"}))
+        ->capture_default_str();
+    auto* grp = app.add_option_group("PetaVision vertices", "custom transfer function (overrides --threshold)");
+    grp->add_option("--vthresh", vthresh, "VThresh");
+    grp->add_option("--amin", amin, "AMin (default 0)");
+    grp->add_option("--amax", amax, "AMax (default +inf)");
+    grp->add_option("--ashift", ashift, "AShift (default 0)");
+    grp->add_option("--vwidth", vwidth, "VWidth (default 0)");
+    app.add_option("--tau", l.tau, "LCA time constant tau")->capture_default_str();
+    app.add_option("--dt", l.dt, "LCA time step")->capture_default_str();
+    app.add_option("--iterations", l.iterations, "LCA iterations per batch")->capture_default_str();
+    app.add_option("--stop-tol", l.stop_tol, "stop early when max|dV| < tol (0: never)")->capture_default_str();
+    app.add_option("--batch", cfg.batch_size, "global batch size (split across MPI ranks)")->capture_default_str();
+    if (!training) return;
+    auto& n = cfg.learn;
+    app.add_option("--epochs", cfg.epochs, "passes over the training set")->capture_default_str();
+    app.add_option("--images", cfg.max_images, "stop after this many images (0: epochs * n)")->capture_default_str();
+    app.add_option("--eta", n.eta, "learning rate per batch")->capture_default_str();
+    app.add_option("--momentum-tau", n.momentum_tau, "momentum time constant in batches (0: none)")->capture_default_str();
+    app.add_option("--decay", n.decay, "weight decay")->capture_default_str();
+    app.add_option("--seed", n.seed, "dictionary initialisation seed")->capture_default_str();
+    app.add_option("--shuffle", cfg.shuffle, "shuffle the images every epoch")->capture_default_str();
+    app.add_option("--shuffle-seed", cfg.shuffle_seed, "seed of the epoch order")->capture_default_str();
+    app.add_option("--checkpoint-every", cfg.checkpoint_every, "batches between checkpoints (0: at the end only)")
+        ->capture_default_str();
+    app.add_option("--progress", cfg.progress_seconds, "seconds between progress lines (0: none)")->capture_default_str();
+  }
+
+  /// Resolves the transfer function and validates everything (throws InvalidArgument).
+  void finish(const ImageSet& data) {
+    auto& g = cfg.geometry;
+    g.channels = data.channels, g.height = data.height, g.width = data.width;
+    const bool custom = !std::isnan(vthresh) || !std::isnan(amin) || !std::isnan(amax) ||
+                        !std::isnan(ashift) || !std::isnan(vwidth);
+    if (custom) {
+      Transfer t;
+      t.vthresh = std::isnan(vthresh) ? lambda : vthresh;
+      t.amin = std::isnan(amin) ? 0.0 : amin;
+      t.amax = std::isnan(amax) ? std::numeric_limits<double>::infinity() : amax;
+      t.ashift = std::isnan(ashift) ? 0.0 : ashift;
+      t.vwidth = std::isnan(vwidth) ? 0.0 : vwidth;
+      t.lambda = t.vthresh;
+      t.l0_penalty = t.ashift == 0; // hard-like thresholds are scored with the L0 energy
+      cfg.lca.transfer = t;
+      cfg.preset = "custom";
+    } else {
+      cfg.lca.transfer = make_transfer(threshold, lambda);
+      cfg.preset = threshold;
+    }
+    validate(g);
+    validate(cfg.lca);
+    validate(cfg.learn);
+    if (cfg.batch_size < 1) throw InvalidArgument("batch size must be >= 1 (got " + std::to_string(cfg.batch_size) + ")");
+  }
+};
+
+} // namespace lca::app

@@ -1,0 +1,419 @@
+#include "lca/dataset.hpp"
+
+#include "lca/error.hpp"
+#include "lca/image_png.hpp"
+#include "lca/random.hpp"
+
+#include <zlib.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <numeric>
+#include <system_error>
+#include <utility>
+
+namespace lca {
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kFashionMnistDir = "/usr/share/datasets/fashion-mnist";
+
+// Purpose tags for hash_combine, so the subset and epoch streams of one seed are independent.
+constexpr std::uint64_t kSubsetStream = 0x5355425345540000ULL; // "SUBSET"
+constexpr std::uint64_t kEpochStream = 0x45504f4348000000ULL;  // "EPOCH"
+
+float unit(std::uint8_t v) {
+  return float(v) / 255.0f;
+}
+
+std::string shape_of(const ImageSet& s) {
+  return "n=" + std::to_string(s.n) + " " + std::to_string(s.channels) + "x" +
+         std::to_string(s.height) + "x" + std::to_string(s.width);
+}
+
+/// Fisher-Yates (Durstenfeld) on the first `count` positions of v: afterwards v[0..count) is a
+/// uniform random sample of v in random order (the whole of v is a permutation when count
+/// == v.size()).
+void shuffle_prefix(std::vector<std::int64_t>& v, std::int64_t count, SplitMix64& rng) {
+  const auto n = std::int64_t(v.size());
+  for (std::int64_t i = 0; i < count && i + 1 < n; ++i)
+    std::swap(v[i], v[i + std::int64_t(rng.bounded(std::uint64_t(n - i)))]);
+}
+
+// ---- CIFAR-10 -----------------------------------------------------------------------------
+
+constexpr std::int64_t kCifarPixels = 3 * 32 * 32;
+constexpr std::int64_t kCifarRecord = 1 + kCifarPixels;
+
+// ---- IDX ----------------------------------------------------------------------------------
+
+constexpr std::uint32_t kIdxImagesMagic = 0x00000803;  // unsigned byte, rank 3
+constexpr std::uint32_t kIdxLabelsMagic = 0x00000801;  // unsigned byte, rank 1
+constexpr std::uint64_t kIdxMaxImagePixels = 1u << 24; // h*w beyond this is a corrupt header
+
+/// A file read through zlib: gzread decompresses gzip (magic 1f 8b) and passes any other
+/// file through unchanged, so one path serves MNIST's .gz and plain distributions.
+class GzInput {
+public:
+  explicit GzInput(const std::string& path) : path_(path), f_(gzopen(path.c_str(), "rb")) {
+    if (!f_)
+      throw IoError(path + ": cannot open (" + std::strerror(errno) + ")");
+  }
+  GzInput(const GzInput&) = delete;
+  GzInput& operator=(const GzInput&) = delete;
+  ~GzInput() { gzclose(f_); }
+
+  /// Reads up to `size` bytes; fewer only at end of file.
+  std::size_t read(void* buf, std::size_t size) {
+    std::size_t got = 0;
+    while (got < size) {
+      const unsigned chunk = unsigned(std::min<std::size_t>(size - got, 1u << 30));
+      const int r = gzread(f_, static_cast<char*>(buf) + got, chunk);
+      if (r < 0) {
+        int code = 0;
+        throw IoError(path_ + ": read error (" + gzerror(f_, &code) + ")");
+      }
+      if (r == 0)
+        break;
+      got += std::size_t(r);
+    }
+    return got;
+  }
+
+  /// IDX header words are big-endian.
+  std::uint32_t read_be32() {
+    unsigned char b[4];
+    if (read(b, 4) != 4)
+      throw IoError(path_ + ": truncated IDX header");
+    return std::uint32_t(b[0]) << 24 | std::uint32_t(b[1]) << 16 | std::uint32_t(b[2]) << 8 | b[3];
+  }
+
+  void expect_magic(std::uint32_t magic, const char* what) {
+    const std::uint32_t got = read_be32();
+    if (got != magic) {
+      char msg[96];
+      std::snprintf(msg, sizeof msg, ": not an IDX %s file (magic 0x%08x, expected 0x%08x)", what,
+                    unsigned(got), unsigned(magic));
+      throw IoError(path_ + msg);
+    }
+  }
+
+  /// Reads exactly `count` payload bytes and checks nothing follows. The buffer grows with the
+  /// data actually read, so a header claiming more than the file holds is reported as
+  /// truncated instead of being allocated.
+  std::vector<std::uint8_t> read_payload(std::uint64_t count) {
+    constexpr std::uint64_t kChunk = 1u << 24;
+    std::vector<std::uint8_t> data;
+    while (data.size() < count) {
+      const std::size_t have = data.size();
+      data.resize(have + std::size_t(std::min(kChunk, count - have)));
+      const std::size_t got = read(data.data() + have, data.size() - have);
+      if (have + got < data.size())
+        throw IoError(path_ + ": truncated: the IDX header promises " + std::to_string(count) +
+                      " data bytes but the file ends after " + std::to_string(have + got));
+    }
+    unsigned char extra;
+    if (read(&extra, 1) != 0)
+      throw IoError(path_ + ": more data than the IDX header describes (" + std::to_string(count) +
+                    " bytes); not an IDX file?");
+    return data;
+  }
+
+private:
+  std::string path_;
+  gzFile f_;
+};
+
+/// The labels file beside an images file by MNIST naming (train-images-idx3-ubyte[.gz] ->
+/// train-labels-idx1-ubyte[.gz]; some mirrors use train-images.idx3-ubyte); "" if the name
+/// follows neither pattern.
+std::string idx_label_sibling(const std::string& images_path) {
+  const fs::path p(images_path);
+  std::string name = p.filename().string();
+  const std::pair<std::string, std::string> patterns[] = {
+      {"images-idx3-ubyte", "labels-idx1-ubyte"}, {"images.idx3-ubyte", "labels.idx1-ubyte"}};
+  for (const auto& [from, to] : patterns) {
+    const auto pos = name.rfind(from);
+    if (pos != std::string::npos)
+      return (p.parent_path() / name.replace(pos, from.size(), to)).string();
+  }
+  return "";
+}
+
+/// The images file of `split` in an MNIST-style directory.
+std::string idx_images_in(const std::string& dir, const std::string& split) {
+  const std::string prefix = split == "train" ? "train" : "t10k";
+  for (const char* suffix : {"-images-idx3-ubyte.gz", "-images-idx3-ubyte", "-images.idx3-ubyte"}) {
+    const fs::path candidate = fs::path(dir) / (prefix + suffix);
+    if (fs::exists(candidate))
+      return candidate.string();
+  }
+  throw IoError(dir + ": no " + prefix + "-images-idx3-ubyte[.gz] (not an MNIST-style directory?)");
+}
+
+/// The CIFAR-10 batches of `split` when `path` is a directory, else the single file `path`.
+std::vector<std::string> cifar_files(const std::string& path, const std::string& split) {
+  if (!fs::is_directory(path))
+    return {path};
+  if (split == "test")
+    return {(fs::path(path) / "test_batch.bin").string()};
+  std::vector<std::string> files;
+  for (int b = 1; b <= 5; ++b)
+    files.push_back((fs::path(path) / ("data_batch_" + std::to_string(b) + ".bin")).string());
+  return files;
+}
+
+/// Keeps images `keep` (in that order) of `set`.
+void gather(ImageSet& set, const std::vector<std::int64_t>& keep) {
+  const std::int64_t size = set.image_size();
+  std::vector<float> pixels(keep.size() * size);
+  std::vector<int> labels(keep.size());
+  for (std::size_t i = 0; i < keep.size(); ++i) {
+    std::copy_n(set.image(keep[i]), size, pixels.data() + i * size);
+    labels[i] = set.labels[keep[i]];
+  }
+  set.pixels = std::move(pixels);
+  set.labels = std::move(labels);
+  set.n = std::int64_t(keep.size());
+}
+
+} // namespace
+
+ImageSet read_cifar10(const std::vector<std::string>& files) {
+  if (files.empty())
+    throw InvalidArgument("read_cifar10: no files given");
+  // Sizes first, so the whole set is allocated once and a bad file fails before any reading.
+  std::vector<std::int64_t> records;
+  for (const auto& f : files) {
+    std::error_code ec;
+    const auto size = fs::file_size(f, ec);
+    if (ec)
+      throw IoError(f + ": cannot read CIFAR-10 file (" + ec.message() + ")");
+    if (size == 0 || size % kCifarRecord != 0)
+      throw IoError(f + ": truncated or not a CIFAR-10 binary file (size " + std::to_string(size) +
+                    " is not a positive multiple of 3073)");
+    records.push_back(std::int64_t(size / kCifarRecord));
+  }
+
+  ImageSet set;
+  set.channels = 3;
+  set.height = set.width = 32;
+  set.n = std::accumulate(records.begin(), records.end(), std::int64_t(0));
+  set.pixels.resize(set.n * kCifarPixels);
+  set.labels.resize(set.n);
+  std::vector<std::uint8_t> record(kCifarRecord);
+  std::int64_t i = 0;
+  for (std::size_t fi = 0; fi < files.size(); ++fi) {
+    std::ifstream in(files[fi], std::ios::binary);
+    if (!in)
+      throw IoError(files[fi] + ": cannot open (" + std::strerror(errno) + ")");
+    for (std::int64_t r = 0; r < records[fi]; ++r, ++i) {
+      if (!in.read(reinterpret_cast<char*>(record.data()), kCifarRecord))
+        throw IoError(files[fi] + ": read failed at record " + std::to_string(r));
+      if (record[0] > 9)
+        throw IoError(files[fi] + ": record " + std::to_string(r) + " has label " +
+                      std::to_string(record[0]) + ", not 0..9; not a CIFAR-10 file?");
+      set.labels[i] = record[0];
+      std::transform(record.begin() + 1, record.end(), set.image(i), unit);
+    }
+  }
+  set.identity = "cifar10:";
+  for (std::size_t fi = 0; fi < files.size(); ++fi)
+    set.identity += (fi ? "," : "") + files[fi];
+  set.identity += " " + shape_of(set);
+  return set;
+}
+
+ImageSet read_idx(const std::string& images_path) {
+  GzInput in(images_path);
+  in.expect_magic(kIdxImagesMagic, "unsigned-byte image");
+  const std::uint32_t n = in.read_be32(), h = in.read_be32(), w = in.read_be32();
+  if (n == 0 || h == 0 || w == 0)
+    throw IoError(images_path + ": IDX header has a zero dimension (" + std::to_string(n) + "x" +
+                  std::to_string(h) + "x" + std::to_string(w) + ")");
+  if (std::uint64_t(h) * w > kIdxMaxImagePixels)
+    throw IoError(images_path + ": IDX header claims " + std::to_string(h) + "x" +
+                  std::to_string(w) + " images, implausibly large; corrupt header?");
+  const std::vector<std::uint8_t> raw = in.read_payload(std::uint64_t(n) * h * w);
+
+  ImageSet set;
+  set.n = n;
+  set.channels = 1;
+  set.height = int(h);
+  set.width = int(w);
+  set.pixels.resize(raw.size());
+  std::transform(raw.begin(), raw.end(), set.pixels.begin(), unit);
+  set.labels.assign(n, -1);
+
+  const std::string labels_path = idx_label_sibling(images_path);
+  if (!labels_path.empty() && fs::exists(labels_path)) {
+    GzInput lin(labels_path);
+    lin.expect_magic(kIdxLabelsMagic, "unsigned-byte label");
+    const std::uint32_t count = lin.read_be32();
+    if (count != n)
+      throw IoError(labels_path + ": has " + std::to_string(count) + " labels but " + images_path +
+                    " has " + std::to_string(n) + " images");
+    const std::vector<std::uint8_t> labels = lin.read_payload(n);
+    std::copy(labels.begin(), labels.end(), set.labels.begin());
+  }
+  set.identity = "idx:" + images_path + " " + shape_of(set);
+  return set;
+}
+
+ImageSet read_png_list(const std::string& list_path, int channels, int height, int width) {
+  if (channels != 1 && channels != 3)
+    throw InvalidArgument(list_path + ": PNG list images need 1 or 3 channels, got " +
+                          std::to_string(channels));
+  if (height <= 0 || width <= 0)
+    throw InvalidArgument(list_path + ": PNG list image size must be positive, got " +
+                          std::to_string(height) + "x" + std::to_string(width));
+  std::ifstream list(list_path);
+  if (!list)
+    throw IoError(list_path + ": cannot open PNG list (" + std::strerror(errno) + ")");
+  const fs::path dir = fs::path(list_path).parent_path();
+  std::vector<std::string> files;
+  for (std::string line; std::getline(list, line);) {
+    const auto first = line.find_first_not_of(" \t\r");
+    if (first == std::string::npos || line[first] == '#')
+      continue;
+    const fs::path p = line.substr(first, line.find_last_not_of(" \t\r") + 1 - first);
+    files.push_back((p.is_relative() ? dir / p : p).string());
+  }
+  if (list.bad())
+    throw IoError(list_path + ": read error in PNG list");
+  if (files.empty())
+    throw IoError(list_path + ": the PNG list names no files");
+
+  ImageSet set;
+  set.n = std::int64_t(files.size());
+  set.channels = channels;
+  set.height = height;
+  set.width = width;
+  set.pixels.resize(set.n * set.image_size());
+  set.labels.assign(set.n, -1);
+  const std::int64_t plane = std::int64_t(height) * width;
+  for (std::int64_t i = 0; i < set.n; ++i) {
+    const PngImage png = read_png(files[i], height, width);
+    float* out = set.image(i);
+    for (std::int64_t p = 0; p < plane; ++p) {
+      const std::uint8_t* s = png.pixels.data() + p * png.channels;
+      if (png.channels == channels)
+        for (int ch = 0; ch < channels; ++ch)
+          out[ch * plane + p] = unit(s[ch]);
+      else if (channels == 3) // gray -> RGB
+        for (int ch = 0; ch < 3; ++ch)
+          out[ch * plane + p] = unit(s[0]);
+      else // RGB -> gray, ITU-R BT.601 luma
+        out[p] = float((0.299 * s[0] + 0.587 * s[1] + 0.114 * s[2]) / 255.0);
+    }
+  }
+  set.identity = "png-list:" + list_path + " " + shape_of(set);
+  return set;
+}
+
+ImageSet load_dataset(const DatasetSpec& spec) {
+  if (spec.split != "train" && spec.split != "test")
+    throw InvalidArgument("dataset split must be train or test, got '" + spec.split + "'");
+  if (spec.subset_mode != "first" && spec.subset_mode != "random")
+    throw InvalidArgument("dataset subset mode must be first or random, got '" + spec.subset_mode +
+                          "'");
+  if (spec.subset < 0)
+    throw InvalidArgument("dataset subset must be >= 0 (0 = all), got " +
+                          std::to_string(spec.subset));
+  const auto path = [&] {
+    if (!spec.path.empty())
+      return spec.path;
+    if (spec.format == "fashion-mnist")
+      return std::string(kFashionMnistDir);
+    throw InvalidArgument("dataset format '" + spec.format + "' needs a path");
+  };
+
+  ImageSet set;
+  if (spec.format == "fashion-mnist" || spec.format == "mnist-idx")
+    set = read_idx(idx_images_in(path(), spec.split));
+  else if (spec.format == "idx")
+    set = read_idx(path());
+  else if (spec.format == "cifar10")
+    set = read_cifar10(cifar_files(path(), spec.split));
+  else if (spec.format == "png-list")
+    set = read_png_list(path(), spec.channels, spec.height, spec.width);
+  else
+    throw InvalidArgument("unknown dataset format '" + spec.format +
+                          "' (expected fashion-mnist, mnist-idx, idx, cifar10 or png-list)");
+
+  // The identity describes the data itself: the seed only matters for a random subset.
+  std::string selection = "all";
+  if (spec.subset > 0) {
+    if (spec.subset > set.n)
+      throw InvalidArgument("dataset subset " + std::to_string(spec.subset) + " exceeds the " +
+                            std::to_string(set.n) + " images of " + set.identity);
+    std::vector<std::int64_t> keep(set.n);
+    std::iota(keep.begin(), keep.end(), std::int64_t(0));
+    selection = std::to_string(spec.subset) + " " + spec.subset_mode;
+    if (spec.subset_mode == "random") {
+      SplitMix64 rng(hash_combine(spec.seed, kSubsetStream));
+      shuffle_prefix(keep, spec.subset, rng);
+      std::sort(keep.begin(), keep.begin() + spec.subset); // a subset, in file order
+      selection += " seed=" + std::to_string(spec.seed);
+    }
+    keep.resize(spec.subset);
+    gather(set, keep);
+  }
+  set.identity = "format=" + spec.format +
+                 " path=" + fs::absolute(path()).lexically_normal().string() +
+                 " split=" + spec.split + " subset=" + selection + " " + shape_of(set);
+  return set;
+}
+
+std::int64_t normalize_images(ImageSet& set) {
+  // Below ~1e-6 of the mean the spread is float rounding, not content: dividing by it would
+  // blow rounding noise up to a unit-variance image.
+  constexpr double kConstantRelStd = 1e-6;
+  const std::int64_t m = set.image_size();
+  std::int64_t constant = 0;
+  for (std::int64_t i = 0; i < set.n; ++i) {
+    float* x = set.image(i);
+    double sum = 0.0;
+    for (std::int64_t j = 0; j < m; ++j) {
+      if (!std::isfinite(x[j]))
+        throw NumericalError("normalize_images: image " + std::to_string(i) +
+                             (set.identity.empty() ? "" : " of " + set.identity) +
+                             " has a non-finite pixel (" + std::to_string(x[j]) + ")");
+      sum += x[j];
+    }
+    const double mean = sum / double(m);
+    double squares = 0.0; // two-pass: no cancellation for bright, low-contrast images
+    for (std::int64_t j = 0; j < m; ++j)
+      squares += (x[j] - mean) * (x[j] - mean);
+    const double sd = std::sqrt(squares / double(m));
+    if (sd <= kConstantRelStd * std::fabs(mean)) {
+      std::fill(x, x + m, 0.0f);
+      ++constant;
+      continue;
+    }
+    for (std::int64_t j = 0; j < m; ++j)
+      x[j] = float((x[j] - mean) / sd);
+  }
+  return constant;
+}
+
+std::vector<std::int64_t> epoch_order(std::int64_t n, std::uint64_t seed, std::int64_t epoch,
+                                      bool shuffle) {
+  if (n < 0)
+    throw InvalidArgument("epoch_order: n must be >= 0, got " + std::to_string(n));
+  std::vector<std::int64_t> order(n);
+  std::iota(order.begin(), order.end(), std::int64_t(0));
+  if (shuffle) {
+    SplitMix64 rng(hash_combine(hash_combine(seed, kEpochStream), std::uint64_t(epoch)));
+    shuffle_prefix(order, n, rng);
+  }
+  return order;
+}
+
+} // namespace lca

@@ -1,0 +1,187 @@
+#include "lca/denoise.hpp"
+
+#include "lca/core.hpp"
+#include "lca/error.hpp"
+#include "lca/random.hpp"
+#include "lca/solver.hpp"
+#include "lca/train.hpp"
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <ostream>
+
+namespace lca {
+namespace {
+
+using Scalar = float;
+using Clock = std::chrono::steady_clock;
+
+/// Standard normal from a counter (Box-Muller on two uniforms of one SplitMix64 stream).
+double counter_normal(std::uint64_t seed, std::int64_t image, std::int64_t pixel) {
+  SplitMix64 r(hash_combine(hash_combine(seed, std::uint64_t(image)), std::uint64_t(pixel)));
+  const double u1 = 1.0 - r.uniform(), u2 = r.uniform(); // u1 in (0, 1]
+  return std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
+}
+
+/// Concatenate every rank's values in rank order, on all ranks.
+template <class T> std::vector<T> all_gather(const std::vector<T>& mine, MPI_Datatype type, MPI_Comm comm) {
+  int ranks = 1;
+  MPI_Comm_size(comm, &ranks);
+  const int n = int(mine.size());
+  std::vector<int> counts(ranks), displs(ranks, 0);
+  MPI_Allgather(&n, 1, MPI_INT, counts.data(), 1, MPI_INT, comm);
+  for (int r = 1; r < ranks; ++r) displs[r] = displs[r - 1] + counts[r - 1];
+  std::vector<T> all(std::size_t(displs.back() + counts.back()));
+  MPI_Allgatherv(mine.data(), n, type, all.data(), counts.data(), displs.data(), type, comm);
+  return all;
+}
+
+} // namespace
+
+MeanSe mean_se(const std::vector<double>& v) {
+  MeanSe r;
+  if (v.empty()) return r;
+  for (double x : v) r.mean += x;
+  r.mean /= double(v.size());
+  if (v.size() > 1) {
+    double ss = 0;
+    for (double x : v) ss += (x - r.mean) * (x - r.mean);
+    r.se = std::sqrt(ss / double(v.size() - 1) / double(v.size()));
+  }
+  return r;
+}
+
+void add_noise(float* image, std::int64_t n_pixels, std::int64_t image_index, double sigma,
+               std::uint64_t seed) {
+  if (sigma == 0) return;
+  for (std::int64_t t = 0; t < n_pixels; ++t)
+    image[t] += float(sigma * counter_normal(seed, image_index, t));
+}
+
+DenoiseResult denoise(const Geometry& g, const LcaParams& p, const std::vector<float>& dictionary,
+                      const ImageSet& data, const DenoiseConfig& cfg, MPI_Comm comm,
+                      std::ostream* progress) {
+  Region region("lca::denoise");
+  if (data.channels != g.channels || data.height != g.height || data.width != g.width)
+    throw InvalidArgument("test images are " + std::to_string(data.channels) + "x" +
+                          std::to_string(data.height) + "x" + std::to_string(data.width) +
+                          ", the dictionary was trained on " + std::to_string(g.channels) + "x" +
+                          std::to_string(g.height) + "x" + std::to_string(g.width));
+  if (!(cfg.sigma >= 0) || !std::isfinite(cfg.sigma))
+    throw InvalidArgument("noise sigma must be >= 0 (got " + std::to_string(cfg.sigma) + ")");
+  if (cfg.batch < 1) throw InvalidArgument("batch size must be >= 1");
+  if (!(cfg.response_epsilon >= 0)) throw InvalidArgument("response epsilon must be >= 0");
+  int rank = 0, ranks = 1;
+  MPI_Comm_rank(comm, &rank);
+  MPI_Comm_size(comm, &ranks);
+  const auto start = Clock::now();
+  auto last_print = start;
+
+  Dictionary<Scalar> dict(g);
+  dict.from_host(dictionary);
+  LcaSolver<Scalar> solver(g, p);
+  const int npix = g.pixels(), P = g.positions();
+  const std::int64_t first = data.n * rank / ranks, last = data.n * (rank + 1) / ranks;
+  typename Views<Scalar>::Images clean_dev("lca::denoise::clean", cfg.batch, npix),
+      noisy_dev("lca::denoise::noisy", cfg.batch, npix);
+  auto clean_h = Kokkos::create_mirror_view(clean_dev);
+  auto noisy_h = Kokkos::create_mirror_view(noisy_dev);
+  // A fixed unit-norm perturbation pattern for the response function.
+  std::vector<float> eta(npix);
+  if (cfg.response_epsilon > 0) {
+    double nrm = 0;
+    for (int t = 0; t < npix; ++t) nrm += std::pow(eta[t] = float(counter_normal(cfg.response_seed, -1, t)), 2);
+    for (auto& v : eta) v = float(v / std::sqrt(nrm));
+  }
+
+  DenoiseResult res;
+  std::vector<double> err, base, act, en, chi;
+  for (std::int64_t i0 = first; i0 < last; i0 += cfg.batch) {
+    const int count = int(std::min<std::int64_t>(cfg.batch, last - i0));
+    std::vector<double> base_err(count);
+    for (int b = 0; b < count; ++b) {
+      const float* x = data.image(i0 + b);
+      std::vector<float> noisy(x, x + npix);
+      add_noise(noisy.data(), npix, i0 + b, cfg.sigma, cfg.noise_seed);
+      double dn = 0, xn = 0;
+      for (int t = 0; t < npix; ++t) {
+        clean_h(b, t) = x[t], noisy_h(b, t) = noisy[t];
+        dn += double(noisy[t] - x[t]) * (noisy[t] - x[t]), xn += double(x[t]) * x[t];
+      }
+      base_err[b] = xn > 0 ? 100.0 * std::sqrt(dn / xn) : 0.0;
+    }
+    Kokkos::deep_copy(clean_dev, clean_h);
+    Kokkos::deep_copy(noisy_dev, noisy_h);
+    const auto rows = std::make_pair(0, count);
+    const typename Views<Scalar>::ConstImages clean = Kokkos::subview(clean_dev, rows, Kokkos::ALL);
+    const typename Views<Scalar>::ConstImages noisy = Kokkos::subview(noisy_dev, rows, Kokkos::ALL);
+    solver.reset(count);
+    res.iterations = solver.solve(dict, noisy);
+    const BatchStats at_input = solver.stats(noisy);
+    solver.compute_residual(dict, clean); // score the reconstruction against the clean image
+    const BatchStats at_clean = solver.stats(clean);
+    for (int b = 0; b < count; ++b) {
+      err.push_back(at_clean.percent_error(b));
+      base.push_back(base_err[b]);
+      act.push_back(100.0 * at_input.nnz[b] / double(g.neurons()));
+      en.push_back(at_input.energy(b, p.transfer));
+      if (!std::isfinite(err.back()) || !std::isfinite(en.back()))
+        throw NumericalError("non-finite result for test image " + std::to_string(i0 + b));
+    }
+    if (cfg.keep_codes || cfg.response_epsilon > 0) {
+      auto a = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), solver.activities());
+      if (cfg.keep_codes)
+        for (int b = 0; b < count; ++b)
+          for (int m = 0; m < g.nf; ++m)
+            for (int q = 0; q < P; ++q)
+              if (const float v = a(std::size_t(b) * P + q, m); v != 0) {
+                res.codes.image.push_back(i0 + b);
+                res.codes.neuron.push_back(std::int64_t(m) * P + q);
+                res.codes.value.push_back(v);
+              }
+      if (cfg.response_epsilon > 0) {
+        for (int b = 0; b < count; ++b)
+          for (int t = 0; t < npix; ++t) noisy_h(b, t) += float(cfg.response_epsilon) * eta[t];
+        Kokkos::deep_copy(noisy_dev, noisy_h);
+        solver.reset(count);
+        solver.solve(dict, noisy);
+        auto a2 = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), solver.activities());
+        for (int b = 0; b < count; ++b) {
+          double d2 = 0;
+          for (int m = 0; m < g.nf; ++m)
+            for (int q = 0; q < P; ++q) {
+              const double d = double(a2(std::size_t(b) * P + q, m)) - a(std::size_t(b) * P + q, m);
+              d2 += d * d;
+            }
+          chi.push_back(std::sqrt(d2) / cfg.response_epsilon);
+        }
+      }
+    }
+    const auto now = Clock::now();
+    if (progress && rank == 0 && cfg.progress_seconds > 0 &&
+        std::chrono::duration<double>(now - last_print).count() >= cfg.progress_seconds) {
+      last_print = now;
+      const double done = double(i0 + count - first), todo = double(last - first);
+      const double rate = done / std::chrono::duration<double>(now - start).count();
+      char line[200];
+      std::snprintf(line, sizeof line, "[denoise] rank 0: images %.0f/%.0f  %.1f img/s  ETA %s",
+                    done, todo, rate, format_duration((todo - done) / rate).c_str());
+      *progress << line << std::endl;
+    }
+  }
+  res.error = all_gather(err, MPI_DOUBLE, comm);
+  res.noisy_error = all_gather(base, MPI_DOUBLE, comm);
+  res.active = all_gather(act, MPI_DOUBLE, comm);
+  res.energy = all_gather(en, MPI_DOUBLE, comm);
+  if (cfg.response_epsilon > 0) res.response = all_gather(chi, MPI_DOUBLE, comm);
+  if (cfg.keep_codes && ranks > 1) { // codes are small next to the images
+    res.codes.image = all_gather(res.codes.image, MPI_INT64_T, comm);
+    res.codes.neuron = all_gather(res.codes.neuron, MPI_INT64_T, comm);
+    res.codes.value = all_gather(res.codes.value, MPI_FLOAT, comm);
+  }
+  res.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  return res;
+}
+
+} // namespace lca

@@ -1,0 +1,74 @@
+#pragma once
+// Dataset readers (CIFAR-10 binary, IDX/MNIST, PNG lists), subsetting, the per-image
+// normalisation of algorithm.md §2 and the deterministic epoch order. Host-side only: the
+// solver copies batches to the device.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace lca {
+
+/// Host images, float32, layout [n][c][h][w] contiguous.
+struct ImageSet {
+  std::int64_t n = 0;
+  int channels = 0, height = 0, width = 0;
+  std::vector<float> pixels; ///< readers scale raw 8-bit values to [0, 1] (u8 / 255)
+  std::vector<int> labels;   ///< one per image, -1 when unknown
+  /// Stable description of where the images came from (format, path, selection, n, shape);
+  /// a --resume compares it with the checkpoint's.
+  std::string identity;
+
+  std::int64_t image_size() const { return std::int64_t(channels) * height * width; } ///< c*h*w
+  const float* image(std::int64_t i) const { return pixels.data() + i * image_size(); }
+  float* image(std::int64_t i) { return pixels.data() + i * image_size(); }
+};
+
+/// CIFAR-10 binary batches: records of 1 label byte + 3072 pixel bytes (3x32x32,
+/// channel-major), concatenated in the order given. Throws IoError.
+ImageSet read_cifar10(const std::vector<std::string>& files);
+
+/// IDX unsigned-byte images of rank 3 (n, h, w), plain or gzip-compressed (MNIST,
+/// Fashion-MNIST); c = 1. Labels come from the sibling file by the usual naming
+/// (...images-idx3-ubyte[.gz] -> ...labels-idx1-ubyte[.gz]) when it exists, else -1.
+/// Throws IoError for a wrong magic, implausible header or truncated data.
+ImageSet read_idx(const std::string& images_path);
+
+/// A text file listing one PNG per line (relative paths are relative to the list file's
+/// directory; blank lines and lines starting with # are skipped). Each image is converted to
+/// `channels` (1 or 3): gray->RGB replicates, RGB->gray uses luminance 0.299/0.587/0.114,
+/// alpha is dropped, 16-bit is scaled to 8. Every image must be exactly height x width.
+/// Throws IoError (InvalidArgument for a bad channel count or size).
+ImageSet read_png_list(const std::string& list_path, int channels, int height, int width);
+
+/// What to load, as the apps' --dataset flags describe it.
+struct DatasetSpec {
+  std::string format = "fashion-mnist"; ///< fashion-mnist | mnist-idx | idx | cifar10 | png-list
+  /// fashion-mnist, mnist-idx: directory (fashion-mnist defaults to
+  /// /usr/share/datasets/fashion-mnist); idx: the images file; cifar10: a directory holding
+  /// data_batch_1..5.bin / test_batch.bin, or a single .bin file; png-list: the list file.
+  std::string path;
+  std::string split = "train";               ///< train | test (for directory-based formats)
+  std::int64_t subset = 0;                   ///< 0 = all images; else keep this many
+  std::string subset_mode = "first";         ///< first | random (a random subset keeps file order)
+  std::uint64_t seed = 1;                    ///< for a random subset
+  int channels = 3, height = 32, width = 32; ///< png-list only
+};
+
+/// Reads the dataset `spec` names and applies the subset. Throws InvalidArgument for an
+/// unknown format, split or subset mode, or a subset larger than the dataset; IoError from
+/// the readers.
+ImageSet load_dataset(const DatasetSpec& spec);
+
+/// algorithm.md §2: each image minus its mean over all pixels and channels, divided by its
+/// population standard deviation (both in double). An image whose std is at most 1e-6 of
+/// |mean| (in particular std == 0) is constant up to float rounding: it is set to zero
+/// instead, and counted. Returns that count. Throws NumericalError for a NaN/Inf pixel.
+std::int64_t normalize_images(ImageSet& set);
+
+/// The order images are visited in `epoch`: a permutation of 0..n-1 drawn by Fisher-Yates
+/// from SplitMix64 streams keyed by (seed, epoch), identical on every platform; the identity
+/// when !shuffle.
+std::vector<std::int64_t> epoch_order(std::int64_t n, std::uint64_t seed, std::int64_t epoch,
+                                      bool shuffle);
+
+} // namespace lca

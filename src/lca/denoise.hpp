@@ -1,0 +1,60 @@
+#pragma once
+// The denoising test of algorithm.md §2 and §5 and the response function of §7: LCA
+// inference on noisy test images with a trained dictionary, scored against the clean ones.
+#include "lca/dataset.hpp"
+#include "lca/params.hpp"
+
+#include <mpi.h>
+
+#include <cstdint>
+#include <iosfwd>
+#include <vector>
+
+namespace lca {
+
+struct DenoiseConfig {
+  double sigma = 0.5;            ///< noise level in units of the normalised image
+  std::uint64_t noise_seed = 1;  ///< counter-based: the same noise on every rank and backend
+  int batch = 64;                ///< images per solve on each rank
+  bool keep_codes = false;       ///< return the final activities (sparse)
+  double response_epsilon = 0;   ///< > 0: also measure chi (§7) with this perturbation size
+  std::uint64_t response_seed = 7;
+  double progress_seconds = 10;
+};
+
+/// Sparse final activities: neuron index = ((m * H/s) + y) * W/s + x within image `image`.
+struct SparseCodes {
+  std::vector<std::int64_t> image, neuron;
+  std::vector<float> value;
+};
+
+struct DenoiseResult {
+  // Per image, in dataset order (gathered on every rank).
+  std::vector<double> error;       ///< 100 ||x - Phi a|| / ||x||, a inferred from x_noisy
+  std::vector<double> noisy_error; ///< 100 ||x_noisy - x|| / ||x||: the baseline
+  std::vector<double> active;      ///< percent active
+  std::vector<double> energy;      ///< energy at the end of inference (against x_noisy)
+  std::vector<double> response;    ///< ||a(x + eps eta) - a(x)|| / eps (when measured)
+  SparseCodes codes;               ///< when keep_codes
+  double seconds = 0;
+  int iterations = 0; ///< LCA iterations of the last batch (fewer with an early stop)
+};
+
+/// Mean and standard error of the mean.
+struct MeanSe {
+  double mean = 0, se = 0;
+};
+MeanSe mean_se(const std::vector<double>& v);
+
+/// x_noisy = x + sigma * n with n ~ N(0,1) drawn from (seed, image index, pixel): identical
+/// whatever the rank count or backend.
+void add_noise(float* image, std::int64_t n_pixels, std::int64_t image_index, double sigma,
+               std::uint64_t seed);
+
+/// Runs the test on `data` (normalised) with dictionary (nf, c, k, k) `dictionary`.
+/// Collective over comm: each rank takes a contiguous share of the images.
+DenoiseResult denoise(const Geometry& g, const LcaParams& p, const std::vector<float>& dictionary,
+                      const ImageSet& data, const DenoiseConfig& cfg, MPI_Comm comm,
+                      std::ostream* progress);
+
+} // namespace lca

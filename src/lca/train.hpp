@@ -1,0 +1,55 @@
+#pragma once
+// The training loop of algorithm.md §4 over a dataset, with MPI batch decomposition,
+// progress, atomic checkpoints and exact resume. lca-train and lca-scaling both call it.
+#include "lca/checkpoint.hpp"
+#include "lca/dataset.hpp"
+#include "lca/params.hpp"
+
+#include <mpi.h>
+
+#include <cstdint>
+#include <iosfwd>
+#include <optional>
+#include <string>
+
+namespace lca {
+
+struct TrainConfig {
+  Geometry geometry; ///< channels/height/width must match the data
+  LcaParams lca;
+  LearnParams learn;
+  std::string preset = "soft-nonneg"; ///< recorded in checkpoints ("custom" for vertices)
+  int batch_size = 16;                ///< global batch, split across ranks
+  std::int64_t epochs = 1;
+  std::int64_t max_images = 0; ///< 0: epochs * n; else stop after this many images
+  bool shuffle = true;
+  std::uint64_t shuffle_seed = 1;
+  std::string checkpoint;              ///< path of the checkpoint file (rank 0 writes it)
+  std::int64_t checkpoint_every = 100; ///< batches between checkpoints (0: only at the end)
+  double progress_seconds = 10;        ///< seconds between progress lines (0: none)
+};
+
+struct TrainSummary {
+  std::int64_t images = 0, batches = 0; ///< done in this call
+  double seconds = 0, images_per_second = 0;
+  double mean_energy = 0, mean_percent_error = 0, mean_percent_active = 0; ///< last 10 % of batches
+  bool interrupted = false; ///< stopped by SIGINT/SIGTERM after a checkpoint
+};
+
+/// Train on `data` (already normalised, identical on every rank). With `resume`, continues
+/// exactly where that checkpoint left off (same dictionary, momentum, epoch order and next
+/// batch); it must have been checked with check_resume_compatible. Collective over comm.
+/// Writes the final checkpoint and a feature montage (<checkpoint stem>_features.png).
+TrainSummary train(const TrainConfig& cfg, const ImageSet& data,
+                   const std::optional<Checkpoint>& resume, MPI_Comm comm, std::ostream* progress);
+
+/// Where train() puts the feature montage: <checkpoint dir>/<checkpoint stem>_features.png.
+std::string features_png_path(const std::string& checkpoint);
+
+/// SIGINT/SIGTERM make train() finish its batch, checkpoint and return (interrupted = true).
+void install_stop_handlers();
+
+/// "1h02m03s" style durations for progress lines.
+std::string format_duration(double seconds);
+
+} // namespace lca
