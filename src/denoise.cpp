@@ -2,9 +2,11 @@
 
 #include "lca/core.hpp"
 #include "lca/error.hpp"
+#include "lca/h5.hpp"
 #include "lca/random.hpp"
 #include "lca/solver.hpp"
 #include "lca/train.hpp"
+#include "lca/version.hpp"
 
 #include <chrono>
 #include <cmath>
@@ -130,7 +132,10 @@ DenoiseResult denoise(const Geometry& g, const LcaParams& p, const std::vector<f
         throw NumericalError("non-finite result for test image " + std::to_string(i0 + b));
     }
     if (cfg.keep_codes || cfg.response_epsilon > 0) {
-      auto a = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), solver.activities());
+      // A real copy (create_mirror, not _view): on host backends a mirror view would alias
+      // the activities that the perturbed solve below overwrites.
+      auto a = Kokkos::create_mirror(solver.activities());
+      Kokkos::deep_copy(a, solver.activities());
       if (cfg.keep_codes)
         for (int b = 0; b < count; ++b)
           for (int m = 0; m < g.nf; ++m)
@@ -182,6 +187,60 @@ DenoiseResult denoise(const Geometry& g, const LcaParams& p, const std::vector<f
   }
   res.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   return res;
+}
+
+void write_denoise_results(const std::string& path, const DenoiseRecord& rec,
+                           const DenoiseResult& res) {
+  h5::atomic_write(path, [&](h5::File& f) {
+    const auto n = res.error.size();
+    const auto set = [&](const char* name, auto v) { f.set_attribute("/", name, v); };
+    set("format", "kokkos-lca-denoise");
+    set("format_version", std::int64_t(1));
+    set("software_version", version);
+    set("kokkos_backend", backend_name());
+    set("checkpoint", rec.checkpoint);
+    set("dataset_identity", rec.dataset_identity);
+    set("preset", rec.preset);
+    set("nf", std::int64_t(rec.geometry.nf));
+    set("system_size", std::int64_t(rec.geometry.neurons()));
+    set("lambda", rec.lca.transfer.lambda);
+    set("iterations", std::int64_t(rec.lca.iterations));
+    set("iterations_run", std::int64_t(res.iterations));
+    set("tau", rec.lca.tau);
+    set("dt", rec.lca.dt);
+    set("sigma", rec.config.sigma);
+    set("noise_seed", std::uint64_t(rec.config.noise_seed));
+    set("n_images", std::int64_t(n));
+    const MeanSe e = mean_se(res.error), b = mean_se(res.noisy_error), a = mean_se(res.active),
+                 en = mean_se(res.energy);
+    set("error_mean", e.mean);
+    set("error_se", e.se);
+    set("noisy_error_mean", b.mean);
+    set("noisy_error_se", b.se);
+    set("active_mean", a.mean);
+    set("energy_mean", en.mean);
+    set("seconds", res.seconds);
+    f.create_group("/images");
+    f.write("/images/error", res.error, {n});
+    f.write("/images/noisy_error", res.noisy_error, {n});
+    f.write("/images/active", res.active, {n});
+    f.write("/images/energy", res.energy, {n});
+    if (!res.response.empty()) {
+      f.write("/images/response", res.response, {n});
+      set("response_epsilon", rec.config.response_epsilon);
+      set("response_mean", mean_se(res.response).mean);
+    }
+    if (rec.config.keep_codes) {
+      const auto nnz = res.codes.value.size();
+      f.create_group("/codes");
+      f.set_attribute("/codes", "layout", "neuron = (feature * H/s + y) * W/s + x");
+      f.set_attribute("/codes", "positions_y", std::int64_t(rec.geometry.out_h()));
+      f.set_attribute("/codes", "positions_x", std::int64_t(rec.geometry.out_w()));
+      f.write("/codes/image", res.codes.image, {nnz});
+      f.write("/codes/neuron", res.codes.neuron, {nnz});
+      f.write("/codes/value", res.codes.value, {nnz});
+    }
+  });
 }
 
 } // namespace lca

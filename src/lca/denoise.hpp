@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <iosfwd>
+#include <string>
 #include <vector>
 
 namespace lca {
@@ -56,5 +57,20 @@ void add_noise(float* image, std::int64_t n_pixels, std::int64_t image_index, do
 DenoiseResult denoise(const Geometry& g, const LcaParams& p, const std::vector<float>& dictionary,
                       const ImageSet& data, const DenoiseConfig& cfg, MPI_Comm comm,
                       std::ostream* progress);
+
+/// What a results file records beside the per-image values.
+struct DenoiseRecord {
+  std::string checkpoint, dataset_identity, preset;
+  Geometry geometry;
+  LcaParams lca;
+  DenoiseConfig config;
+};
+
+/// Writes the results file atomically (schema in README.md, "lca-denoise results"):
+/// root attributes with the summary and settings; /images/{error, noisy_error, active,
+/// energy[, response]} float64 (n); with codes, /codes/{image, neuron} int64 and
+/// /codes/value float32 (nnz), neuron = (m * H/s + y) * W/s + x.
+void write_denoise_results(const std::string& path, const DenoiseRecord& rec,
+                           const DenoiseResult& res);
 
 } // namespace lca

@@ -1,0 +1,204 @@
+#include "lca/checkpoint.hpp"
+
+#include "lca/error.hpp"
+#include "lca/h5.hpp"
+
+#include <climits>
+#include <cmath>
+#include <cstdlib>
+#include <sstream>
+#include <type_traits>
+#include <utility>
+
+namespace lca {
+namespace {
+
+constexpr const char* kFormat = "kokkos-lca-checkpoint";
+constexpr std::int64_t kFormatVersion = 1;
+
+/// The parameter attributes in schema order (G, P, L may be const). This one list drives
+/// writing, reading and the resume comparison, so they cannot drift apart.
+template <class G, class P, class L, class F> void visit_params(G& g, P& p, L& l, F&& f) {
+  f("nf", g.nf);
+  f("channels", g.channels);
+  f("height", g.height);
+  f("width", g.width);
+  f("kernel", g.kernel);
+  f("stride", g.stride);
+  f("tau", p.tau);
+  f("dt", p.dt);
+  f("iterations", p.iterations);
+  f("stop_tol", p.stop_tol);
+  auto& t = p.transfer;
+  f("transfer_vthresh", t.vthresh);
+  f("transfer_amin", t.amin);
+  f("transfer_amax", t.amax);
+  f("transfer_ashift", t.ashift);
+  f("transfer_vwidth", t.vwidth);
+  f("transfer_symmetric", t.symmetric);
+  f("transfer_l0_penalty", t.l0_penalty);
+  f("transfer_lambda", t.lambda);
+  f("eta", l.eta);
+  f("momentum_tau", l.momentum_tau);
+  f("decay", l.decay);
+  f("seed", l.seed);
+}
+
+/// Every root attribute except format/format_version.
+template <class C, class F> void visit_fields(C& ck, F&& f) {
+  visit_params(ck.geometry, ck.lca, ck.learn, f);
+  f("batch_size", ck.batch_size);
+  f("epochs", ck.epochs);
+  f("max_images", ck.max_images);
+  f("shuffle", ck.shuffle);
+  f("shuffle_seed", ck.shuffle_seed);
+  f("epoch", ck.epoch);
+  f("images_seen", ck.images_seen);
+  f("batches", ck.batches);
+  f("position_in_epoch", ck.position_in_epoch);
+  f("dataset_identity", ck.dataset_identity);
+  f("software_version", ck.software_version);
+  f("kokkos_backend", ck.kokkos_backend);
+  f("preset", ck.preset);
+  f("elapsed_seconds", ck.elapsed_seconds);
+}
+
+// int and bool fields are stored as int64 (HDF5 has no bool; h5py reads int64 as int).
+template <class T>
+constexpr bool stored_as_int64 = std::is_same_v<T, int> || std::is_same_v<T, bool>;
+
+template <class T> void put(h5::File& file, const char* name, const T& value) {
+  if constexpr (stored_as_int64<T>)
+    file.set_attribute("/", name, std::int64_t(value));
+  else
+    file.set_attribute("/", name, value);
+}
+
+template <class T> void get(const h5::File& file, const char* name, T& value) {
+  if constexpr (stored_as_int64<T>) {
+    const auto v = file.attribute<std::int64_t>("/", name);
+    constexpr std::int64_t lo = std::is_same_v<T, bool> ? 0 : INT_MIN;
+    constexpr std::int64_t hi = std::is_same_v<T, bool> ? 1 : INT_MAX;
+    if (v < lo || v > hi)
+      throw IoError(file.name() + ": attribute '" + name + "' = " + std::to_string(v) +
+                    " is out of range");
+    value = T(v);
+  } else {
+    value = file.attribute<T>("/", name);
+  }
+}
+
+// Display forms for messages; equal strings <=> equal values (doubles use the shortest
+// precision that round-trips), so the resume check can compare them directly.
+std::string show(const std::string& s) {
+  return "'" + s + "'";
+}
+std::string show(bool b) {
+  return b ? "true" : "false";
+}
+std::string show(double v) {
+  for (int precision = 6;; ++precision) {
+    std::ostringstream os;
+    os.precision(precision);
+    os << v;
+    if (precision >= 17 || std::strtod(os.str().c_str(), nullptr) == v)
+      return os.str();
+  }
+}
+template <class T> std::string show(T v) {
+  return std::to_string(v);
+}
+
+h5::Dims dictionary_dims(const Geometry& g) {
+  using D = h5::Dims::value_type;
+  return {D(g.nf), D(g.channels), D(g.kernel), D(g.kernel)};
+}
+
+/// Checks shared by writing and reading; returns the problem, or "" if there is none.
+std::string problem(const Checkpoint& ck) {
+  try {
+    validate(ck.geometry);
+    validate(ck.lca);
+    validate(ck.learn);
+  } catch (const InvalidArgument& e) {
+    return e.what();
+  }
+  if (ck.batch_size < 1)
+    return "batch_size must be >= 1 (got " + show(ck.batch_size) + ")";
+  if (ck.epochs < 0 || ck.max_images < 0 || ck.epoch < 0 || ck.images_seen < 0 || ck.batches < 0 ||
+      ck.position_in_epoch < 0)
+    return "run length and progress counters must be >= 0";
+  return "";
+}
+
+void require_finite(const std::string& path, const char* name, const std::vector<float>& v) {
+  for (std::size_t i = 0; i < v.size(); ++i)
+    if (!std::isfinite(v[i]))
+      throw NumericalError(path + ": " + name + " value " + std::to_string(i) + " is " +
+                           show(double(v[i])));
+}
+
+} // namespace
+
+void write_checkpoint(const std::string& path, const Checkpoint& ck) {
+  if (const std::string p = problem(ck); !p.empty())
+    throw InvalidArgument(path + ": cannot write checkpoint: " + p);
+  const h5::Dims dims = dictionary_dims(ck.geometry);
+  for (const auto* array : {&ck.dictionary, &ck.momentum})
+    if (array->size() != h5::File::count(dims))
+      throw InvalidArgument(path + ": cannot write checkpoint: " +
+                            (array == &ck.dictionary ? "dictionary" : "momentum") + " has " +
+                            std::to_string(array->size()) + " values, the geometry needs " +
+                            std::to_string(h5::File::count(dims)));
+  require_finite(path, "dictionary", ck.dictionary);
+  require_finite(path, "momentum", ck.momentum);
+
+  h5::atomic_write(path, [&](h5::File& file) {
+    file.set_attribute("/", "format", kFormat);
+    file.set_attribute("/", "format_version", kFormatVersion);
+    visit_fields(ck, [&](const char* name, const auto& value) { put(file, name, value); });
+    file.write("dictionary", ck.dictionary, dims);
+    file.write("momentum", ck.momentum, dims);
+  });
+}
+
+Checkpoint read_checkpoint(const std::string& path) {
+  const h5::File file = h5::File::open_read(path);
+  if (!file.has_attribute("/", "format") || file.attribute<std::string>("/", "format") != kFormat)
+    throw IoError(path + ": not a kokkos-lca checkpoint");
+  if (const auto v = file.attribute<std::int64_t>("/", "format_version"); v != kFormatVersion)
+    throw IoError(path + ": checkpoint format version " + std::to_string(v) +
+                  " is not supported (this build reads version " + show(kFormatVersion) + ")");
+
+  Checkpoint ck;
+  visit_fields(ck, [&](const char* name, auto& value) { get(file, name, value); });
+  if (const std::string p = problem(ck); !p.empty())
+    throw IoError(path + ": invalid checkpoint: " + p);
+  const h5::Dims dims = dictionary_dims(ck.geometry);
+  ck.dictionary = file.read<float>("dictionary", dims);
+  ck.momentum = file.read<float>("momentum", dims);
+  require_finite(path, "dictionary", ck.dictionary);
+  require_finite(path, "momentum", ck.momentum);
+  return ck;
+}
+
+void check_resume_compatible(const Checkpoint& ck, const Geometry& g, const LcaParams& p,
+                             const LearnParams& l, const std::string& dataset_identity,
+                             const std::string& checkpoint_path) {
+  using Fields = std::vector<std::pair<std::string, std::string>>;
+  const auto collect = [](Fields& out) {
+    return [&out](const char* name, const auto& value) { out.emplace_back(name, show(value)); };
+  };
+  Fields stored, requested;
+  visit_params(ck.geometry, ck.lca, ck.learn, collect(stored));
+  visit_params(g, p, l, collect(requested));
+  stored.emplace_back("dataset_identity", show(ck.dataset_identity));
+  requested.emplace_back("dataset_identity", show(dataset_identity));
+  for (std::size_t i = 0; i < stored.size(); ++i)
+    if (stored[i].second != requested[i].second)
+      throw InvalidArgument("checkpoint " + (checkpoint_path.empty() ? "" : checkpoint_path + " ") +
+                            "is incompatible: " + stored[i].first + " is " + stored[i].second +
+                            " in the checkpoint, " + requested[i].second + " requested");
+}
+
+} // namespace lca

@@ -1,0 +1,74 @@
+#pragma once
+// Training checkpoints: everything needed to resume dictionary learning bit-for-bit.
+//
+// File schema (HDF5, format_version 1; readable with h5py):
+//
+//   Root attributes (scalars; strings are variable-length UTF-8, booleans int64 0/1)
+//     format            string  "kokkos-lca-checkpoint"
+//     format_version    int64   1
+//     Geometry          nf, channels, height, width, kernel, stride          int64
+//     LcaParams         tau, dt, stop_tol                                    float64
+//                       iterations                                           int64
+//     Transfer          transfer_vthresh, transfer_amin, transfer_amax,      float64
+//                       transfer_ashift, transfer_vwidth, transfer_lambda    (amax may be +inf)
+//                       transfer_symmetric, transfer_l0_penalty              int64 0/1
+//     LearnParams       eta, momentum_tau, decay                             float64
+//                       seed                                                 uint64
+//     run length        batch_size, epochs, max_images                       int64
+//                       shuffle                                              int64 0/1
+//                       shuffle_seed                                         uint64
+//     progress          epoch, images_seen, batches, position_in_epoch       int64
+//                       (the next batch starts at position_in_epoch of epoch's order)
+//     identity          dataset_identity, software_version, kokkos_backend,  string
+//                       preset (transfer preset name or "custom")
+//     elapsed_seconds   float64
+//
+//   Datasets
+//     /dictionary       float32 (nf, channels, kernel, kernel)
+//     /momentum         float32 (nf, channels, kernel, kernel)
+#include "lca/params.hpp"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace lca {
+
+struct Checkpoint {
+  Geometry geometry;
+  LcaParams lca;
+  LearnParams learn;
+  // Run length.
+  int batch_size = 16;
+  std::int64_t epochs = 1;
+  std::int64_t max_images = 0;
+  bool shuffle = true;
+  std::uint64_t shuffle_seed = 1;
+  // Progress: the next batch starts at position_in_epoch of epoch's order.
+  std::int64_t epoch = 0, images_seen = 0, batches = 0, position_in_epoch = 0;
+  std::vector<float> dictionary; ///< nf*c*k*k, layout [nf][c][k][k]
+  std::vector<float> momentum;   ///< same shape
+  std::string dataset_identity, software_version, kokkos_backend;
+  std::string preset; ///< transfer preset name or "custom"
+  double elapsed_seconds = 0;
+};
+
+/// Writes atomically (h5::atomic_write): a crash never leaves a half-written checkpoint, and
+/// the previous one survives any failure. Throws InvalidArgument if the arrays do not match the
+/// geometry, NumericalError if they hold NaN/Inf (so a diverged run cannot clobber a good file).
+void write_checkpoint(const std::string& path, const Checkpoint& ck);
+
+/// Reads and validates a checkpoint: IoError if the file is not a kokkos-lca checkpoint of a
+/// supported version, an attribute is missing or has the wrong type, the parameters are invalid
+/// or a dataset's shape does not match the geometry; NumericalError if a value is NaN/Inf.
+Checkpoint read_checkpoint(const std::string& path);
+
+/// Throws InvalidArgument naming the first field that differs between the checkpoint and the
+/// requested run (geometry, LCA, transfer and learning parameters, then the dataset identity),
+/// e.g. "checkpoint x.h5 is incompatible: nf is 64 in the checkpoint, 128 requested".
+/// `checkpoint_path` only names the file in that message.
+void check_resume_compatible(const Checkpoint& ck, const Geometry& g, const LcaParams& p,
+                             const LearnParams& l, const std::string& dataset_identity,
+                             const std::string& checkpoint_path = "");
+
+} // namespace lca

@@ -1,0 +1,316 @@
+// Poster plots through gnuplot: data files + script in out_dir, then one gnuplot run.
+#include "lca/plot.hpp"
+
+#include "lca/error.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <sys/wait.h>
+
+namespace lca {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string num(double v, const char* format = "%.10g") {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, format, v);
+  return buf;
+}
+
+/// Single-quoted for /bin/sh.
+std::string shell_quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s)
+    q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+/// gnuplot expression of a fitted power law, for a "plot f(x)" element.
+std::string power_law(const PowerLawFit& f) {
+  return "exp(" + num(f.intercept) + ")*x**(" + num(f.slope) + ")";
+}
+
+std::string pm(double v, double se) {
+  return num(v, "%.3g") + (std::isnan(se) ? "" : " ± " + num(se, "%.2g"));
+}
+
+/// Rows of study_minima.dat with the given at_edge flag (others undefined, hence skipped).
+std::string minima_series(bool edge, int xcol, int ycol) {
+  return "'study_minima.dat' using " + std::to_string(xcol) + ":($6 == " + (edge ? "1" : "0") +
+         " ? $" + std::to_string(ycol) + " : 1/0)";
+}
+
+std::string plot_command(const std::vector<std::string>& elements) {
+  std::string cmd = "plot ";
+  for (std::size_t i = 0; i < elements.size(); ++i)
+    cmd += (i ? ", \\\n     " : "") + elements[i];
+  return cmd + "\n";
+}
+
+/// Terminal choice at plot time, so that a re-plot works where only the gd png terminal exists.
+/// `suffix` lets the library write to temporary names; a user's re-plot writes the final ones.
+const char* kPreamble = R"(if (!exists("suffix")) suffix = ''
+if (strstrt(GPVAL_TERMINALS, 'pngcairo') > 0) {
+  set terminal pngcairo enhanced size 1100,750 font 'sans,13'
+} else {
+  set terminal png enhanced size 1100,750 font 'sans,13'
+}
+)";
+
+// Keys outside the data; extra spacing leaves room for superscripts in the fit titles.
+const char* kKeyRight = "outside right top Left reverse spacing 1.3";
+const char* kKeyBelow = "below left Left reverse maxcols 1 spacing 1.3";
+
+/// Common settings of one plot; reset clears the previous plot's axes but keeps the terminal.
+std::string begin_plot(const std::string& png, const std::string& title, const std::string& xlabel,
+                       const std::string& ylabel, const std::string& key) {
+  return "\nreset\nset encoding utf8\nset output '" + png + "'.suffix\nset title '" + title +
+         "'\nset xlabel '" + xlabel + "'\nset ylabel '" + ylabel +
+         "'\nset grid xtics ytics mxtics mytics\nset key " + key + "\n";
+}
+
+/// Range of the positive values on a log axis.
+struct LogRange {
+  double lo = HUGE_VAL, hi = 0;
+  void add(double v) {
+    if (v > 0) {
+      lo = std::min(lo, v);
+      hi = std::max(hi, v);
+    }
+  }
+};
+
+/// A log axis over the data range with a margin. gnuplot labels only the decades, which leaves
+/// a short axis (e* typically changes by a few percent) unlabelled: up to three decades get
+/// 1-2-5 tics, and an axis holding fewer than three of those gets tics at a linear 1-2-5 step.
+std::string log_axis(char axis, const LogRange& r) {
+  const std::string name(1, axis);
+  if (!(r.hi > 0))
+    return "set logscale " + name + "\n";
+  const double pad = std::pow(std::max(r.hi / r.lo, 1.2), 0.05);
+  const double lo = r.lo / pad, hi = r.hi * pad;
+  std::string cmd =
+      "set logscale " + name + "\nset " + name + "range [" + num(lo) + ":" + num(hi) + "]\n";
+  if (hi / lo > 1000)
+    return cmd;
+  std::vector<double> tics;
+  for (double decade = std::pow(10.0, std::floor(std::log10(lo))); decade <= hi; decade *= 10)
+    for (double m : {1.0, 2.0, 5.0})
+      if (m * decade >= lo && m * decade <= hi)
+        tics.push_back(m * decade);
+  if (tics.size() < 3) {
+    const double raw = (hi - lo) / 4, mag = std::pow(10.0, std::floor(std::log10(raw)));
+    const double step = mag * (raw / mag < 1.5   ? 1
+                               : raw / mag < 3.5 ? 2
+                               : raw / mag < 7.5 ? 5
+                                                 : 10);
+    tics.clear();
+    for (double k = std::ceil(lo / step); k * step <= hi; ++k)
+      tics.push_back(k * step);
+  }
+  cmd += "set " + name + "tics (";
+  for (std::size_t i = 0; i < tics.size(); ++i)
+    cmd += (i ? ", " : "") + num(tics[i], "%.6g");
+  return cmd + ")\n";
+}
+
+/// Run `gnuplot script` in dir, then move each png from its temporary name into place.
+void run_gnuplot(const std::string& dir, const std::string& script,
+                 const std::vector<std::string>& pngs) {
+  if (std::system("command -v gnuplot >/dev/null 2>&1") != 0)
+    throw IoError("gnuplot not found; install gnuplot-nox");
+  const fs::path d(dir);
+  const std::string log = script + ".log";
+  const std::string cmd = "cd " + shell_quote(dir) + " && gnuplot -e \"suffix='.tmp'\" " +
+                          shell_quote(script) + " >" + shell_quote(log) + " 2>&1";
+  const int status = std::system(cmd.c_str());
+  std::error_code ec; // cleanup failures must not hide the real error
+  if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    for (const std::string& png : pngs)
+      fs::remove(d / (png + ".tmp"), ec);
+    // One line: gnuplot's messages without the blank and caret-only lines of its echo.
+    std::ifstream in(d / log);
+    std::string output, line;
+    while (std::getline(in, line) && output.size() < 600)
+      if (line.find_first_not_of(" \t^") != std::string::npos)
+        output += (output.empty() ? "" : " | ") + line;
+    throw IoError("gnuplot failed (status " + std::to_string(status) + ") on " +
+                  (d / script).string() + ": " + output);
+  }
+  for (const std::string& png : pngs) {
+    const fs::path tmp = d / (png + ".tmp");
+    const auto bytes = fs::file_size(tmp, ec);
+    if (ec || bytes == 0)
+      throw IoError("gnuplot wrote no image " + tmp.string());
+    fs::rename(tmp, d / png, ec);
+    if (ec)
+      throw IoError("cannot rename " + tmp.string() + ": " + ec.message());
+  }
+  fs::remove(d / log, ec);
+}
+
+void make_dir(const std::string& dir) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec)
+    throw IoError("cannot create directory " + dir + ": " + ec.message());
+}
+
+} // namespace
+
+void plot_study(const std::string& out_dir, const std::vector<SweepPoint>& points,
+                const StudyResult& r) {
+  const std::vector<SizeCurve> curves = size_curves(points);
+  bool same = curves.size() == r.nf.size() && r.minima.size() == r.nf.size();
+  for (std::size_t s = 0; same && s < curves.size(); ++s)
+    same = curves[s].nf == r.nf[s];
+  if (!same)
+    throw InvalidArgument("plot_study: the study result was not computed from these points");
+  make_dir(out_dir);
+  const fs::path d(out_dir);
+
+  // Only points with activity can sit on the log axis (as in analyze_study).
+  std::ostringstream dat;
+  LogRange active;
+  for (const SizeCurve& c : curves) {
+    dat << "# " << size_label(c.nf, c.system_size) << ": percent_active percent_error lambda\n";
+    for (std::size_t j = 0; j < c.lambda.size(); ++j)
+      if (c.active[j] > 0) {
+        active.add(c.active[j]);
+        dat << num(c.active[j]) << ' ' << num(c.error[j]) << ' ' << num(c.lambda[j]) << '\n';
+      }
+    dat << "\n\n";
+  }
+  write_text_file((d / "study_curves.dat").string(), dat.str());
+
+  std::ostringstream mins;
+  bool any_edge = false, any_interior = false;
+  LogRange L, e_star, p_star;
+  mins << "# nf L e_star p_star lambda_star at_edge refined\n";
+  for (std::size_t s = 0; s < r.minima.size(); ++s) {
+    const Minimum& m = r.minima[s];
+    (m.at_edge ? any_edge : any_interior) = true;
+    L.add(r.L[s]);
+    e_star.add(m.error);
+    p_star.add(m.active);
+    mins << r.nf[s] << ' ' << num(r.L[s]) << ' ' << num(m.error) << ' ' << num(m.active) << ' '
+         << num(m.lambda) << ' ' << int(m.at_edge) << ' ' << int(m.refined) << '\n';
+  }
+  write_text_file((d / "study_minima.dat").string(), mins.str());
+
+  std::ostringstream gp;
+  gp << "# Poster plots of the phase-transition study. Re-plot: cd into this folder, gnuplot "
+        "study.gp\n"
+     << kPreamble;
+
+  std::vector<std::string> el;
+  for (std::size_t s = 0; s < curves.size(); ++s)
+    el.push_back("'study_curves.dat' index " + std::to_string(s) +
+                 " using 1:2 with linespoints lw 2 pt 7 ps 1.2 title '" +
+                 size_label(curves[s].nf, curves[s].system_size) + "'");
+  if (any_interior)
+    el.push_back(minima_series(false, 4, 3) +
+                 " with points pt 6 ps 3.5 lw 2.5 lc rgb 'black' title 'minimum'");
+  if (any_edge)
+    el.push_back(minima_series(true, 4, 3) +
+                 " with points pt 2 ps 3.5 lw 2.5 lc rgb 'red' title 'minimum at λ-range edge'");
+  gp << begin_plot("error_vs_active.png", "Denoising error vs sparsity, per system size",
+                   "active neurons (%)", "reconstruction error 100·‖x − Φa‖/‖x‖ (%)", kKeyRight)
+     << log_axis('x', active) << plot_command(el);
+
+  const Exponents& x = r.exponents;
+  struct ScalingPlot {
+    const char* png;
+    const char* title;
+    const char* ylabel;
+    const LogRange& y;
+    int ycol;
+    const char* name; // quantity in the key
+    const PowerLawFit& fit;
+    std::string law; // fitted law and its exponent
+  };
+  const ScalingPlot scaling[] = {
+      {"min_error_vs_L.png", "Value of the minimum vs system size",
+       "minimum reconstruction error e* (%)", e_star, 3, "e*", x.val_fit,
+       "e* ∝ L^{γ/ν}: γ/ν = " + pm(x.val_fit.slope, x.val_fit.slope_se) +
+           ", γ = " + pm(x.gamma, x.gamma_se)},
+      {"min_location_vs_L.png", "Location of the minimum vs system size",
+       "active neurons at the minimum p* (%)", p_star, 4, "p*", x.loc_fit,
+       "p* ∝ L^{1/ν}: 1/ν = " + pm(x.loc_fit.slope, x.loc_fit.slope_se) +
+           ", ν = " + pm(x.nu, x.nu_se)},
+  };
+  for (const ScalingPlot& p : scaling) {
+    el.clear();
+    if (any_interior)
+      el.push_back(minima_series(false, 2, p.ycol) +
+                   " with points pt 7 ps 2 lc rgb 'blue' title '" + p.name + " per size'");
+    if (any_edge)
+      el.push_back(minima_series(true, 2, p.ycol) +
+                   " with points pt 6 ps 2 lw 2 lc rgb 'red' title '" + p.name +
+                   " at λ-range edge (not fitted)'");
+    if (p.fit.n >= 2)
+      el.push_back(power_law(p.fit) + " with lines lw 2 lc rgb 'black' title 'fit " + p.law +
+                   ", R^2 = " + num(p.fit.r2, "%.3g") + "'");
+    gp << begin_plot(p.png, p.title, "system size L (neurons)", p.ylabel, kKeyBelow)
+       << log_axis('x', L) << log_axis('y', p.y) << plot_command(el);
+  }
+  write_text_file((d / "study.gp").string(), gp.str());
+  run_gnuplot(out_dir, "study.gp",
+              {"error_vs_active.png", "min_error_vs_L.png", "min_location_vs_L.png"});
+}
+
+void plot_response(const std::string& out_dir, const std::vector<ResponseCurve>& curves,
+                   const std::vector<PowerLawFit>& fits) {
+  if (curves.size() != fits.size())
+    throw InvalidArgument("plot_response: " + std::to_string(curves.size()) + " curves but " +
+                          std::to_string(fits.size()) + " fits");
+  std::ostringstream dat;
+  std::vector<std::string> el;
+  int block = 0;
+  LogRange lambda, chi;
+  for (std::size_t i = 0; i < curves.size(); ++i) {
+    const ResponseCurve& c = curves[i];
+    if (c.lambda.size() != c.chi.size())
+      throw InvalidArgument("plot_response: " + size_label(c.nf, c.system_size) + " has " +
+                            std::to_string(c.lambda.size()) + " lambda but " +
+                            std::to_string(c.chi.size()) + " chi values");
+    std::ostringstream rows;
+    for (std::size_t j = 0; j < c.lambda.size(); ++j)
+      if (c.chi[j] > 0 && c.lambda[j] > 0) {
+        lambda.add(c.lambda[j]);
+        chi.add(c.chi[j]);
+        rows << num(c.lambda[j]) << ' ' << num(c.chi[j]) << '\n';
+      }
+    if (rows.str().empty())
+      continue;
+    dat << "# " << size_label(c.nf, c.system_size) << ": lambda chi\n" << rows.str() << "\n\n";
+    const std::string color = " lc " + std::to_string(block + 1);
+    el.push_back("'response.dat' index " + std::to_string(block++) +
+                 " using 1:2 with points pt 7 ps 1.5" + color + " title '" +
+                 size_label(c.nf, c.system_size) + "'");
+    if (fits[i].n >= 2)
+      el.push_back(power_law(fits[i]) + " with lines lw 2" + color + " title 'fit χ ∝ λ^{" +
+                   pm(fits[i].slope, fits[i].slope_se) + "}'");
+  }
+  if (block == 0)
+    throw InvalidArgument("plot_response: no positive chi to plot");
+  make_dir(out_dir);
+  const fs::path d(out_dir);
+  write_text_file((d / "response.dat").string(), dat.str());
+  write_text_file((d / "response.gp").string(),
+                  "# Response function chi(lambda). Re-plot: cd into this folder, gnuplot "
+                  "response.gp\n" +
+                      std::string(kPreamble) +
+                      begin_plot("response.png", "Response to a small input perturbation",
+                                 "sparsity λ", "response χ = ⟨‖a(x+εη) − a(x)‖⟩/ε", kKeyRight) +
+                      log_axis('x', lambda) + log_axis('y', chi) + plot_command(el));
+  run_gnuplot(out_dir, "response.gp", {"response.png"});
+}
+
+} // namespace lca

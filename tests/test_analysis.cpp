@@ -1,0 +1,501 @@
+// Statistics of the phase-transition study (algorithm.md §6, §7) and its plots.
+#include "lca/analysis.hpp"
+#include "lca/error.hpp"
+#include "lca/plot.hpp"
+#include "lca/random.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <vector>
+
+namespace {
+
+namespace fs = std::filesystem;
+using lca::SweepPoint;
+
+constexpr double kNu = -1.32, kGamma = 0.00985;
+
+double normal(lca::SplitMix64& rng) {
+  const double u1 = rng.uniform(), u2 = rng.uniform();
+  return std::sqrt(-2 * std::log(1 - u1)) * std::cos(2 * M_PI * u2);
+}
+
+std::string read(const fs::path& p) {
+  std::ifstream in(p);
+  return {std::istreambuf_iterator<char>(in), {}};
+}
+
+bool have_gnuplot() {
+  return std::system("command -v gnuplot >/dev/null 2>&1") == 0;
+}
+
+// Synthetic sweep with known exponents: per size L = nf*196, p*(L) = 20 (L/784)^{1/nu},
+// e*(L) = 30 (L/784)^{gamma/nu}, and error = e* + 5 t^2 with t = log(active/p*) exactly
+// quadratic; lambda_j = 0.02 e^{0.3 j} puts t_j = shift - 0.3 (j - 5), so log(lambda) is linear
+// in t. Per image: a common image factor (same image, all points) and independent noise.
+struct Synthetic {
+  std::vector<int> nf{4, 8, 16, 32, 64};
+  int images = 40, grid = 11;
+  double noise = 0.0;
+  double shift = 0.1; // vertex between grid points
+  int edge_nf = 0;    // this size gets shift -2: minimum at the high-activity edge
+  std::uint64_t seed = 1;
+
+  static double p_star(double L) { return 20 * std::pow(L / 784, 1 / kNu); }
+  static double e_star(double L) { return 30 * std::pow(L / 784, kGamma / kNu); }
+
+  std::vector<SweepPoint> points() const {
+    lca::SplitMix64 rng(seed);
+    std::vector<double> image_factor(images);
+    for (double& f : image_factor)
+      f = 1 + noise * normal(rng);
+    std::vector<SweepPoint> out;
+    for (int n : nf) {
+      const double L = 196.0 * n;
+      for (int j = 0; j < grid; ++j) {
+        const double t = (n == edge_nf ? -2.0 : shift) - 0.3 * (j - 5);
+        const double active = p_star(L) * std::exp(t), error = e_star(L) + 5 * t * t;
+        SweepPoint p{n, std::int64_t(L), 0.02 * std::exp(0.3 * j), 0.0, {}, {}};
+        for (int i = 0; i < images; ++i) {
+          p.image_active.push_back(active * image_factor[std::size_t(i)] *
+                                   (1 + noise * normal(rng)));
+          p.image_error.push_back(error * image_factor[std::size_t(i)] *
+                                  (1 + 0.5 * noise * normal(rng)));
+          p.percent_active += p.image_active.back() / images;
+        }
+        out.push_back(std::move(p));
+      }
+    }
+    return out;
+  }
+};
+
+// ---------------------------------------------------------------- find_minimum
+
+TEST(FindMinimum, ExactParabolaInLogActiveRecoversVertex) {
+  std::vector<double> active, error, lambda;
+  for (int j = 0; j < 9; ++j) {
+    const double t = -1.0 + 0.25 * j;
+    active.push_back(std::exp(t));
+    error.push_back(3.0 + 2.0 * (t - 0.37) * (t - 0.37));
+    lambda.push_back(std::exp(-2.0 * t)); // log(lambda) linear in log(active)
+  }
+  const lca::Minimum m = lca::find_minimum(active, error, lambda);
+  EXPECT_TRUE(m.refined);
+  EXPECT_FALSE(m.at_edge);
+  EXPECT_EQ(m.index, 5); // t = 0.25 is the nearest grid point
+  EXPECT_NEAR(m.error, 3.0, 1e-6);
+  EXPECT_NEAR(std::log(m.active), 0.37, 1e-6);
+  EXPECT_NEAR(std::log(m.lambda), -0.74, 1e-6);
+}
+
+TEST(FindMinimum, UnsortedInputGivesSameMinimumAndCallerIndex) {
+  const std::vector<double> t = {0.5, -1.0, 0.25, 1.0, -0.5, 0.0, 0.75, -0.25};
+  std::vector<double> active, error, lambda;
+  for (double v : t) {
+    active.push_back(std::exp(v));
+    error.push_back(1.0 + (v - 0.1) * (v - 0.1));
+    lambda.push_back(std::exp(-v));
+  }
+  const lca::Minimum m = lca::find_minimum(active, error, lambda);
+  EXPECT_EQ(m.index, 5); // t = 0.0
+  EXPECT_TRUE(m.refined);
+  EXPECT_NEAR(std::log(m.active), 0.1, 1e-9);
+  EXPECT_NEAR(m.error, 1.0, 1e-9);
+  EXPECT_NEAR(std::log(m.lambda), -0.1, 1e-9);
+}
+
+TEST(FindMinimum, RepeatedActivityKeepsDiscretePoint) {
+  const lca::Minimum m = lca::find_minimum({1, 2, 2, 4}, {5, 3, 4, 6}, {4, 3, 2, 1});
+  EXPECT_FALSE(m.refined);
+  EXPECT_FALSE(m.at_edge);
+  EXPECT_EQ(m.index, 1);
+  EXPECT_EQ(m.error, 3);
+  EXPECT_EQ(m.active, 2);
+  EXPECT_EQ(m.lambda, 3);
+}
+
+TEST(FindMinimum, EdgeMinimumFlaggedOnEitherEnd) {
+  // Lowest activity (largest lambda), given last.
+  lca::Minimum m = lca::find_minimum({2, 4, 8, 1}, {3, 4, 5, 2}, {3, 2, 1, 4});
+  EXPECT_TRUE(m.at_edge);
+  EXPECT_FALSE(m.refined);
+  EXPECT_EQ(m.index, 3);
+  EXPECT_EQ(m.error, 2);
+  // Highest activity, given first.
+  m = lca::find_minimum({8, 1, 2, 4}, {1, 4, 3, 2}, {1, 4, 3, 2});
+  EXPECT_TRUE(m.at_edge);
+  EXPECT_EQ(m.index, 0);
+  EXPECT_EQ(m.active, 8);
+  // One or two points can only be edges.
+  EXPECT_TRUE(lca::find_minimum({1}, {1}, {1}).at_edge);
+}
+
+TEST(FindMinimum, InvalidInputThrows) {
+  EXPECT_THROW(lca::find_minimum({}, {}, {}), lca::InvalidArgument);
+  EXPECT_THROW(lca::find_minimum({1, 2}, {1}, {1, 2}), lca::InvalidArgument);
+  EXPECT_THROW(lca::find_minimum({0, 1, 2}, {3, 1, 2}, {3, 2, 1}), lca::InvalidArgument);
+  EXPECT_THROW(lca::find_minimum({1, 2, 3}, {3, NAN, 2}, {3, 2, 1}), lca::InvalidArgument);
+}
+
+// ---------------------------------------------------------------- fit_power_law
+
+TEST(FitPowerLaw, RecoversExactPowerLaw) {
+  std::vector<double> x, y;
+  for (int i = 0; i < 6; ++i) {
+    x.push_back(3.0 * std::pow(2.0, i));
+    y.push_back(2.5 * std::pow(x.back(), -0.7));
+  }
+  const lca::PowerLawFit f = lca::fit_power_law(x, y);
+  EXPECT_EQ(f.n, 6);
+  EXPECT_NEAR(f.slope, -0.7, 1e-6);
+  EXPECT_NEAR(f.intercept, std::log(2.5), 1e-6);
+  EXPECT_NEAR(f.r2, 1.0, 1e-12);
+  EXPECT_LT(f.slope_se, 1e-6);
+}
+
+TEST(FitPowerLaw, TrueSlopeWithinThreeStandardErrorsOnNoisyData) {
+  lca::SplitMix64 rng(42);
+  std::vector<double> x, y;
+  for (int i = 0; i < 30; ++i) {
+    x.push_back(std::exp(0.2 * i));
+    y.push_back(3.0 * std::pow(x.back(), 1.3) * std::exp(0.05 * normal(rng)));
+  }
+  const lca::PowerLawFit f = lca::fit_power_law(x, y);
+  EXPECT_GT(f.slope_se, 0);
+  EXPECT_LT(std::abs(f.slope - 1.3), 3 * f.slope_se);
+  EXPECT_LT(std::abs(f.intercept - std::log(3.0)), 3 * f.intercept_se);
+  EXPECT_GT(f.r2, 0.99);
+}
+
+TEST(FitPowerLaw, TwoPointsHaveNoStandardError) {
+  const lca::PowerLawFit f = lca::fit_power_law({1, 10}, {2, 20});
+  EXPECT_NEAR(f.slope, 1.0, 1e-12);
+  EXPECT_TRUE(std::isnan(f.slope_se));
+  EXPECT_TRUE(std::isnan(f.intercept_se));
+}
+
+TEST(FitPowerLaw, InvalidInputThrows) {
+  EXPECT_THROW(lca::fit_power_law({1}, {1}), lca::InvalidArgument);
+  EXPECT_THROW(lca::fit_power_law({1, 2}, {1, 2, 3}), lca::InvalidArgument);
+  EXPECT_THROW(lca::fit_power_law({1, -2}, {1, 2}), lca::InvalidArgument);
+  EXPECT_THROW(lca::fit_power_law({1, 2}, {0, 2}), lca::InvalidArgument);
+  EXPECT_THROW(lca::fit_power_law({2, 2, 2}, {1, 2, 3}), lca::InvalidArgument);
+}
+
+// ---------------------------------------------------------------- exponents
+
+TEST(Exponents, RecoverSeedExponentsFromExactMinima) {
+  std::vector<double> L, e, p;
+  for (int n : {4, 8, 16, 32, 64}) {
+    L.push_back(196.0 * n);
+    e.push_back(Synthetic::e_star(L.back()));
+    p.push_back(Synthetic::p_star(L.back()));
+  }
+  const lca::Exponents x = lca::exponents_from_minima(L, e, p);
+  EXPECT_NEAR(x.nu, kNu, 1e-6);
+  EXPECT_NEAR(x.gamma, kGamma, 1e-6);
+  EXPECT_NEAR(x.loc_fit.slope, 1 / kNu, 1e-9);
+  EXPECT_NEAR(x.val_fit.slope, kGamma / kNu, 1e-9);
+  EXPECT_LT(x.nu_se, 1e-6);
+  EXPECT_LT(x.gamma_se, 1e-6);
+}
+
+TEST(Exponents, DeltaMethodStandardErrors) {
+  // Noisy minima: se follow from the slopes' se as nu = 1/b, gamma = a/b.
+  const std::vector<double> L = {1, 2, 4, 8, 16};
+  const lca::Exponents x =
+      lca::exponents_from_minima(L, {1.0, 1.1, 1.15, 1.3, 1.32}, {10, 6.5, 4.1, 2.3, 1.6});
+  const double a = x.val_fit.slope, b = x.loc_fit.slope;
+  EXPECT_NEAR(x.nu_se, x.loc_fit.slope_se / (b * b), 1e-12);
+  EXPECT_NEAR(x.gamma_se * x.gamma_se,
+              std::pow(x.val_fit.slope_se / b, 2) + std::pow(a * x.loc_fit.slope_se / (b * b), 2),
+              1e-12);
+}
+
+TEST(Exponents, ConstantLocationThrows) {
+  EXPECT_THROW(lca::exponents_from_minima({1, 2, 4}, {3, 2, 1}, {5, 5, 5}), lca::InvalidArgument);
+}
+
+// ---------------------------------------------------------------- analyze_study
+
+TEST(AnalyzeStudy, ExactSweepRecoversExponentsAndMinima) {
+  Synthetic s;
+  const std::vector<SweepPoint> points = s.points();
+  const lca::StudyResult r = lca::analyze_study(points, 20, 3);
+  ASSERT_TRUE(r.valid) << r.warning;
+  EXPECT_TRUE(r.warning.empty()) << r.warning;
+  ASSERT_EQ(r.nf, s.nf);
+  for (std::size_t k = 0; k < r.nf.size(); ++k) {
+    EXPECT_DOUBLE_EQ(r.L[k], 196.0 * s.nf[k]);
+    EXPECT_TRUE(r.minima[k].refined);
+    EXPECT_NEAR(r.minima[k].error, Synthetic::e_star(r.L[k]), 1e-9);
+    EXPECT_NEAR(r.minima[k].active, Synthetic::p_star(r.L[k]), 1e-9);
+    EXPECT_NEAR(std::log(r.minima[k].lambda), std::log(0.02) + 0.3 * 5 + s.shift, 1e-9);
+    EXPECT_EQ(points[std::size_t(r.minima[k].index)].nf, r.nf[k]);
+  }
+  EXPECT_NEAR(r.exponents.nu, kNu, 1e-6);
+  EXPECT_NEAR(r.exponents.gamma, kGamma, 1e-6);
+  // Identical images: every replicate equals the full sample.
+  EXPECT_EQ(r.bootstrap_failed, 0);
+  EXPECT_NEAR(r.nu_lo, kNu, 1e-6);
+  EXPECT_NEAR(r.nu_hi, kNu, 1e-6);
+}
+
+TEST(AnalyzeStudy, NoisySweepExponentsWithinBootstrapInterval) {
+  Synthetic s;
+  s.noise = 0.01;
+  const lca::StudyResult r = lca::analyze_study(s.points(), 400, 11);
+  ASSERT_TRUE(r.valid) << r.warning;
+  EXPECT_EQ(r.bootstrap_samples, 400);
+  EXPECT_EQ(r.bootstrap_failed, 0);
+  EXPECT_NEAR(r.exponents.nu, kNu, 0.1);
+  EXPECT_NEAR(r.exponents.gamma, kGamma, 0.005);
+  EXPECT_LT(r.nu_lo, kNu);
+  EXPECT_GT(r.nu_hi, kNu);
+  EXPECT_LT(r.gamma_lo, kGamma);
+  EXPECT_GT(r.gamma_hi, kGamma);
+  EXPECT_LT(r.nu_lo, r.exponents.nu);
+  EXPECT_GT(r.nu_hi, r.exponents.nu);
+}
+
+TEST(AnalyzeStudy, BootstrapDeterministicPerSeed) {
+  Synthetic s;
+  s.noise = 0.01;
+  const std::vector<SweepPoint> points = s.points();
+  const lca::StudyResult a = lca::analyze_study(points, 100, 5);
+  const lca::StudyResult b = lca::analyze_study(points, 100, 5);
+  const lca::StudyResult c = lca::analyze_study(points, 100, 6);
+  EXPECT_EQ(a.nu_lo, b.nu_lo);
+  EXPECT_EQ(a.nu_hi, b.nu_hi);
+  EXPECT_EQ(a.gamma_lo, b.gamma_lo);
+  EXPECT_EQ(a.gamma_hi, b.gamma_hi);
+  EXPECT_NE(a.nu_lo, c.nu_lo);
+  EXPECT_NE(a.gamma_hi, c.gamma_hi);
+  EXPECT_EQ(a.exponents.nu, c.exponents.nu); // the point estimate does not resample
+}
+
+TEST(AnalyzeStudy, EdgeMinimumMakesStudyInvalid) {
+  Synthetic s;
+  s.edge_nf = 16;
+  const lca::StudyResult r = lca::analyze_study(s.points(), 10, 1);
+  EXPECT_FALSE(r.valid);
+  EXPECT_NE(r.warning.find("nf=16 (L=3136)"), std::string::npos) << r.warning;
+  EXPECT_NE(r.warning.find("widen the lambda range"), std::string::npos) << r.warning;
+  EXPECT_TRUE(r.minima[2].at_edge);
+  // The other four sizes still give the exponents.
+  EXPECT_EQ(r.exponents.loc_fit.n, 4);
+  EXPECT_NEAR(r.exponents.nu, kNu, 1e-6);
+}
+
+TEST(AnalyzeStudy, OneSizeHasNoExponents) {
+  Synthetic s;
+  s.nf = {8};
+  const lca::StudyResult r = lca::analyze_study(s.points(), 10, 1);
+  EXPECT_FALSE(r.valid);
+  EXPECT_NE(r.warning.find(">= 2 sizes"), std::string::npos) << r.warning;
+  EXPECT_TRUE(std::isnan(r.exponents.nu));
+  EXPECT_TRUE(std::isnan(r.nu_lo));
+  ASSERT_EQ(r.minima.size(), 1u);
+  EXPECT_TRUE(r.minima[0].refined);
+}
+
+TEST(AnalyzeStudy, ZeroActivityPointsAreLeftOut) {
+  Synthetic s;
+  std::vector<SweepPoint> points = s.points();
+  SweepPoint dead = points[0];
+  dead.lambda = 100.0; // far above the grid: nothing active, error 100 %
+  dead.percent_active = 0;
+  std::fill(dead.image_active.begin(), dead.image_active.end(), 0.0);
+  std::fill(dead.image_error.begin(), dead.image_error.end(), 100.0);
+  points.push_back(dead);
+  const lca::StudyResult r = lca::analyze_study(points, 10, 1);
+  EXPECT_TRUE(r.valid) << r.warning;
+  EXPECT_NEAR(r.exponents.nu, kNu, 1e-6);
+}
+
+TEST(AnalyzeStudy, InvalidInputThrows) {
+  Synthetic s;
+  const std::vector<SweepPoint> good = s.points();
+  EXPECT_THROW(lca::analyze_study({}, 10, 1), lca::InvalidArgument);
+  EXPECT_THROW(lca::analyze_study(good, -1, 1), lca::InvalidArgument);
+  std::vector<SweepPoint> bad = good;
+  bad[3].image_error.pop_back();
+  EXPECT_THROW(lca::analyze_study(bad, 10, 1), lca::InvalidArgument);
+  bad = good;
+  bad[3].percent_active += 1.0;
+  EXPECT_THROW(lca::analyze_study(bad, 10, 1), lca::InvalidArgument);
+  bad = good;
+  bad[3].lambda = bad[4].lambda;
+  EXPECT_THROW(lca::analyze_study(bad, 10, 1), lca::InvalidArgument);
+  bad = good;
+  bad[3].system_size += 1;
+  EXPECT_THROW(lca::analyze_study(bad, 10, 1), lca::InvalidArgument);
+}
+
+// ---------------------------------------------------------------- fit_response
+
+TEST(FitResponse, SkipsNonPositiveChi) {
+  std::vector<double> lambda, chi;
+  for (int j = 0; j < 8; ++j) {
+    lambda.push_back(0.01 * std::pow(2.0, j));
+    chi.push_back(j >= 6 ? 0.0 : 0.4 * std::pow(lambda.back(), 0.2));
+  }
+  const lca::PowerLawFit f = lca::fit_response(lambda, chi);
+  EXPECT_EQ(f.n, 6);
+  EXPECT_NEAR(f.slope, 0.2, 1e-9);
+  EXPECT_THROW(lca::fit_response({1, 2, 3}, {0, 0, 1}), lca::InvalidArgument);
+  EXPECT_THROW(lca::fit_response({1, -2}, {1, 1}), lca::InvalidArgument);
+  EXPECT_THROW(lca::fit_response({1, 2}, {1}), lca::InvalidArgument);
+}
+
+// ---------------------------------------------------------------- output
+
+TEST(ResultsTable, CsvAndMarkdownCarryResultsAndSeedValues) {
+  Synthetic s;
+  s.noise = 0.01;
+  const lca::StudyResult r = lca::analyze_study(s.points(), 50, 2);
+  const fs::path dir = fs::path(testing::TempDir()) / "lca_test_results_table";
+  fs::create_directories(dir);
+  lca::write_results_table((dir / "r.csv").string(), (dir / "r.md").string(), r,
+                           "synthetic study; exact power laws with 1 % noise");
+  const std::string csv = read(dir / "r.csv"), md = read(dir / "r.md");
+  EXPECT_EQ(csv.rfind("kind,nf,L,e_star,p_star,lambda_star,at_edge", 0), 0u);
+  EXPECT_NE(csv.find("size,4,784,"), std::string::npos);
+  EXPECT_NE(csv.find("size,64,12544,"), std::string::npos);
+  EXPECT_NE(csv.find("exponent,,,,,,,,gamma,"), std::string::npos);
+  EXPECT_NE(csv.find(",0.00985\n"), std::string::npos);
+  EXPECT_NE(csv.find(",-1.32\n"), std::string::npos);
+  EXPECT_EQ(md.rfind("# Phase-transition study", 0), 0u);
+  EXPECT_NE(md.find("synthetic study; exact power laws"), std::string::npos);
+  EXPECT_NE(md.find("seed poster (CIFAR-10, PetaVision)"), std::string::npos);
+  EXPECT_NE(md.find("| 0.00985 |"), std::string::npos);
+  EXPECT_NE(md.find("| -1.32 |"), std::string::npos);
+  EXPECT_NE(md.find("bootstrap 95% interval"), std::string::npos);
+  EXPECT_FALSE(fs::exists(dir / "r.csv.tmp"));
+  EXPECT_THROW(lca::write_results_table((dir / "missing" / "r.csv").string(),
+                                        (dir / "r.md").string(), r, ""),
+               lca::IoError);
+}
+
+TEST(Plot, StudyWritesThreePngs) {
+  if (!have_gnuplot())
+    GTEST_SKIP() << "gnuplot not installed";
+  Synthetic s;
+  s.noise = 0.01;
+  const std::vector<SweepPoint> points = s.points();
+  const lca::StudyResult r = lca::analyze_study(points, 100, 2);
+  const fs::path dir = fs::path(testing::TempDir()) / "lca_test_plot_study";
+  fs::remove_all(dir);
+  lca::plot_study(dir.string(), points, r);
+  for (const char* png : {"error_vs_active.png", "min_error_vs_L.png", "min_location_vs_L.png"}) {
+    ASSERT_TRUE(fs::exists(dir / png)) << png;
+    EXPECT_GT(fs::file_size(dir / png), 1000u) << png;
+    EXPECT_EQ(read(dir / png).substr(1, 3), "PNG") << png;
+    EXPECT_FALSE(fs::exists(dir / (std::string(png) + ".tmp"))) << png;
+  }
+  EXPECT_TRUE(fs::exists(dir / "study.gp"));
+  EXPECT_TRUE(fs::exists(dir / "study_curves.dat"));
+  EXPECT_TRUE(fs::exists(dir / "study_minima.dat"));
+  EXPECT_FALSE(fs::exists(dir / "study.gp.log"));
+
+  Synthetic other;
+  other.nf = {4, 8};
+  EXPECT_THROW(lca::plot_study(dir.string(), other.points(), r), lca::InvalidArgument);
+}
+
+TEST(Plot, StudyWithEdgeMinimumStillPlots) {
+  if (!have_gnuplot())
+    GTEST_SKIP() << "gnuplot not installed";
+  Synthetic s;
+  s.edge_nf = 16;
+  const std::vector<SweepPoint> points = s.points();
+  const fs::path dir = fs::path(testing::TempDir()) / "lca_test_plot_edge";
+  lca::plot_study(dir.string(), points, lca::analyze_study(points, 0, 1));
+  EXPECT_GT(fs::file_size(dir / "min_location_vs_L.png"), 1000u);
+}
+
+TEST(Plot, ResponseWritesPng) {
+  if (!have_gnuplot())
+    GTEST_SKIP() << "gnuplot not installed";
+  std::vector<lca::ResponseCurve> curves;
+  std::vector<lca::PowerLawFit> fits;
+  for (int n : {8, 32}) {
+    lca::ResponseCurve c{n, 196 * n, {}, {}};
+    for (int j = 0; j < 8; ++j) {
+      c.lambda.push_back(0.02 * std::pow(1.5, j));
+      c.chi.push_back(j == 7 ? 0.0 : 0.1 * n * std::pow(c.lambda.back(), 0.3 + 0.01 * (j % 3)));
+    }
+    fits.push_back(lca::fit_response(c.lambda, c.chi));
+    curves.push_back(std::move(c));
+  }
+  const fs::path dir = fs::path(testing::TempDir()) / "lca_test_plot_response";
+  lca::plot_response(dir.string(), curves, fits);
+  EXPECT_GT(fs::file_size(dir / "response.png"), 1000u);
+  EXPECT_TRUE(fs::exists(dir / "response.gp"));
+  fits.pop_back();
+  EXPECT_THROW(lca::plot_response(dir.string(), curves, fits), lca::InvalidArgument);
+}
+
+// Runs f with PATH replaced, restoring it afterwards.
+template <class F> void with_path(const std::string& path, F f) {
+  const char* old = std::getenv("PATH");
+  const std::string saved = old ? old : "";
+  setenv("PATH", path.c_str(), 1);
+  try {
+    f();
+  } catch (...) {
+    setenv("PATH", saved.c_str(), 1);
+    throw;
+  }
+  setenv("PATH", saved.c_str(), 1);
+}
+
+TEST(Plot, FailingGnuplotIsAnIoErrorWithItsOutput) {
+  const fs::path bin = fs::path(testing::TempDir()) / "lca_test_fake_gnuplot";
+  fs::create_directories(bin);
+  {
+    std::ofstream fake(bin / "gnuplot");
+    fake << "#!/bin/sh\necho 'line 3: unknown terminal boom' >&2\nexit 1\n";
+  }
+  fs::permissions(bin / "gnuplot", fs::perms::owner_all);
+  Synthetic s;
+  const std::vector<SweepPoint> points = s.points();
+  const lca::StudyResult r = lca::analyze_study(points, 0, 1);
+  const fs::path dir = fs::path(testing::TempDir()) / "lca_test_plot_failing";
+  with_path(bin.string() + ":/usr/bin:/bin", [&] {
+    try {
+      lca::plot_study(dir.string(), points, r);
+      ADD_FAILURE() << "expected IoError";
+    } catch (const lca::IoError& e) {
+      const std::string what = e.what();
+      EXPECT_NE(what.find("gnuplot failed"), std::string::npos) << what;
+      EXPECT_NE(what.find("unknown terminal boom"), std::string::npos) << what;
+      EXPECT_EQ(what.find('\n'), std::string::npos) << what;
+    }
+  });
+  EXPECT_FALSE(fs::exists(dir / "error_vs_active.png"));
+}
+
+TEST(Plot, MissingGnuplotIsAnIoError) {
+  Synthetic s;
+  const std::vector<SweepPoint> points = s.points();
+  const lca::StudyResult r = lca::analyze_study(points, 0, 1);
+  with_path("/nonexistent", [&] {
+    try {
+      lca::plot_study((fs::path(testing::TempDir()) / "lca_test_plot_nognuplot").string(), points,
+                      r);
+      ADD_FAILURE() << "expected IoError";
+    } catch (const lca::IoError& e) {
+      EXPECT_NE(std::string(e.what()).find("gnuplot not found"), std::string::npos) << e.what();
+    }
+  });
+}
+
+} // namespace
