@@ -12,22 +12,22 @@
 
 namespace lca::app {
 
-inline void add_dataset_options(CLI::App& app, DatasetSpec& d, const std::string& prefix = "") {
-  app.add_option("--" + prefix + "data", d.format, "dataset format")
+inline void add_dataset_options(CLI::App& app, DatasetSpec& d) {
+  app.add_option("--data", d.format, "dataset format")
       ->check(CLI::IsMember({"fashion-mnist", "mnist-idx", "idx", "cifar10", "png-list"}))
       ->capture_default_str();
-  app.add_option("--" + prefix + "data-path", d.path,
+  app.add_option("--data-path", d.path,
                  "dataset directory or file (fashion-mnist: /usr/share/datasets/fashion-mnist)");
-  app.add_option("--" + prefix + "split", d.split, "train or test")
+  app.add_option("--split", d.split, "train or test")
       ->check(CLI::IsMember({"train", "test"}))
       ->capture_default_str();
-  app.add_option("--" + prefix + "subset", d.subset, "use only this many images (0: all)")
+  app.add_option("--subset", d.subset, "use only this many images (0: all)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
-  app.add_option("--" + prefix + "subset-mode", d.subset_mode, "first or random")
+  app.add_option("--subset-mode", d.subset_mode, "first or random")
       ->check(CLI::IsMember({"first", "random"}))
       ->capture_default_str();
-  app.add_option("--" + prefix + "data-seed", d.seed, "seed of a random subset")->capture_default_str();
+  app.add_option("--data-seed", d.seed, "seed of a random subset")->capture_default_str();
   app.add_option("--png-channels", d.channels, "png-list: channels (1 or 3)")->capture_default_str();
   app.add_option("--png-height", d.height, "png-list: image height")->capture_default_str();
   app.add_option("--png-width", d.width, "png-list: image width")->capture_default_str();

@@ -210,10 +210,10 @@ TrainSummary train(const TrainConfig& cfg, const ImageSet& data,
     sum.mean_percent_error = acc[1] / acc[3];
     sum.mean_percent_active = 100.0 * acc[2] / (acc[3] * g.neurons());
   }
-  if (writer && !sum.interrupted) {
-    const auto w = dict.to_host();
-    write_feature_montage(features_png_path(cfg.checkpoint), w.data(), g.nf, g.channels, g.kernel);
-  }
+  sum.dictionary = dict.to_host();
+  if (writer && !sum.interrupted)
+    write_feature_montage(features_png_path(cfg.checkpoint), sum.dictionary.data(), g.nf,
+                          g.channels, g.kernel);
   return sum;
 }
 

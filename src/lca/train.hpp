@@ -11,6 +11,7 @@
 #include <iosfwd>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace lca {
 
@@ -34,6 +35,7 @@ struct TrainSummary {
   double seconds = 0, images_per_second = 0;
   double mean_energy = 0, mean_percent_error = 0, mean_percent_active = 0; ///< last 10 % of batches
   bool interrupted = false; ///< stopped by SIGINT/SIGTERM after a checkpoint
+  std::vector<float> dictionary; ///< the final dictionary, (nf, c, k, k)
 };
 
 /// Train on `data` (already normalised, identical on every rank). With `resume`, continues

@@ -1,0 +1,61 @@
+#pragma once
+// The phase-transition study of algorithm.md §6: a grid of sizes (nf) x sparsities (lambda),
+// each point trained and then denoise-tested, collected in one HDF5 sweep file that is
+// rewritten atomically after every point (so a kill never loses or corrupts finished points).
+#include "lca/analysis.hpp"
+#include "lca/dataset.hpp"
+#include "lca/denoise.hpp"
+#include "lca/train.hpp"
+
+#include <mpi.h>
+
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+namespace lca {
+
+struct SweepConfig {
+  std::vector<int> sizes;       ///< nf values
+  std::vector<double> lambdas;  ///< lambda grid (tested at every size)
+  /// "full": train one dictionary per (nf, lambda); "reference": train once per nf at
+  /// reference_lambda and test it at every lambda (cheaper; labelled in every output).
+  std::string mode = "full";
+  double reference_lambda = 0.5;
+  TrainConfig train;            ///< everything but nf, lambda and the checkpoint path
+  DenoiseConfig test;
+  std::string out_dir = "results/study"; ///< sweep.h5 and points/<name>/checkpoint.h5
+};
+
+/// One finished grid point as stored in the sweep file.
+struct SweepRecord {
+  int nf = 0;
+  std::int64_t system_size = 0;
+  double lambda = 0, train_lambda = 0;
+  double percent_active = 0, error_mean = 0, error_se = 0, noisy_error_mean = 0;
+  double energy_mean = 0, response_mean = 0, seconds = 0;
+  std::vector<double> image_error, image_active, image_response;
+};
+
+struct Sweep {
+  std::string mode, settings; ///< settings: a canonical description; reruns must match it
+  double reference_lambda = 0;
+  std::vector<SweepRecord> points;
+};
+
+/// The sweep file's path inside out_dir.
+std::string sweep_path(const std::string& out_dir);
+/// Canonical text of everything that defines the results of a grid point.
+std::string sweep_settings(const SweepConfig& cfg, const ImageSet& train, const ImageSet& test);
+Sweep read_sweep(const std::string& path); ///< throws IoError for a missing or foreign file
+void write_sweep(const std::string& path, const Sweep& s); ///< atomic
+
+/// Runs the grid, skipping finished points and resuming half-trained ones from their
+/// checkpoints. Collective over comm; rank 0 writes. Returns the complete sweep.
+Sweep run_sweep(const SweepConfig& cfg, const ImageSet& train, const ImageSet& test,
+                MPI_Comm comm, std::ostream* progress);
+
+/// Sweep records as the analysis takes them.
+std::vector<SweepPoint> to_points(const Sweep& s);
+
+} // namespace lca

@@ -1,0 +1,245 @@
+#include "lca/scaling.hpp"
+
+#include "lca/checkpoint.hpp"
+#include "lca/error.hpp"
+#include "lca/h5.hpp"
+#include "lca/version.hpp"
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <ostream>
+#include <sstream>
+
+namespace lca {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::string fmt(double v) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.6g", v);
+  return b;
+}
+
+std::string point_dir(const SweepConfig& cfg, int nf, double lambda) {
+  const std::string name = cfg.mode == "reference" ? "nf" + std::to_string(nf) + "_ref" + fmt(cfg.reference_lambda)
+                                                   : "nf" + std::to_string(nf) + "_lambda" + fmt(lambda);
+  return (std::filesystem::path(cfg.out_dir) / "points" / name).string();
+}
+
+bool has_point(const Sweep& s, int nf, double lambda) {
+  for (const auto& p : s.points)
+    if (p.nf == nf && fmt(p.lambda) == fmt(lambda)) return true;
+  return false;
+}
+
+template <class T, class F> std::vector<T> column(const Sweep& s, F f) {
+  std::vector<T> v;
+  for (const auto& p : s.points) v.push_back(T(f(p)));
+  return v;
+}
+
+/// (points x images) matrix of one per-image field; every point must have n values.
+std::vector<double> matrix(const Sweep& s, std::vector<double> SweepRecord::*field, std::size_t n) {
+  std::vector<double> m;
+  for (const auto& p : s.points) {
+    if ((p.*field).size() != n) throw Error("sweep points disagree on the number of test images");
+    m.insert(m.end(), (p.*field).begin(), (p.*field).end());
+  }
+  return m;
+}
+
+} // namespace
+
+std::string sweep_path(const std::string& out_dir) {
+  return (std::filesystem::path(out_dir) / "sweep.h5").string();
+}
+
+std::string sweep_settings(const SweepConfig& cfg, const ImageSet& train, const ImageSet& test) {
+  const auto& t = cfg.train;
+  const auto& g = t.geometry;
+  std::ostringstream os;
+  os << "mode=" << cfg.mode << (cfg.mode == "reference" ? " reference_lambda=" + fmt(cfg.reference_lambda) : "")
+     << " preset=" << t.preset << " k=" << g.kernel << " s=" << g.stride << " tau=" << fmt(t.lca.tau)
+     << " dt=" << fmt(t.lca.dt) << " iterations=" << t.lca.iterations
+     << " stop_tol=" << fmt(t.lca.stop_tol) << " batch=" << t.batch_size << " epochs=" << t.epochs
+     << " images=" << t.max_images << " eta=" << fmt(t.learn.eta)
+     << " momentum_tau=" << fmt(t.learn.momentum_tau) << " decay=" << fmt(t.learn.decay)
+     << " seed=" << t.learn.seed << " shuffle=" << t.shuffle << " shuffle_seed=" << t.shuffle_seed
+     << " sigma=" << fmt(cfg.test.sigma) << " noise_seed=" << cfg.test.noise_seed
+     << " response=" << fmt(cfg.test.response_epsilon) << " | train: " << train.identity
+     << " | test: " << test.identity;
+  return os.str();
+}
+
+void write_sweep(const std::string& path, const Sweep& s) {
+  h5::atomic_write(path, [&](h5::File& f) {
+    const std::size_t n = s.points.size();
+    const std::size_t n_test = n ? s.points[0].image_error.size() : 0;
+    f.set_attribute("/", "format", "kokkos-lca-sweep");
+    f.set_attribute("/", "format_version", std::int64_t(1));
+    f.set_attribute("/", "software_version", version);
+    f.set_attribute("/", "mode", s.mode);
+    f.set_attribute("/", "reference_lambda", s.reference_lambda);
+    f.set_attribute("/", "settings", s.settings);
+    f.set_attribute("/", "n_points", std::int64_t(n));
+    f.set_attribute("/", "n_test", std::int64_t(n_test));
+    f.create_group("/points");
+    f.write("/points/nf", column<std::int64_t>(s, [](auto& p) { return p.nf; }), {n});
+    f.write("/points/system_size", column<std::int64_t>(s, [](auto& p) { return p.system_size; }), {n});
+    const std::pair<const char*, double SweepRecord::*> scalars[] = {
+        {"lambda", &SweepRecord::lambda},
+        {"train_lambda", &SweepRecord::train_lambda},
+        {"percent_active", &SweepRecord::percent_active},
+        {"error_mean", &SweepRecord::error_mean},
+        {"error_se", &SweepRecord::error_se},
+        {"noisy_error_mean", &SweepRecord::noisy_error_mean},
+        {"energy_mean", &SweepRecord::energy_mean},
+        {"response_mean", &SweepRecord::response_mean},
+        {"seconds", &SweepRecord::seconds}};
+    for (const auto& [name, field] : scalars)
+      f.write(std::string("/points/") + name, column<double>(s, [field = field](auto& p) { return p.*field; }), {n});
+    f.create_group("/images");
+    f.write("/images/error", matrix(s, &SweepRecord::image_error, n_test), {n, n_test});
+    f.write("/images/active", matrix(s, &SweepRecord::image_active, n_test), {n, n_test});
+    const bool response = n && !s.points[0].image_response.empty();
+    if (response) f.write("/images/response", matrix(s, &SweepRecord::image_response, n_test), {n, n_test});
+  });
+}
+
+Sweep read_sweep(const std::string& path) {
+  const auto f = h5::File::open_read(path);
+  if (!f.has_attribute("/", "format") || f.attribute<std::string>("/", "format") != "kokkos-lca-sweep")
+    throw IoError(path + ": not a kokkos-lca sweep file");
+  Sweep s;
+  s.mode = f.attribute<std::string>("/", "mode");
+  s.reference_lambda = f.attribute<double>("/", "reference_lambda");
+  s.settings = f.attribute<std::string>("/", "settings");
+  const auto n = std::size_t(f.attribute<std::int64_t>("/", "n_points"));
+  const auto n_test = std::size_t(f.attribute<std::int64_t>("/", "n_test"));
+  s.points.resize(n);
+  const auto nf = f.read<std::int64_t>("/points/nf", {n});
+  const auto L = f.read<std::int64_t>("/points/system_size", {n});
+  for (std::size_t i = 0; i < n; ++i) s.points[i].nf = int(nf[i]), s.points[i].system_size = L[i];
+  const std::pair<const char*, double SweepRecord::*> scalars[] = {
+      {"lambda", &SweepRecord::lambda},
+      {"train_lambda", &SweepRecord::train_lambda},
+      {"percent_active", &SweepRecord::percent_active},
+      {"error_mean", &SweepRecord::error_mean},
+      {"error_se", &SweepRecord::error_se},
+      {"noisy_error_mean", &SweepRecord::noisy_error_mean},
+      {"energy_mean", &SweepRecord::energy_mean},
+      {"response_mean", &SweepRecord::response_mean},
+      {"seconds", &SweepRecord::seconds}};
+  for (const auto& [name, field] : scalars) {
+    const auto v = f.read<double>(std::string("/points/") + name, {n});
+    for (std::size_t i = 0; i < n; ++i) s.points[i].*field = v[i];
+  }
+  const auto rows = [&](const char* name, std::vector<double> SweepRecord::*field) {
+    const auto m = f.read<double>(name, {n, n_test});
+    for (std::size_t i = 0; i < n; ++i)
+      (s.points[i].*field).assign(m.begin() + i * n_test, m.begin() + (i + 1) * n_test);
+  };
+  rows("/images/error", &SweepRecord::image_error);
+  rows("/images/active", &SweepRecord::image_active);
+  if (f.exists("/images/response")) rows("/images/response", &SweepRecord::image_response);
+  return s;
+}
+
+Sweep run_sweep(const SweepConfig& cfg, const ImageSet& train_set, const ImageSet& test_set,
+                MPI_Comm comm, std::ostream* progress) {
+  if (cfg.sizes.empty() || cfg.lambdas.empty()) throw InvalidArgument("the grid is empty: give sizes and lambdas");
+  if (cfg.mode != "full" && cfg.mode != "reference")
+    throw InvalidArgument("unknown sweep mode '" + cfg.mode + "' (full or reference)");
+  if (cfg.train.preset == "custom")
+    throw InvalidArgument("a sweep varies lambda: use a named threshold preset, not custom vertices");
+  int rank = 0;
+  MPI_Comm_rank(comm, &rank);
+  const std::string path = sweep_path(cfg.out_dir);
+  Sweep s;
+  s.mode = cfg.mode;
+  s.reference_lambda = cfg.mode == "reference" ? cfg.reference_lambda : 0;
+  s.settings = sweep_settings(cfg, train_set, test_set);
+  if (std::filesystem::exists(path)) {
+    Sweep old = read_sweep(path);
+    if (old.settings != s.settings)
+      throw InvalidArgument(path + " was made with other settings; use another --out-dir or the same flags (file: " +
+                            old.settings + ")");
+    s.points = std::move(old.points);
+  }
+  const std::size_t total = cfg.sizes.size() * cfg.lambdas.size();
+  std::size_t done_here = 0;
+  const auto start = Clock::now();
+  std::map<int, std::vector<float>> reference_dicts; // reference mode: one training per size
+  for (int nf : cfg.sizes)
+    for (double lambda : cfg.lambdas) {
+      if (has_point(s, nf, lambda)) continue;
+      const auto t0 = Clock::now();
+      TrainConfig tc = cfg.train;
+      tc.geometry.nf = nf;
+      const double train_lambda = cfg.mode == "reference" ? cfg.reference_lambda : lambda;
+      tc.lca.transfer = make_transfer(tc.preset, train_lambda);
+      tc.checkpoint = (std::filesystem::path(point_dir(cfg, nf, lambda)) / "checkpoint.h5").string();
+      std::vector<float> dictionary;
+      if (auto it = reference_dicts.find(nf); it != reference_dicts.end()) {
+        dictionary = it->second;
+      } else {
+        if (rank == 0) std::filesystem::create_directories(std::filesystem::path(tc.checkpoint).parent_path());
+        std::optional<Checkpoint> resume;
+        if (std::filesystem::exists(tc.checkpoint)) {
+          resume = read_checkpoint(tc.checkpoint);
+          check_resume_compatible(*resume, tc.geometry, tc.lca, tc.learn, train_set.identity, tc.checkpoint);
+        }
+        const TrainSummary ts = train(tc, train_set, resume, comm, progress);
+        if (ts.interrupted) {
+          if (progress && rank == 0) *progress << "[scaling] interrupted; rerun the same command to continue" << std::endl;
+          return s;
+        }
+        dictionary = ts.dictionary;
+        if (cfg.mode == "reference") reference_dicts[nf] = dictionary;
+      }
+      LcaParams p = tc.lca;
+      p.transfer = make_transfer(tc.preset, lambda);
+      const DenoiseResult r = denoise(tc.geometry, p, dictionary, test_set, cfg.test, comm, nullptr);
+      SweepRecord rec;
+      rec.nf = nf;
+      rec.system_size = tc.geometry.neurons();
+      rec.lambda = lambda;
+      rec.train_lambda = train_lambda;
+      const MeanSe e = mean_se(r.error);
+      rec.percent_active = mean_se(r.active).mean;
+      rec.error_mean = e.mean, rec.error_se = e.se;
+      rec.noisy_error_mean = mean_se(r.noisy_error).mean;
+      rec.energy_mean = mean_se(r.energy).mean;
+      rec.response_mean = r.response.empty() ? 0.0 : mean_se(r.response).mean;
+      rec.image_error = r.error, rec.image_active = r.active, rec.image_response = r.response;
+      rec.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+      s.points.push_back(rec);
+      if (rank == 0) write_sweep(path, s);
+      ++done_here;
+      if (progress && rank == 0) {
+        const double per = std::chrono::duration<double>(Clock::now() - start).count() / double(done_here);
+        char line[256];
+        std::snprintf(line, sizeof line,
+                      "[scaling] point %zu/%zu  nf=%d lambda=%s%s: error %.2f%% +- %.2f, active %.3f%%  "
+                      "(%.1f s)  ETA %s",
+                      s.points.size(), total, nf, fmt(lambda).c_str(),
+                      cfg.mode == "reference" ? (" (trained at " + fmt(train_lambda) + ")").c_str() : "",
+                      e.mean, e.se, rec.percent_active, rec.seconds,
+                      format_duration(per * double(total - s.points.size())).c_str());
+        *progress << line << std::endl;
+      }
+    }
+  return s;
+}
+
+std::vector<SweepPoint> to_points(const Sweep& s) {
+  std::vector<SweepPoint> v;
+  for (const auto& p : s.points)
+    v.push_back({p.nf, p.system_size, p.lambda, p.percent_active, p.image_error, p.image_active});
+  return v;
+}
+
+} // namespace lca
