@@ -86,8 +86,9 @@ int main(int argc, char** argv) {
     CLI::App app{"The kokkos-lca phase-transition study: train and test a grid of sizes and "
                  "sparsities, then extract the critical exponents."};
     app.require_subcommand(1);
+    // A config file holds the run flags under [run] (see inputs/fashion-mnist-study.toml).
+    app.set_config("--config", "", "read flags from a TOML file (see inputs/)");
     CLI::App* run = app.add_subcommand("run", "train + denoise-test the (nf x lambda) grid");
-    run->set_config("--config", "", "read flags from a TOML file (see inputs/)");
     lca::DatasetSpec data;
     lca::app::ModelOptions model;
     lca::SweepConfig cfg;
