@@ -82,17 +82,25 @@ build_backend() {
   cuda)
     command -v nvcc >/dev/null || export PATH=/usr/local/cuda/bin:$PATH
     command -v nvcc >/dev/null || { echo "setup-deps: cuda backend requested but nvcc not found" >&2; exit 1; }
-    local ksrc=$PREFIX/src/kokkos-cuda
-    if [ ! -f "$ksrc/.patched" ]; then
+    # nvcc_wrapper's built-in default arch (sm_35) is rejected by CUDA >= 12; the patch below makes
+    # it read this variable (used by CMake's compiler checks, before Kokkos adds its own -arch).
+    export NVCC_WRAPPER_DEFAULT_ARCH=${NVCC_WRAPPER_DEFAULT_ARCH:-sm_80}
+    local ksrc=$PREFIX/src/kokkos-cuda patch=$HERE/kokkos-3.4.01-cuda13.patch
+    local psum
+    psum=$(sha256sum <"$patch")
+    if [ "$(cat "$ksrc/.patched" 2>/dev/null)" != "$psum" ]; then # (re)patch if the patch changed
       $SUDO rm -rf "$ksrc"
       $SUDO cp -r "$PREFIX/src/kokkos" "$ksrc"
-      (cd "$ksrc" && $SUDO patch -p1 <"$HERE/kokkos-3.4.01-cuda13.patch")
-      $SUDO touch "$ksrc/.patched"
+      (cd "$ksrc" && $SUDO patch -p1 -s <"$patch")
+      echo "$psum" | $SUDO tee "$ksrc/.patched" >/dev/null
     fi
     cxx=$ksrc/bin/nvcc_wrapper
     kokkos_opts=(-DKokkos_ENABLE_SERIAL=ON -DKokkos_ENABLE_OPENMP=ON -DKokkos_ENABLE_CUDA=ON
-      -DKokkos_ENABLE_CUDA_LAMBDA=ON -DKokkos_ARCH_${LCA_CUDA_ARCH:-AMPERE80}=ON)
-    kk_opts=(-DKokkosKernels_ENABLE_TPL_CUBLAS=ON)
+      -DKokkos_ENABLE_CUDA_LAMBDA=ON "-DKokkos_ARCH_${LCA_CUDA_ARCH:-AMPERE80}=ON")
+    # Kokkos Kernels 3.4 finds cuBLAS through CMake's FindCUDA (CUDA_CUBLAS_LIBRARIES); cuSPARSE
+    # would be on by default with CUDA but kokkos-lca does not use it.
+    kk_opts=(-DKokkosKernels_ENABLE_TPL_CUBLAS=ON -DKokkosKernels_ENABLE_TPL_CUSPARSE=OFF
+      -DCUDA_TOOLKIT_ROOT_DIR="$(dirname "$(dirname "$(command -v nvcc)")")")
     ;;
   *)
     echo "setup-deps: unknown backend '$b' (openmp|cuda)" >&2

@@ -100,7 +100,7 @@ std::vector<SizeCurve> size_curves(const std::vector<SweepPoint>& points) {
     std::vector<std::size_t> order(c.lambda.size());
     std::iota(order.begin(), order.end(), 0);
     std::sort(order.begin(), order.end(),
-              [&](std::size_t a, std::size_t b) { return c.lambda[a] < c.lambda[b]; });
+              [&lam = c.lambda](std::size_t a, std::size_t b) { return lam[a] < lam[b]; });
     SizeCurve sorted{c.nf, c.system_size, {}, {}, {}, {}};
     for (std::size_t k : order) {
       if (!sorted.lambda.empty() && sorted.lambda.back() == c.lambda[k])
