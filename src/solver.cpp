@@ -27,10 +27,8 @@ DeviceTransfer<Scalar>::DeviceTransfer(const Transfer& t)
 
 template <class Scalar, class Space>
 LcaSolver<Scalar, Space>::LcaSolver(const Geometry& g, const LcaParams& p)
-    : geom_(g), params_(p), transfer_(p.transfer) {
-  validate(g);
-  validate(p);
-}
+    : geom_((validate(g), g)), params_((validate(p), p)), transfer_(p.transfer),
+      dt_("lca::LcaSolver::dictionary_rows", g.nf, g.patch()) {}
 
 template <class Scalar, class Space>
 void LcaSolver<Scalar, Space>::set_lambda_transfer(const Transfer& t) {
@@ -68,35 +66,53 @@ void LcaSolver<Scalar, Space>::reconstruct(const Dictionary<Scalar, Space>& dict
     throw InvalidArgument("reconstruct: image views do not match the batch");
   const int C = geom_.channels, H = geom_.height, W = geom_.width, k = geom_.kernel,
             s = geom_.stride, p = geom_.pad(), Hs = geom_.out_h(), Ws = geom_.out_w();
+  const int kk = k * k;
   const bool has_x = x.extent(0) != 0;
+  // Features as contiguous rows (nf, c*k*k) so that a scatter reads each kernel row in order.
   const auto d = dict.matrix();
+  const auto dt = dt_;
+  Kokkos::parallel_for(
+      "lca::LcaSolver::transpose_dictionary",
+      Kokkos::MDRangePolicy<exec_space, Kokkos::Rank<2>>({0, 0}, {d.extent(0), d.extent(1)}),
+      KOKKOS_LAMBDA(std::int64_t e, std::int64_t m) { dt(m, e) = d(e, m); });
   const auto idx = act_idx_;
   const auto val = act_val_;
   const auto cnt = act_cnt_;
-  const std::int64_t total = std::int64_t(batch_) * C * H * W;
-  // One thread per output pixel: gather from the <= ceil(k/s)^2 positions covering it.
+  // One team per (image, channel) plane scatters sign * a * phi_m for each active neuron of
+  // each position in turn: kernel rows over the team's threads, columns over its vector
+  // lanes, so the positions' overlapping patches never race and the order is deterministic.
+  // On CPUs a team is one thread and the column loop vectorises.
+  int vector = 1;
+  while (vector * 2 <= k && vector * 2 <= 32) vector *= 2;
+  using team_policy = Kokkos::TeamPolicy<exec_space>;
   Kokkos::parallel_for(
-      "lca::LcaSolver::reconstruct", Kokkos::RangePolicy<exec_space>(0, total),
-      KOKKOS_LAMBDA(std::int64_t t) {
-        const int j = int(t % W), i = int((t / W) % H), ch = int((t / (W * H)) % C);
-        const int b = int(t / (std::int64_t(W) * H * C));
-        // positions y with 0 <= i + p - s*y < k
-        const int ylo_num = i + p - k + 1;
-        const int ylo = ylo_num > 0 ? (ylo_num + s - 1) / s : 0;
-        const int yhi = (i + p) / s < Hs - 1 ? (i + p) / s : Hs - 1;
-        const int xlo_num = j + p - k + 1;
-        const int xlo = xlo_num > 0 ? (xlo_num + s - 1) / s : 0;
-        const int xhi = (j + p) / s < Ws - 1 ? (j + p) / s : Ws - 1;
-        Scalar acc = 0;
-        for (int y = ylo; y <= yhi; ++y)
-          for (int xx = xlo; xx <= xhi; ++xx) {
-            const int pos = (b * Hs + y) * Ws + xx;
-            const int e = (ch * k + (i + p - s * y)) * k + (j + p - s * xx);
-            const int n = cnt(pos);
-            for (int q = 0; q < n; ++q) acc += val(pos, q) * d(e, idx(pos, q));
-          }
-        const std::int64_t pix = t - std::int64_t(b) * C * H * W;
-        out(b, pix) = (has_x ? x(b, pix) : Scalar(0)) + sign * acc;
+      "lca::LcaSolver::reconstruct", team_policy(batch_ * C, Kokkos::AUTO, vector),
+      KOKKOS_LAMBDA(const typename team_policy::member_type& team) {
+        const int b = team.league_rank() / C, ch = team.league_rank() % C;
+        const int plane = ch * H * W;
+        Kokkos::parallel_for(Kokkos::TeamThreadRange(team, H * W), [&](int t) {
+          out(b, plane + t) = has_x ? x(b, plane + t) : Scalar(0);
+        });
+        team.team_barrier();
+        for (int q = 0; q < Hs * Ws; ++q) {
+          const int pos = b * Hs * Ws + q;
+          const int n = cnt(pos);
+          if (n == 0) continue;
+          const int i0 = s * (q / Ws) - p, j0 = s * (q % Ws) - p;
+          const int kx_lo = j0 < 0 ? -j0 : 0, kx_hi = W - j0 < k ? W - j0 : k;
+          Kokkos::parallel_for(Kokkos::TeamThreadRange(team, k), [&](int ky) {
+            const int i = i0 + ky;
+            if (i < 0 || i >= H) return;
+            const int row = plane + i * W + j0, e0 = ch * kk + ky * k;
+            for (int u = 0; u < n; ++u) {
+              const Scalar a = sign * val(pos, u);
+              const int m = idx(pos, u);
+              Kokkos::parallel_for(Kokkos::ThreadVectorRange(team, kx_lo, kx_hi),
+                                   [&](int kx) { out(b, row + kx) += a * dt(m, e0 + kx); });
+            }
+          });
+          team.team_barrier();
+        }
       });
 }
 

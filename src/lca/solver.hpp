@@ -108,6 +108,8 @@ private:
   typename V::IndexMatrix act_idx_; ///< (B*positions, nf): active features of each position
   Matrix act_val_;                  ///< their activities
   typename V::IndexVector act_cnt_; ///< (B*positions)
+  /// The dictionary as rows (nf, c*k*k), refreshed by reconstruct().
+  Kokkos::View<Scalar**, Kokkos::LayoutRight, typename V::memory_space> dt_;
 };
 
 } // namespace lca
