@@ -86,6 +86,7 @@ int main(int argc, char** argv) {
     CLI::App app{"The kokkos-lca phase-transition study: train and test a grid of sizes and "
                  "sparsities, then extract the critical exponents."};
     app.require_subcommand(1);
+    lca::app::last_flag_wins(app);
     // A config file holds the run flags under [run] (see inputs/fashion-mnist-study.toml).
     app.set_config("--config", "", "read flags from a TOML file (see inputs/)");
     CLI::App* run = app.add_subcommand("run", "train + denoise-test the (nf x lambda) grid");
@@ -100,9 +101,10 @@ int main(int argc, char** argv) {
     model.add(*run, true);
     run->add_option("--test-split", test_split, "split used for the denoising test")->capture_default_str();
     run->add_option("--test-subset", test_subset, "test images (0: all)")->capture_default_str();
-    run->add_option("--sizes", cfg.sizes, "nf values (system size L = nf * H/s * W/s)")->required()->delimiter(',');
+    run->add_option("--sizes", cfg.sizes, "nf values (system size L = nf * H/s * W/s)")->required()->delimiter(',')->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
     run->add_option("--lambdas", cfg.lambdas, "explicit lambda grid (else log-spaced from --lambda-min/max/count)")
-        ->delimiter(',');
+        ->delimiter(',')
+        ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
     run->add_option("--lambda-min", lmin)->capture_default_str();
     run->add_option("--lambda-max", lmax)->capture_default_str();
     run->add_option("--lambda-count", lcount)->capture_default_str();

@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
     CLI::App app{"Train a convolutional sparse-coding dictionary with the Locally Competitive "
                  "Algorithm (kokkos-lca)."};
     app.set_config("--config", "", "read flags from a TOML file (see inputs/)");
+    lca::app::last_flag_wins(app);
     lca::DatasetSpec data_spec;
     lca::app::ModelOptions model;
     std::string output = "results/train/checkpoint.h5", resume;

@@ -1,0 +1,177 @@
+"""End-to-end tests of lca-train, lca-denoise and lca-scaling (issues: apps I and II).
+Run one with: python3 tests/apps/test_apps.py Apps.test_name (LCA_BIN_DIR = the apps folder)."""
+import filecmp
+import os
+import signal
+import subprocess
+import sys
+import time
+import unittest
+
+import h5py
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(__file__))
+from common import ENV, FMNIST, MPIRUN, app, run, tmpdir, write_idx  # noqa: E402
+
+TINY = ["--subset", "64", "--nf", "6", "--iterations", "20", "--progress", "0", "--eta", "0.1",
+        "--batch", "8"]
+
+
+class Apps(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tmpdir()
+
+    def train(self, out, *extra, mpi=0, threads="1"):
+        cmd = ([*MPIRUN, "-np", str(mpi)] if mpi else []) + [app("lca-train"), *TINY, "-o", out, *extra]
+        return run(cmd, env=dict(ENV, OMP_NUM_THREADS=threads))
+
+    def test_train_writes_checkpoint_and_montage(self):
+        out = f"{self.tmp}/run/ck.h5"
+        _, stdout, _ = self.train(out, "--images", "32", "--checkpoint-every", "1")
+        self.assertIn("image-iterations/s", stdout)
+        with h5py.File(out, "r") as f:
+            self.assertEqual(f.attrs["format"], "kokkos-lca-checkpoint")
+            self.assertEqual(f["dictionary"].shape, (6, 1, 8, 8))
+            self.assertEqual(f["dictionary"].dtype, np.float32)
+            self.assertEqual(f.attrs["images_seen"], 32)
+            self.assertEqual(f.attrs["batches"], 4)
+            d = f["dictionary"][...].reshape(6, -1)
+            np.testing.assert_allclose(np.linalg.norm(d, axis=1), 1, rtol=1e-5)
+        png = f"{self.tmp}/run/ck_features.png"
+        with open(png, "rb") as f:
+            self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n")
+
+    def test_resume_is_bitwise_identical(self):
+        straight, half, resumed = (f"{self.tmp}/{n}.h5" for n in ("straight", "half", "resumed"))
+        self.train(straight, "--images", "64")
+        self.train(half, "--images", "32")
+        self.train(resumed, "--images", "64", "--resume", half)
+        with h5py.File(straight) as a, h5py.File(resumed) as b:
+            np.testing.assert_array_equal(a["dictionary"][...], b["dictionary"][...])
+            np.testing.assert_array_equal(a["momentum"][...], b["momentum"][...])
+            self.assertEqual(a.attrs["batches"], b.attrs["batches"])
+
+    def test_resume_across_epochs_with_shuffle(self):
+        straight, half, resumed = (f"{self.tmp}/{n}.h5" for n in ("straight", "half", "resumed"))
+        args = ["--subset", "24", "--epochs", "3"]
+        self.train(straight, *args)
+        self.train(half, *args, "--images", "40")
+        self.train(resumed, *args, "--resume", half)
+        with h5py.File(straight) as a, h5py.File(resumed) as b:
+            np.testing.assert_array_equal(a["dictionary"][...], b["dictionary"][...])
+            self.assertEqual(b.attrs["epoch"], 2)
+
+    def test_two_ranks_match_one(self):
+        one, two = f"{self.tmp}/one.h5", f"{self.tmp}/two.h5"
+        self.train(one, "--images", "48")
+        self.train(two, "--images", "48", mpi=2)
+        with h5py.File(one) as a, h5py.File(two) as b:
+            np.testing.assert_allclose(a["dictionary"][...], b["dictionary"][...], atol=1e-5)
+
+    def test_failed_resume_leaves_checkpoint_intact(self):
+        ck = f"{self.tmp}/ck.h5"
+        self.train(ck, "--images", "16")
+        with open(ck, "rb") as f:
+            before = f.read()
+        rc, _, err = run([app("lca-train"), *TINY, "--nf", "7", "--resume", ck], check=False)
+        self.assertEqual(rc, 1)
+        self.assertIn("incompatible", err)
+        with open(ck, "rb") as f:
+            self.assertEqual(f.read(), before)
+
+    def test_sigterm_checkpoints_and_resumes(self):
+        ck, straight = f"{self.tmp}/ck.h5", f"{self.tmp}/straight.h5"
+        args = [app("lca-train"), "--subset", "64", "--nf", "16", "--iterations", "200", "--progress",
+                "0", "--batch", "8", "--epochs", "4", "--checkpoint-every", "0"]
+        p = subprocess.Popen([*args, "-o", ck], env=ENV, stdout=subprocess.PIPE, text=True)
+        time.sleep(1.5)
+        p.send_signal(signal.SIGTERM)
+        out, _ = p.communicate(timeout=60)
+        self.assertEqual(p.returncode, 0)
+        self.assertIn("interrupted (checkpoint saved)", out)
+        with h5py.File(ck) as f:
+            seen = f.attrs["images_seen"]
+        self.assertGreater(seen, 0)
+        self.assertLess(seen, 256)
+        run([*args, "-o", ck, "--resume", ck])
+        run([*args, "-o", straight])
+        with h5py.File(straight) as a, h5py.File(ck) as b:
+            np.testing.assert_array_equal(a["dictionary"][...], b["dictionary"][...])
+
+    def dense_data(self):
+        """4x4 images: a complete dense dictionary (k = H = s, nf = 16 pixels) can fit them."""
+        rng = np.random.default_rng(3)
+        path = f"{self.tmp}/dense-images-idx3-ubyte"
+        write_idx(path, rng.integers(0, 256, size=(64, 4, 4)))
+        return path
+
+    def test_denoise_sigma0_small_lambda_complete_dictionary(self):
+        data = self.dense_data()
+        ck = f"{self.tmp}/dense.h5"
+        run([app("lca-train"), "--data", "idx", "--data-path", data, "--nf", "16", "--kernel", "4",
+             "--stride", "4", "--threshold", "soft", "--tau", "5", "--iterations", "50", "--images",
+             "32", "--progress", "0", "-o", ck])
+        res = f"{self.tmp}/den.h5"
+        run([app("lca-denoise"), "-c", ck, "--data", "idx", "--data-path", data, "--sigma", "0",
+             "--lambda", "1e-4", "--iterations", "10000", "--progress", "0", "-o", res])
+        with h5py.File(res) as f:
+            self.assertLess(f.attrs["error_mean"], 1.0)  # percent
+            self.assertEqual(f.attrs["noisy_error_mean"], 0.0)
+
+    def test_denoise_noisy_baseline_and_ranks(self):
+        ck = f"{self.tmp}/ck.h5"
+        self.train(ck, "--images", "16")
+        one, two = f"{self.tmp}/one.h5", f"{self.tmp}/two.h5"
+        base = [app("lca-denoise"), "-c", ck, "--subset", "60", "--sigma", "0.4", "--batch", "7",
+                "--progress", "0", "--save-codes"]
+        run([*base, "-o", one])
+        run([*MPIRUN, "-np", "2", *base, "-o", two])
+        with h5py.File(one) as a, h5py.File(two) as b:
+            # normalised images have ||x|| = sqrt(n): the baseline is 100 sigma
+            self.assertAlmostEqual(a.attrs["noisy_error_mean"], 40.0, delta=3 * a.attrs["noisy_error_se"] + 0.5)
+            for name in ("error", "noisy_error", "active", "energy"):
+                np.testing.assert_allclose(a["images"][name][...], b["images"][name][...], rtol=1e-5)
+            self.assertEqual(a["codes/value"].shape, b["codes/value"].shape)
+            self.assertGreater(a["codes/value"].shape[0], 0)
+
+    def scaling_args(self, out):
+        return [app("lca-scaling"), "run", "--subset", "48", "--test-subset", "16", "--images", "48",
+                "--sizes", "4,8", "--lambda-min", "0.1", "--lambda-max", "1", "--lambda-count", "3",
+                "--iterations", "30", "--progress", "0", "--out-dir", out]
+
+    def test_scaling_rerun_after_interrupt_matches(self):
+        ref, cut = f"{self.tmp}/ref", f"{self.tmp}/cut"
+        run(self.scaling_args(ref))
+        p = subprocess.Popen(self.scaling_args(cut), env=ENV, stdout=subprocess.PIPE, text=True)
+        sweep = f"{cut}/sweep.h5"
+        deadline = time.time() + 120
+        while time.time() < deadline and not os.path.exists(sweep):
+            time.sleep(0.05)
+        p.send_signal(signal.SIGINT)
+        p.communicate(timeout=120)
+        with h5py.File(sweep) as f:
+            partial = f.attrs["n_points"]
+        self.assertLess(partial, 6)
+        _, out, _ = run(self.scaling_args(cut))
+        self.assertIn("6/6 points", out)
+        with h5py.File(f"{ref}/sweep.h5") as a, h5py.File(sweep) as b:
+            self.assertEqual(b.attrs["n_points"], 6)
+            key = lambda f: sorted(zip(f["points/nf"][...], f["points/lambda"][...]))
+            self.assertEqual(key(a), key(b))  # each grid point exactly once
+            order = lambda f: np.lexsort((f["points/lambda"][...], f["points/nf"][...]))
+            for name in ("images/error", "images/active"):
+                np.testing.assert_allclose(a[name][...][order(a)], b[name][...][order(b)], rtol=1e-6)
+
+    def test_scaling_analyze_writes_tables_and_plots(self):
+        out = f"{self.tmp}/s"
+        run(self.scaling_args(out) + ["--response", "0.01"])
+        _, stdout, _ = run([app("lca-scaling"), "analyze", f"{out}/sweep.h5", "--bootstrap", "20"])
+        self.assertIn("0.00985", stdout)
+        for name in ("results.csv", "results.md", "error_vs_active.png", "min_error_vs_L.png",
+                     "min_location_vs_L.png", "response.png"):
+            self.assertGreater(os.path.getsize(f"{out}/analysis/{name}"), 0, name)
+
+
+if __name__ == "__main__":
+    unittest.main()
