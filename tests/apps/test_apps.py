@@ -2,6 +2,7 @@
 Run one with: python3 tests/apps/test_apps.py Apps.test_name (LCA_BIN_DIR = the apps folder)."""
 import filecmp
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -98,6 +99,23 @@ class Apps(unittest.TestCase):
         run([*args, "-o", straight])
         with h5py.File(straight) as a, h5py.File(ck) as b:
             np.testing.assert_array_equal(a["dictionary"][...], b["dictionary"][...])
+
+    def test_nan_stops_and_keeps_last_checkpoint(self):
+        # tau = 1 makes the explicit LCA step unstable within a batch or two
+        ck = f"{self.tmp}/ck.h5"
+        rc, _, err = run([app("lca-train"), "--subset", "64", "--nf", "16", "--tau", "1", "--iterations",
+                          "100", "--batch", "16", "--checkpoint-every", "1", "--progress", "0", "-o", ck],
+                         check=False)
+        self.assertEqual(rc, 1)
+        self.assertIn("non-finite", err)
+        self.assertIn("the last checkpoint is kept", err)
+        bad_batch = int(re.search(r"batch (\d+)", err).group(1))
+        if bad_batch == 1:
+            self.assertFalse(os.path.exists(ck))
+            return
+        with h5py.File(ck) as f:  # the last good checkpoint, readable and finite
+            self.assertEqual(f.attrs["batches"], bad_batch - 1)
+            self.assertTrue(np.isfinite(f["dictionary"][...]).all())
 
     def dense_data(self):
         """4x4 images: a complete dense dictionary (k = H = s, nf = 16 pixels) can fit them."""
