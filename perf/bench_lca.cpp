@@ -100,7 +100,7 @@ int main(int argc, char** argv) {
     int batch = 16, iterations = 400, reps = 3, kernel = 8, stride = 2;
     double target_active = 3.0;
     bool no_peak = false;
-    app.add_option("--nf", nfs, "feature counts")->capture_default_str();
+    app.add_option("--nf", nfs, "feature counts, e.g. 64,128,256")->delimiter(',')->capture_default_str();
     app.add_option("--shape", shape, "image shape CxHxW (3x32x32: CIFAR, 1x28x28: Fashion-MNIST)")->capture_default_str();
     app.add_option("--batch", batch)->capture_default_str();
     app.add_option("--kernel", kernel)->capture_default_str();

@@ -190,6 +190,34 @@ class Apps(unittest.TestCase):
                      "min_location_vs_L.png", "response.png"):
             self.assertGreater(os.path.getsize(f"{out}/analysis/{name}"), 0, name)
 
+    def test_study_regression_against_reference(self):
+        """Data to exponents on a tiny grid (2 sizes x 4 lambdas), compared with the values this
+        configuration gave when it was written (1 and 2 threads agree to 1e-7)."""
+        out = f"{self.tmp}/e2e"
+        run([app("lca-scaling"), "run", "--subset", "96", "--images", "96", "--test-subset", "48",
+             "--sizes", "8,16", "--lambdas", "0.1,0.2,0.4,0.8", "--iterations", "150", "--tau", "50",
+             "--eta", "0.1", "--momentum-tau", "10", "--progress", "0", "--out-dir", out])
+        run([app("lca-scaling"), "analyze", f"{out}/sweep.h5", "--bootstrap", "200"])
+        with h5py.File(f"{out}/sweep.h5") as f:
+            np.testing.assert_allclose(
+                f["points/error_mean"][...],
+                [34.3265, 33.7121, 35.2472, 40.4987, 35.6383, 32.8996, 32.9141, 37.2952], rtol=1e-3)
+            np.testing.assert_allclose(
+                f["points/percent_active"][...],
+                [39.8251, 29.9931, 19.8661, 12.6953, 36.3407, 24.1111, 14.6644, 8.7671], rtol=1e-3)
+        rows = {}
+        with open(f"{out}/analysis/results.csv") as f:
+            header = f.readline().strip().split(",")
+            for line in f:
+                r = dict(zip(header, line.strip().split(",")))
+                rows[r["nf"] or r["name"]] = r
+        for nf, e, p in (("8", 33.7105, 30.4132), ("16", 32.4502, 18.8406)):
+            self.assertEqual(rows[nf]["at_edge"], "false")
+            self.assertAlmostEqual(float(rows[nf]["e_star"]), e, delta=e * 1e-3)
+            self.assertAlmostEqual(float(rows[nf]["p_star"]), p, delta=p * 1e-3)
+        self.assertAlmostEqual(float(rows["nu"]["value"]), -1.4475, delta=0.02)
+        self.assertAlmostEqual(float(rows["gamma"]["value"]), 0.07957, delta=0.005)
+
 
 if __name__ == "__main__":
     unittest.main()

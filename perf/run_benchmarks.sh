@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Reproduces the tables of perf/README.md: kernel benchmarks at 1 and 2 threads for the
+# CIFAR-sized (3x32x32) and Fashion-MNIST (1x28x28) workloads, and lca-train throughput at
+# 1 rank x 2 threads vs 2 ranks x 1 thread. JSON records go to perf/results/.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+bin=build/openmp
+out=perf/results
+mkdir -p "$out"
+export OMP_PROC_BIND=spread OMP_PLACES=threads
+for threads in 2 1; do
+  for shape in 3x32x32 1x28x28; do
+    for run in 1 2 3; do
+      OMP_NUM_THREADS=$threads $bin/perf/bench_lca --shape $shape --nf 64,128,256 --reps 5 \
+        --json "$out/bench_${shape}_t${threads}_run${run}.json" $([ $run = 1 ] || echo --no-peak)
+    done
+  done
+done
+train=($bin/apps/lca-train --nf 128 --iterations 400 --images 640 --batch 16 --progress 0 --lambda 0.5)
+echo "== lca-train, 1 rank x 2 threads"
+OMP_NUM_THREADS=2 "${train[@]}" -o /tmp/lca-perf/one.h5 | grep done
+echo "== lca-train, 2 ranks x 1 thread"
+OMP_NUM_THREADS=1 OMP_PROC_BIND=false mpirun --allow-run-as-root --oversubscribe -np 2 --bind-to core \
+  "${train[@]}" -o /tmp/lca-perf/two.h5 | grep done
