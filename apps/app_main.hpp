@@ -36,7 +36,8 @@ inline int parse(CLI::App& app, const char* name, int argc, char** argv) {
   } catch (const CLI::CallForAllHelp& e) {
     return rank() == 0 ? app.exit(e) : 0;
   } catch (const CLI::ParseError& e) {
-    if (rank() == 0) std::cerr << name << ": error: " << e.what() << std::endl;
+    if (rank() == 0)
+      std::cerr << name << ": error: " << e.what() << std::endl;
     return e.get_exit_code() == 0 ? 0 : 2;
   }
 }
@@ -58,7 +59,8 @@ template <class Body> int run(const char* name, int argc, char** argv, Body body
   if (!error.empty()) {
     std::cerr << name << ": error: " << error
               << (size > 1 ? " (rank " + std::to_string(rank()) + ")" : std::string()) << std::endl;
-    if (size > 1) MPI_Abort(MPI_COMM_WORLD, rc);
+    if (size > 1)
+      MPI_Abort(MPI_COMM_WORLD, rc);
   }
   MPI_Finalize();
   return rc;

@@ -22,9 +22,11 @@ int main(int argc, char** argv) {
     std::string checkpoint, output = "results/denoise/results.h5";
     double lambda = NAN;
     int iterations = 0;
-    app.add_option("--checkpoint,-c", checkpoint, "trained checkpoint (lca-train output)")->required();
+    app.add_option("--checkpoint,-c", checkpoint, "trained checkpoint (lca-train output)")
+        ->required();
     lca::app::add_dataset_options(app, data_spec);
-    app.add_option("--sigma", cfg.sigma, "Gaussian noise level (normalised units)")->capture_default_str();
+    app.add_option("--sigma", cfg.sigma, "Gaussian noise level (normalised units)")
+        ->capture_default_str();
     app.add_option("--noise-seed", cfg.noise_seed, "noise seed")->capture_default_str();
     app.add_option("--lambda", lambda, "override the checkpoint's lambda (named presets only)");
     app.add_option("--iterations", iterations, "override the checkpoint's LCA iterations");
@@ -33,9 +35,11 @@ int main(int argc, char** argv) {
     app.add_option("--response", cfg.response_epsilon,
                    "also measure the response chi with this perturbation size (0: off)")
         ->capture_default_str();
-    app.add_option("--progress", cfg.progress_seconds, "seconds between progress lines")->capture_default_str();
+    app.add_option("--progress", cfg.progress_seconds, "seconds between progress lines")
+        ->capture_default_str();
     app.add_option("--output,-o", output, "results file (HDF5)")->capture_default_str();
-    if (int rc = lca::app::parse(app, "lca-denoise", argc, argv); rc >= 0) return rc;
+    if (int rc = lca::app::parse(app, "lca-denoise", argc, argv); rc >= 0)
+      return rc;
 
     const lca::Checkpoint ck = lca::read_checkpoint(checkpoint);
     lca::LcaParams p = ck.lca;
@@ -44,14 +48,16 @@ int main(int argc, char** argv) {
         throw lca::InvalidArgument("--lambda cannot override a custom (vertex) transfer function");
       p.transfer = lca::make_transfer(ck.preset, lambda);
     }
-    if (iterations != 0) p.iterations = iterations;
+    if (iterations != 0)
+      p.iterations = iterations;
     lca::validate(p);
     lca::ImageSet data = lca::load_dataset(data_spec);
     lca::normalize_images(data);
     const int rank = lca::app::rank();
     if (rank == 0) {
       const auto dir = std::filesystem::path(output).parent_path();
-      if (!dir.empty()) std::filesystem::create_directories(dir);
+      if (!dir.empty())
+        std::filesystem::create_directories(dir);
       std::cout << "lca-denoise: " << data.n << " test images, sigma " << cfg.sigma << ", nf "
                 << ck.geometry.nf << ", " << ck.preset << " lambda " << p.transfer.lambda << ", "
                 << p.iterations << " iterations, backend " << lca::backend_name() << std::endl;
@@ -59,7 +65,8 @@ int main(int argc, char** argv) {
     const auto res =
         lca::denoise(ck.geometry, p, ck.dictionary, data, cfg, MPI_COMM_WORLD, &std::cout);
     if (rank == 0) {
-      lca::write_denoise_results(output, {checkpoint, data.identity, ck.preset, ck.geometry, p, cfg}, res);
+      lca::write_denoise_results(output,
+                                 {checkpoint, data.identity, ck.preset, ck.geometry, p, cfg}, res);
       const auto e = lca::mean_se(res.error), b = lca::mean_se(res.noisy_error),
                  a = lca::mean_se(res.active), en = lca::mean_se(res.energy);
       std::printf("lca-denoise: %zu images in %.1f s (%.1f img/s)\n"

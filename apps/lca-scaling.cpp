@@ -21,15 +21,18 @@ namespace {
 /// lambda_min * (lambda_max / lambda_min)^(i / (n - 1)), i = 0..n-1.
 std::vector<double> log_spaced(double lo, double hi, int n) {
   if (!(lo > 0) || !(hi > lo) || n < 2)
-    throw lca::InvalidArgument("the lambda range needs 0 < lambda-min < lambda-max and lambda-count >= 2");
+    throw lca::InvalidArgument(
+        "the lambda range needs 0 < lambda-min < lambda-max and lambda-count >= 2");
   std::vector<double> v;
-  for (int i = 0; i < n; ++i) v.push_back(lo * std::pow(hi / lo, double(i) / (n - 1)));
+  for (int i = 0; i < n; ++i)
+    v.push_back(lo * std::pow(hi / lo, double(i) / (n - 1)));
   return v;
 }
 
 int analyze(const std::string& sweep_file, std::string out, int bootstrap, std::uint64_t seed) {
   const lca::Sweep s = lca::read_sweep(sweep_file);
-  if (out.empty()) out = (std::filesystem::path(sweep_file).parent_path() / "analysis").string();
+  if (out.empty())
+    out = (std::filesystem::path(sweep_file).parent_path() / "analysis").string();
   std::filesystem::create_directories(out);
   const auto points = lca::to_points(s);
   const lca::StudyResult r = lca::analyze_study(points, bootstrap, seed);
@@ -55,27 +58,31 @@ int analyze(const std::string& sweep_file, std::string out, int bootstrap, std::
   if (!curves.empty()) {
     std::vector<lca::ResponseCurve> cv;
     std::vector<lca::PowerLawFit> fits;
-    chi_table = "\n## Response function chi(lambda) ~ lambda^g (algorithm.md §7)\n\n| size | g (fit +- se) | points |\n|---|---|---|\n";
+    chi_table = "\n## Response function chi(lambda) ~ lambda^g (algorithm.md §7)\n\n| size | g "
+                "(fit +- se) | points |\n|---|---|---|\n";
     for (auto& [nf, c] : curves) {
       cv.push_back(c);
       fits.push_back(lca::fit_response(c.lambda, c.chi));
       char row[160];
-      std::snprintf(row, sizeof row, "| %s | %.4g +- %.2g | %d |\n", lca::size_label(nf, c.system_size).c_str(),
-                    fits.back().slope, fits.back().slope_se, fits.back().n);
+      std::snprintf(row, sizeof row, "| %s | %.4g +- %.2g | %d |\n",
+                    lca::size_label(nf, c.system_size).c_str(), fits.back().slope,
+                    fits.back().slope_se, fits.back().n);
       chi_table += row;
     }
     lca::plot_response(out, cv, fits);
     std::FILE* f = std::fopen(md.c_str(), "a");
-    if (!f) throw lca::IoError(md + ": cannot append the response table");
+    if (!f)
+      throw lca::IoError(md + ": cannot append the response table");
     std::fputs(chi_table.c_str(), f);
     std::fclose(f);
   }
   std::ifstream in(md);
   std::cout << in.rdbuf() << "\n";
   std::cout << "lca-scaling analyze: " << (r.valid ? "" : "WARNING: " + r.warning + "\n")
-            << "  tables: " << csv << ", " << md << "\n  plots:  " << out << "/error_vs_active.png, "
-            << out << "/min_error_vs_L.png, " << out << "/min_location_vs_L.png"
-            << (curves.empty() ? "" : ", " + out + "/response.png") << std::endl;
+            << "  tables: " << csv << ", " << md << "\n  plots:  " << out
+            << "/error_vs_active.png, " << out << "/min_error_vs_L.png, " << out
+            << "/min_location_vs_L.png" << (curves.empty() ? "" : ", " + out + "/response.png")
+            << std::endl;
   return 0;
 }
 
@@ -99,39 +106,55 @@ int main(int argc, char** argv) {
     int lcount = 8;
     lca::app::add_dataset_options(*run, data);
     model.add(*run, true);
-    run->add_option("--test-split", test_split, "split used for the denoising test")->capture_default_str();
+    run->add_option("--test-split", test_split, "split used for the denoising test")
+        ->capture_default_str();
     run->add_option("--test-subset", test_subset, "test images (0: all)")->capture_default_str();
-    run->add_option("--sizes", cfg.sizes, "nf values (system size L = nf * H/s * W/s)")->required()->delimiter(',')->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
-    run->add_option("--lambdas", cfg.lambdas, "explicit lambda grid (else log-spaced from --lambda-min/max/count)")
+    run->add_option("--sizes", cfg.sizes, "nf values (system size L = nf * H/s * W/s)")
+        ->required()
+        ->delimiter(',')
+        ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+    run->add_option("--lambdas", cfg.lambdas,
+                    "explicit lambda grid (else log-spaced from --lambda-min/max/count)")
         ->delimiter(',')
         ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
     run->add_option("--lambda-min", lmin)->capture_default_str();
     run->add_option("--lambda-max", lmax)->capture_default_str();
     run->add_option("--lambda-count", lcount)->capture_default_str();
-    run->add_option("--mode", cfg.mode, "full: train per point; reference: train once per size at --reference-lambda")
+    run->add_option("--mode", cfg.mode,
+                    "full: train per point; reference: train once per size at --reference-lambda")
         ->check(CLI::IsMember({"full", "reference"}))
         ->capture_default_str();
     run->add_option("--reference-lambda", cfg.reference_lambda)->capture_default_str();
     run->add_option("--sigma", cfg.test.sigma, "test noise level")->capture_default_str();
     run->add_option("--noise-seed", cfg.test.noise_seed)->capture_default_str();
-    run->add_option("--test-batch", cfg.test.batch, "test images per solve on each rank")->capture_default_str();
-    run->add_option("--response", cfg.test.response_epsilon, "also measure chi with this epsilon (0: off)")
+    run->add_option("--test-batch", cfg.test.batch, "test images per solve on each rank")
         ->capture_default_str();
-    run->add_option("--out-dir", cfg.out_dir, "sweep.h5 and per-point checkpoints")->capture_default_str();
+    run->add_option("--response", cfg.test.response_epsilon,
+                    "also measure chi with this epsilon (0: off)")
+        ->capture_default_str();
+    run->add_option("--out-dir", cfg.out_dir, "sweep.h5 and per-point checkpoints")
+        ->capture_default_str();
 
-    CLI::App* an = app.add_subcommand("analyze", "minima, exponents, tables and plots from a sweep file");
+    CLI::App* an =
+        app.add_subcommand("analyze", "minima, exponents, tables and plots from a sweep file");
     std::string sweep_file, out;
     int bootstrap = 1000;
     std::uint64_t seed = 1;
-    an->add_option("sweep", sweep_file, "sweep.h5 written by run")->required()->check(CLI::ExistingFile);
+    an->add_option("sweep", sweep_file, "sweep.h5 written by run")
+        ->required()
+        ->check(CLI::ExistingFile);
     an->add_option("--out", out, "output folder (default: <sweep dir>/analysis)");
-    an->add_option("--bootstrap", bootstrap, "bootstrap replicates over test images")->capture_default_str();
+    an->add_option("--bootstrap", bootstrap, "bootstrap replicates over test images")
+        ->capture_default_str();
     an->add_option("--seed", seed, "bootstrap seed")->capture_default_str();
-    if (int rc = lca::app::parse(app, "lca-scaling", argc, argv); rc >= 0) return rc;
+    if (int rc = lca::app::parse(app, "lca-scaling", argc, argv); rc >= 0)
+      return rc;
 
-    if (an->parsed()) return lca::app::rank() == 0 ? analyze(sweep_file, out, bootstrap, seed) : 0;
+    if (an->parsed())
+      return lca::app::rank() == 0 ? analyze(sweep_file, out, bootstrap, seed) : 0;
 
-    if (cfg.lambdas.empty()) cfg.lambdas = log_spaced(lmin, lmax, lcount);
+    if (cfg.lambdas.empty())
+      cfg.lambdas = log_spaced(lmin, lmax, lcount);
     lca::ImageSet train = lca::load_dataset(data);
     lca::DatasetSpec test_spec = data;
     test_spec.split = test_split, test_spec.subset = test_subset;
@@ -150,9 +173,11 @@ int main(int argc, char** argv) {
     const auto t0 = std::chrono::steady_clock::now();
     const lca::Sweep s = lca::run_sweep(cfg, train, test, MPI_COMM_WORLD, &std::cout);
     if (lca::app::rank() == 0)
-      std::cout << "lca-scaling run: " << s.points.size() << "/" << cfg.sizes.size() * cfg.lambdas.size()
-                << " points in " << lca::sweep_path(cfg.out_dir) << " ("
-                << lca::format_duration(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count())
+      std::cout << "lca-scaling run: " << s.points.size() << "/"
+                << cfg.sizes.size() * cfg.lambdas.size() << " points in "
+                << lca::sweep_path(cfg.out_dir) << " ("
+                << lca::format_duration(
+                       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count())
                 << " this run)" << std::endl;
     return 0;
   });

@@ -47,7 +47,8 @@ Views::Images make_images(const lca::Geometry& g, int B) {
   std::normal_distribution<float> n;
   std::vector<float> noise(g.pixels());
   for (int b = 0; b < B; ++b) {
-    for (auto& v : noise) v = n(gen);
+    for (auto& v : noise)
+      v = n(gen);
     double mean = 0, sq = 0;
     for (int c = 0; c < g.channels; ++c)
       for (int i = 0; i < g.height; ++i)
@@ -55,7 +56,8 @@ Views::Images make_images(const lca::Geometry& g, int B) {
           float s = 0;
           for (int di = -1; di <= 1; ++di)
             for (int dj = -1; dj <= 1; ++dj) {
-              const int ii = std::clamp(i + di, 0, g.height - 1), jj = std::clamp(j + dj, 0, g.width - 1);
+              const int ii = std::clamp(i + di, 0, g.height - 1),
+                        jj = std::clamp(j + dj, 0, g.width - 1);
               s += noise[(c * g.height + ii) * g.width + jj];
             }
           h(b, (c * g.height + i) * g.width + j) = s;
@@ -63,7 +65,8 @@ Views::Images make_images(const lca::Geometry& g, int B) {
         }
     mean /= g.pixels();
     const double sd = std::sqrt(sq / g.pixels() - mean * mean);
-    for (int t = 0; t < g.pixels(); ++t) h(b, t) = float((h(b, t) - mean) / sd);
+    for (int t = 0; t < g.pixels(); ++t)
+      h(b, t) = float((h(b, t) - mean) / sd);
   }
   Kokkos::deep_copy(x, h);
   return x;
@@ -72,14 +75,16 @@ Views::Images make_images(const lca::Geometry& g, int B) {
 double percent_active(lca::LcaSolver<Scalar>& s, const Views::Images& x, const lca::Geometry& g) {
   const auto st = s.stats(x);
   double nnz = 0;
-  for (double v : st.nnz) nnz += v;
+  for (double v : st.nnz)
+    nnz += v;
   return 100.0 * nnz / (double(s.batch()) * g.neurons());
 }
 
 std::string cpu_model() {
   std::ifstream f("/proc/cpuinfo");
   for (std::string line; std::getline(f, line);)
-    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
+    if (line.rfind("model name", 0) == 0)
+      return line.substr(line.find(':') + 2);
   return "unknown";
 }
 
@@ -100,14 +105,18 @@ int main(int argc, char** argv) {
     int batch = 16, iterations = 400, reps = 3, kernel = 8, stride = 2;
     double target_active = 3.0;
     bool no_peak = false;
-    app.add_option("--nf", nfs, "feature counts, e.g. 64,128,256")->delimiter(',')->capture_default_str();
-    app.add_option("--shape", shape, "image shape CxHxW (3x32x32: CIFAR, 1x28x28: Fashion-MNIST)")->capture_default_str();
+    app.add_option("--nf", nfs, "feature counts, e.g. 64,128,256")
+        ->delimiter(',')
+        ->capture_default_str();
+    app.add_option("--shape", shape, "image shape CxHxW (3x32x32: CIFAR, 1x28x28: Fashion-MNIST)")
+        ->capture_default_str();
     app.add_option("--batch", batch)->capture_default_str();
     app.add_option("--kernel", kernel)->capture_default_str();
     app.add_option("--stride", stride)->capture_default_str();
     app.add_option("--iterations", iterations, "LCA iterations per solve")->capture_default_str();
     app.add_option("--reps", reps, "repetitions (the median is reported)")->capture_default_str();
-    app.add_option("--active", target_active, "percent active to calibrate lambda to")->capture_default_str();
+    app.add_option("--active", target_active, "percent active to calibrate lambda to")
+        ->capture_default_str();
     app.add_option("--json", json, "output file")->capture_default_str();
     app.add_flag("--no-peak", no_peak, "skip the peak probes");
     try {
@@ -173,7 +182,8 @@ int main(int argc, char** argv) {
       lca::Learner<Scalar> learner(g, lca::LearnParams{});
       s.reset(batch);
       s.solve(d, x);
-      const double t_learn = median_seconds(kreps, [&] { learner.update(d, &s, batch, MPI_COMM_SELF); });
+      const double t_learn =
+          median_seconds(kreps, [&] { learner.update(d, &s, batch, MPI_COMM_SELF); });
       const double npos = double(batch) * g.positions(), ckk = g.patch();
       const double nnz = active / 100.0 * batch * g.neurons();
       const double fl_drive = 2 * npos * g.nf * ckk, fl_rec = 2 * nnz * ckk;
@@ -203,7 +213,8 @@ int main(int argc, char** argv) {
          << ", \"percent_active\": " << active << ", \"image_iterations_per_s\": " << img_it
          << ", \"ms_per_iteration\": {\"reconstruct\": " << t_rec * 1e3
          << ", \"im2col\": " << t_im2col * 1e3 << ", \"drive\": " << t_drive * 1e3
-         << ", \"update\": " << t_update * 1e3 << "}, \"drive_gflops\": " << fl_drive / t_drive / 1e9
+         << ", \"update\": " << t_update * 1e3
+         << "}, \"drive_gflops\": " << fl_drive / t_drive / 1e9
          << ", \"drive_fraction_of_peak\": " << frac(fl_drive, t_drive)
          << ", \"end_to_end_gflops\": " << (fl_drive + fl_rec) * iterations / t_solve / 1e9
          << ", \"learning_ms\": " << t_learn * 1e3

@@ -25,11 +25,14 @@ double fma_gflops() {
       const v8 mul = {1.0000001f, 1.0000001f, 1.0000001f, 1.0000001f,
                       1.0000001f, 1.0000001f, 1.0000001f, 1.0000001f};
       const v8 add = {1e-7f, 1e-7f, 1e-7f, 1e-7f, 1e-7f, 1e-7f, 1e-7f, 1e-7f};
-      for (int i = 0; i < 12; ++i) acc[i] = add * float(i + omp_get_thread_num());
-      for (long it = 0; it < iters; ++it)
-        for (int i = 0; i < 12; ++i) acc[i] = acc[i] * mul + add;
       for (int i = 0; i < 12; ++i)
-        for (int l = 0; l < 8; ++l) sink += acc[i][l];
+        acc[i] = add * float(i + omp_get_thread_num());
+      for (long it = 0; it < iters; ++it)
+        for (int i = 0; i < 12; ++i)
+          acc[i] = acc[i] * mul + add;
+      for (int i = 0; i < 12; ++i)
+        for (int l = 0; l < 8; ++l)
+          sink += acc[i][l];
     }
     const double s = std::chrono::duration<double>(Clock::now() - t0).count();
     volatile float keep = sink;
@@ -46,7 +49,8 @@ double triad_gbs() {
   for (int rep = 0; rep < 5; ++rep) {
     const auto t0 = Clock::now();
 #pragma omp parallel for schedule(static)
-    for (std::size_t i = 0; i < n; ++i) a[i] = b[i] + 3.0f * c[i];
+    for (std::size_t i = 0; i < n; ++i)
+      a[i] = b[i] + 3.0f * c[i];
     const double s = std::chrono::duration<double>(Clock::now() - t0).count();
     best = std::max(best, 3.0 * n * sizeof(float) / s / 1e9);
   }
@@ -54,6 +58,8 @@ double triad_gbs() {
 }
 } // namespace
 
-Peak measure_peak() { return {fma_gflops(), triad_gbs()}; }
+Peak measure_peak() {
+  return {fma_gflops(), triad_gbs()};
+}
 
 } // namespace lca::perf

@@ -27,13 +27,15 @@ double counter_normal(std::uint64_t seed, std::int64_t image, std::int64_t pixel
 }
 
 /// Concatenate every rank's values in rank order, on all ranks.
-template <class T> std::vector<T> all_gather(const std::vector<T>& mine, MPI_Datatype type, MPI_Comm comm) {
+template <class T>
+std::vector<T> all_gather(const std::vector<T>& mine, MPI_Datatype type, MPI_Comm comm) {
   int ranks = 1;
   MPI_Comm_size(comm, &ranks);
   const int n = int(mine.size());
   std::vector<int> counts(ranks), displs(ranks, 0);
   MPI_Allgather(&n, 1, MPI_INT, counts.data(), 1, MPI_INT, comm);
-  for (int r = 1; r < ranks; ++r) displs[r] = displs[r - 1] + counts[r - 1];
+  for (int r = 1; r < ranks; ++r)
+    displs[r] = displs[r - 1] + counts[r - 1];
   std::vector<T> all(std::size_t(displs.back() + counts.back()));
   MPI_Allgatherv(mine.data(), n, type, all.data(), counts.data(), displs.data(), type, comm);
   return all;
@@ -43,12 +45,15 @@ template <class T> std::vector<T> all_gather(const std::vector<T>& mine, MPI_Dat
 
 MeanSe mean_se(const std::vector<double>& v) {
   MeanSe r;
-  if (v.empty()) return r;
-  for (double x : v) r.mean += x;
+  if (v.empty())
+    return r;
+  for (double x : v)
+    r.mean += x;
   r.mean /= double(v.size());
   if (v.size() > 1) {
     double ss = 0;
-    for (double x : v) ss += (x - r.mean) * (x - r.mean);
+    for (double x : v)
+      ss += (x - r.mean) * (x - r.mean);
     r.se = std::sqrt(ss / double(v.size() - 1) / double(v.size()));
   }
   return r;
@@ -56,7 +61,8 @@ MeanSe mean_se(const std::vector<double>& v) {
 
 void add_noise(float* image, std::int64_t n_pixels, std::int64_t image_index, double sigma,
                std::uint64_t seed) {
-  if (sigma == 0) return;
+  if (sigma == 0)
+    return;
   for (std::int64_t t = 0; t < n_pixels; ++t)
     image[t] += float(sigma * counter_normal(seed, image_index, t));
 }
@@ -72,8 +78,10 @@ DenoiseResult denoise(const Geometry& g, const LcaParams& p, const std::vector<f
                           std::to_string(g.height) + "x" + std::to_string(g.width));
   if (!(cfg.sigma >= 0) || !std::isfinite(cfg.sigma))
     throw InvalidArgument("noise sigma must be >= 0 (got " + std::to_string(cfg.sigma) + ")");
-  if (cfg.batch < 1) throw InvalidArgument("batch size must be >= 1");
-  if (!(cfg.response_epsilon >= 0)) throw InvalidArgument("response epsilon must be >= 0");
+  if (cfg.batch < 1)
+    throw InvalidArgument("batch size must be >= 1");
+  if (!(cfg.response_epsilon >= 0))
+    throw InvalidArgument("response epsilon must be >= 0");
   int rank = 0, ranks = 1;
   MPI_Comm_rank(comm, &rank);
   MPI_Comm_size(comm, &ranks);
@@ -93,8 +101,10 @@ DenoiseResult denoise(const Geometry& g, const LcaParams& p, const std::vector<f
   std::vector<float> eta(npix);
   if (cfg.response_epsilon > 0) {
     double nrm = 0;
-    for (int t = 0; t < npix; ++t) nrm += std::pow(eta[t] = float(counter_normal(cfg.response_seed, -1, t)), 2);
-    for (auto& v : eta) v = float(v / std::sqrt(nrm));
+    for (int t = 0; t < npix; ++t)
+      nrm += std::pow(eta[t] = float(counter_normal(cfg.response_seed, -1, t)), 2);
+    for (auto& v : eta)
+      v = float(v / std::sqrt(nrm));
   }
 
   DenoiseResult res;
@@ -147,7 +157,8 @@ DenoiseResult denoise(const Geometry& g, const LcaParams& p, const std::vector<f
               }
       if (cfg.response_epsilon > 0) {
         for (int b = 0; b < count; ++b)
-          for (int t = 0; t < npix; ++t) noisy_h(b, t) += float(cfg.response_epsilon) * eta[t];
+          for (int t = 0; t < npix; ++t)
+            noisy_h(b, t) += float(cfg.response_epsilon) * eta[t];
         Kokkos::deep_copy(noisy_dev, noisy_h);
         solver.reset(count);
         solver.solve(dict, noisy);
@@ -179,7 +190,8 @@ DenoiseResult denoise(const Geometry& g, const LcaParams& p, const std::vector<f
   res.noisy_error = all_gather(base, MPI_DOUBLE, comm);
   res.active = all_gather(act, MPI_DOUBLE, comm);
   res.energy = all_gather(en, MPI_DOUBLE, comm);
-  if (cfg.response_epsilon > 0) res.response = all_gather(chi, MPI_DOUBLE, comm);
+  if (cfg.response_epsilon > 0)
+    res.response = all_gather(chi, MPI_DOUBLE, comm);
   if (cfg.keep_codes && ranks > 1) { // codes are small next to the images
     res.codes.image = all_gather(res.codes.image, MPI_INT64_T, comm);
     res.codes.neuron = all_gather(res.codes.neuron, MPI_INT64_T, comm);

@@ -15,10 +15,12 @@ template <class Scalar, class Space>
 Dictionary<Scalar, Space>::Dictionary(const Geometry& g)
     : geom_((validate(g), g)), d_("lca::Dictionary::D", g.patch(), g.nf) {}
 
-template <class Scalar, class Space> void Dictionary<Scalar, Space>::init_random(std::uint64_t seed) {
+template <class Scalar, class Space>
+void Dictionary<Scalar, Space>::init_random(std::uint64_t seed) {
   SplitMix64 rng(hash_combine(seed, 0x6469637469ULL)); // "dicti": a stream of its own
   std::vector<float> w(std::size_t(geom_.nf) * geom_.patch());
-  for (auto& x : w) x = float(2.0 * rng.uniform() - 1.0);
+  for (auto& x : w)
+    x = float(2.0 * rng.uniform() - 1.0);
   from_host(w);
   normalize();
 }
@@ -29,8 +31,7 @@ template <class Scalar, class Space> void Dictionary<Scalar, Space>::normalize()
   Vec norms("lca::Dictionary::norms", geom_.nf);
   KokkosBlas::nrm2(norms, d_);
   Kokkos::parallel_for(
-      "lca::Dictionary::invert_norms",
-      Kokkos::RangePolicy<typename V::exec_space>(0, geom_.nf),
+      "lca::Dictionary::invert_norms", Kokkos::RangePolicy<typename V::exec_space>(0, geom_.nf),
       KOKKOS_LAMBDA(int m) { norms(m) = norms(m) > Scalar(0) ? Scalar(1) / norms(m) : Scalar(1); });
   KokkosBlas::scal(d_, norms, d_);
 }
@@ -40,7 +41,8 @@ template <class Scalar, class Space> std::vector<float> Dictionary<Scalar, Space
   const int nf = geom_.nf, ckk = geom_.patch();
   std::vector<float> out(std::size_t(nf) * ckk);
   for (int m = 0; m < nf; ++m)
-    for (int e = 0; e < ckk; ++e) out[std::size_t(m) * ckk + e] = float(h(e, m));
+    for (int e = 0; e < ckk; ++e)
+      out[std::size_t(m) * ckk + e] = float(h(e, m));
   return out;
 }
 
@@ -55,8 +57,7 @@ void Dictionary<Scalar, Space>::from_host(const std::vector<float>& w) {
     for (int e = 0; e < ckk; ++e) {
       const float x = w[std::size_t(m) * ckk + e];
       if (!std::isfinite(x))
-        throw NumericalError("dictionary value of feature " + std::to_string(m) +
-                             " is not finite");
+        throw NumericalError("dictionary value of feature " + std::to_string(m) + " is not finite");
       h(e, m) = Scalar(x);
     }
   Kokkos::deep_copy(d_, h);

@@ -11,7 +11,8 @@ namespace lca {
 
 template <class Scalar, class Space>
 Learner<Scalar, Space>::Learner(const Geometry& g, const LearnParams& p)
-    : geom_((validate(g), g)), params_((validate(p), p)), grad_("lca::Learner::grad", g.patch(), g.nf),
+    : geom_((validate(g), g)), params_((validate(p), p)),
+      grad_("lca::Learner::grad", g.patch(), g.nf),
       delta_("lca::Learner::momentum", g.patch(), g.nf) {}
 
 template <class Scalar, class Space>
@@ -19,7 +20,8 @@ void Learner<Scalar, Space>::update(Dictionary<Scalar, Space>& dict,
                                     const LcaSolver<Scalar, Space>* local,
                                     std::int64_t global_batch, MPI_Comm comm) {
   Region region("lca::Learner::update");
-  if (global_batch < 1) throw InvalidArgument("learning needs a global batch >= 1");
+  if (global_batch < 1)
+    throw InvalidArgument("learning needs a global batch >= 1");
   // G(e, m) = sum_pos P(pos, e) a(pos, m): the correlation of each active neuron with the
   // residual patch it sees.
   if (local)

@@ -44,14 +44,17 @@ void validate(const Transfer& t) {
     fail("transfer function parameters must be finite (AMax may be +inf)");
   if (!std::isfinite(t.lambda) || t.lambda < 0)
     fail("lambda must be finite and >= 0 (got ", t.lambda, ")");
-  if (t.vwidth < 0) fail("VWidth must be >= 0 (got ", t.vwidth, ")");
-  if (t.amax < t.amin) fail("AMax (", t.amax, ") must be >= AMin (", t.amin, ")");
+  if (t.vwidth < 0)
+    fail("VWidth must be >= 0 (got ", t.vwidth, ")");
+  if (t.amax < t.amin)
+    fail("AMax (", t.amax, ") must be >= AMin (", t.amin, ")");
   if (t.symmetric && (t.amin != 0 || t.vthresh < 0))
     fail("a symmetric transfer function needs AMin = 0 and VThresh >= 0");
 }
 
 void validate(const Geometry& g) {
-  if (g.nf < 1) fail("nf must be >= 1 (got ", g.nf, ")");
+  if (g.nf < 1)
+    fail("nf must be >= 1 (got ", g.nf, ")");
   if (g.channels < 1 || g.height < 1 || g.width < 1)
     fail("image shape must be positive (got ", g.channels, "x", g.height, "x", g.width, ")");
   if (g.kernel < 1 || g.stride < 1)
@@ -64,19 +67,24 @@ void validate(const Geometry& g) {
 }
 
 void validate(const LcaParams& p) {
-  if (!(p.tau > 0) || !std::isfinite(p.tau)) fail("tau must be > 0 (got ", p.tau, ")");
-  if (!(p.dt > 0) || !std::isfinite(p.dt)) fail("dt must be > 0 (got ", p.dt, ")");
-  if (p.iterations < 1) fail("iterations must be >= 1 (got ", p.iterations, ")");
+  if (!(p.tau > 0) || !std::isfinite(p.tau))
+    fail("tau must be > 0 (got ", p.tau, ")");
+  if (!(p.dt > 0) || !std::isfinite(p.dt))
+    fail("dt must be > 0 (got ", p.dt, ")");
+  if (p.iterations < 1)
+    fail("iterations must be >= 1 (got ", p.iterations, ")");
   if (!(p.stop_tol >= 0) || !std::isfinite(p.stop_tol))
     fail("stop tolerance must be >= 0 (got ", p.stop_tol, ")");
   validate(p.transfer);
 }
 
 void validate(const LearnParams& p) {
-  if (!(p.eta >= 0) || !std::isfinite(p.eta)) fail("learning rate must be >= 0 (got ", p.eta, ")");
+  if (!(p.eta >= 0) || !std::isfinite(p.eta))
+    fail("learning rate must be >= 0 (got ", p.eta, ")");
   if (!(p.momentum_tau >= 0) || !std::isfinite(p.momentum_tau))
     fail("momentum tau must be >= 0 (got ", p.momentum_tau, ")");
-  if (!(p.decay >= 0) || !std::isfinite(p.decay)) fail("decay must be >= 0 (got ", p.decay, ")");
+  if (!(p.decay >= 0) || !std::isfinite(p.decay))
+    fail("decay must be >= 0 (got ", p.decay, ")");
 }
 
 } // namespace lca

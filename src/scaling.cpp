@@ -24,20 +24,23 @@ std::string fmt(double v) {
 }
 
 std::string point_dir(const SweepConfig& cfg, int nf, double lambda) {
-  const std::string name = cfg.mode == "reference" ? "nf" + std::to_string(nf) + "_ref" + fmt(cfg.reference_lambda)
-                                                   : "nf" + std::to_string(nf) + "_lambda" + fmt(lambda);
+  const std::string name = cfg.mode == "reference"
+                               ? "nf" + std::to_string(nf) + "_ref" + fmt(cfg.reference_lambda)
+                               : "nf" + std::to_string(nf) + "_lambda" + fmt(lambda);
   return (std::filesystem::path(cfg.out_dir) / "points" / name).string();
 }
 
 bool has_point(const Sweep& s, int nf, double lambda) {
   for (const auto& p : s.points)
-    if (p.nf == nf && fmt(p.lambda) == fmt(lambda)) return true;
+    if (p.nf == nf && fmt(p.lambda) == fmt(lambda))
+      return true;
   return false;
 }
 
 template <class T, class F> std::vector<T> column(const Sweep& s, F f) {
   std::vector<T> v;
-  for (const auto& p : s.points) v.push_back(T(f(p)));
+  for (const auto& p : s.points)
+    v.push_back(T(f(p)));
   return v;
 }
 
@@ -45,7 +48,8 @@ template <class T, class F> std::vector<T> column(const Sweep& s, F f) {
 std::vector<double> matrix(const Sweep& s, std::vector<double> SweepRecord::*field, std::size_t n) {
   std::vector<double> m;
   for (const auto& p : s.points) {
-    if ((p.*field).size() != n) throw Error("sweep points disagree on the number of test images");
+    if ((p.*field).size() != n)
+      throw Error("sweep points disagree on the number of test images");
     m.insert(m.end(), (p.*field).begin(), (p.*field).end());
   }
   return m;
@@ -61,9 +65,10 @@ std::string sweep_settings(const SweepConfig& cfg, const ImageSet& train, const 
   const auto& t = cfg.train;
   const auto& g = t.geometry;
   std::ostringstream os;
-  os << "mode=" << cfg.mode << (cfg.mode == "reference" ? " reference_lambda=" + fmt(cfg.reference_lambda) : "")
-     << " preset=" << t.preset << " k=" << g.kernel << " s=" << g.stride << " tau=" << fmt(t.lca.tau)
-     << " dt=" << fmt(t.lca.dt) << " iterations=" << t.lca.iterations
+  os << "mode=" << cfg.mode
+     << (cfg.mode == "reference" ? " reference_lambda=" + fmt(cfg.reference_lambda) : "")
+     << " preset=" << t.preset << " k=" << g.kernel << " s=" << g.stride
+     << " tau=" << fmt(t.lca.tau) << " dt=" << fmt(t.lca.dt) << " iterations=" << t.lca.iterations
      << " stop_tol=" << fmt(t.lca.stop_tol) << " batch=" << t.batch_size << " epochs=" << t.epochs
      << " images=" << t.max_images << " eta=" << fmt(t.learn.eta)
      << " momentum_tau=" << fmt(t.learn.momentum_tau) << " decay=" << fmt(t.learn.decay)
@@ -88,7 +93,8 @@ void write_sweep(const std::string& path, const Sweep& s) {
     f.set_attribute("/", "n_test", std::int64_t(n_test));
     f.create_group("/points");
     f.write("/points/nf", column<std::int64_t>(s, [](auto& p) { return p.nf; }), {n});
-    f.write("/points/system_size", column<std::int64_t>(s, [](auto& p) { return p.system_size; }), {n});
+    f.write("/points/system_size", column<std::int64_t>(s, [](auto& p) { return p.system_size; }),
+            {n});
     const std::pair<const char*, double SweepRecord::*> scalars[] = {
         {"lambda", &SweepRecord::lambda},
         {"train_lambda", &SweepRecord::train_lambda},
@@ -100,18 +106,21 @@ void write_sweep(const std::string& path, const Sweep& s) {
         {"response_mean", &SweepRecord::response_mean},
         {"seconds", &SweepRecord::seconds}};
     for (const auto& [name, field] : scalars)
-      f.write(std::string("/points/") + name, column<double>(s, [field = field](auto& p) { return p.*field; }), {n});
+      f.write(std::string("/points/") + name,
+              column<double>(s, [field = field](auto& p) { return p.*field; }), {n});
     f.create_group("/images");
     f.write("/images/error", matrix(s, &SweepRecord::image_error, n_test), {n, n_test});
     f.write("/images/active", matrix(s, &SweepRecord::image_active, n_test), {n, n_test});
     const bool response = n && !s.points[0].image_response.empty();
-    if (response) f.write("/images/response", matrix(s, &SweepRecord::image_response, n_test), {n, n_test});
+    if (response)
+      f.write("/images/response", matrix(s, &SweepRecord::image_response, n_test), {n, n_test});
   });
 }
 
 Sweep read_sweep(const std::string& path) {
   const auto f = h5::File::open_read(path);
-  if (!f.has_attribute("/", "format") || f.attribute<std::string>("/", "format") != "kokkos-lca-sweep")
+  if (!f.has_attribute("/", "format") ||
+      f.attribute<std::string>("/", "format") != "kokkos-lca-sweep")
     throw IoError(path + ": not a kokkos-lca sweep file");
   Sweep s;
   s.mode = f.attribute<std::string>("/", "mode");
@@ -122,7 +131,8 @@ Sweep read_sweep(const std::string& path) {
   s.points.resize(n);
   const auto nf = f.read<std::int64_t>("/points/nf", {n});
   const auto L = f.read<std::int64_t>("/points/system_size", {n});
-  for (std::size_t i = 0; i < n; ++i) s.points[i].nf = int(nf[i]), s.points[i].system_size = L[i];
+  for (std::size_t i = 0; i < n; ++i)
+    s.points[i].nf = int(nf[i]), s.points[i].system_size = L[i];
   const std::pair<const char*, double SweepRecord::*> scalars[] = {
       {"lambda", &SweepRecord::lambda},
       {"train_lambda", &SweepRecord::train_lambda},
@@ -135,7 +145,8 @@ Sweep read_sweep(const std::string& path) {
       {"seconds", &SweepRecord::seconds}};
   for (const auto& [name, field] : scalars) {
     const auto v = f.read<double>(std::string("/points/") + name, {n});
-    for (std::size_t i = 0; i < n; ++i) s.points[i].*field = v[i];
+    for (std::size_t i = 0; i < n; ++i)
+      s.points[i].*field = v[i];
   }
   const auto rows = [&](const char* name, std::vector<double> SweepRecord::*field) {
     const auto m = f.read<double>(name, {n, n_test});
@@ -144,17 +155,20 @@ Sweep read_sweep(const std::string& path) {
   };
   rows("/images/error", &SweepRecord::image_error);
   rows("/images/active", &SweepRecord::image_active);
-  if (f.exists("/images/response")) rows("/images/response", &SweepRecord::image_response);
+  if (f.exists("/images/response"))
+    rows("/images/response", &SweepRecord::image_response);
   return s;
 }
 
 Sweep run_sweep(const SweepConfig& cfg, const ImageSet& train_set, const ImageSet& test_set,
                 MPI_Comm comm, std::ostream* progress) {
-  if (cfg.sizes.empty() || cfg.lambdas.empty()) throw InvalidArgument("the grid is empty: give sizes and lambdas");
+  if (cfg.sizes.empty() || cfg.lambdas.empty())
+    throw InvalidArgument("the grid is empty: give sizes and lambdas");
   if (cfg.mode != "full" && cfg.mode != "reference")
     throw InvalidArgument("unknown sweep mode '" + cfg.mode + "' (full or reference)");
   if (cfg.train.preset == "custom")
-    throw InvalidArgument("a sweep varies lambda: use a named threshold preset, not custom vertices");
+    throw InvalidArgument(
+        "a sweep varies lambda: use a named threshold preset, not custom vertices");
   int rank = 0;
   MPI_Comm_rank(comm, &rank);
   const std::string path = sweep_path(cfg.out_dir);
@@ -165,8 +179,9 @@ Sweep run_sweep(const SweepConfig& cfg, const ImageSet& train_set, const ImageSe
   if (std::filesystem::exists(path)) {
     Sweep old = read_sweep(path);
     if (old.settings != s.settings)
-      throw InvalidArgument(path + " was made with other settings; use another --out-dir or the same flags (file: " +
-                            old.settings + ")");
+      throw InvalidArgument(
+          path + " was made with other settings; use another --out-dir or the same flags (file: " +
+          old.settings + ")");
     s.points = std::move(old.points);
   }
   const std::size_t total = cfg.sizes.size() * cfg.lambdas.size();
@@ -175,34 +190,41 @@ Sweep run_sweep(const SweepConfig& cfg, const ImageSet& train_set, const ImageSe
   std::map<int, std::vector<float>> reference_dicts; // reference mode: one training per size
   for (int nf : cfg.sizes)
     for (double lambda : cfg.lambdas) {
-      if (has_point(s, nf, lambda)) continue;
+      if (has_point(s, nf, lambda))
+        continue;
       const auto t0 = Clock::now();
       TrainConfig tc = cfg.train;
       tc.geometry.nf = nf;
       const double train_lambda = cfg.mode == "reference" ? cfg.reference_lambda : lambda;
       tc.lca.transfer = make_transfer(tc.preset, train_lambda);
-      tc.checkpoint = (std::filesystem::path(point_dir(cfg, nf, lambda)) / "checkpoint.h5").string();
+      tc.checkpoint =
+          (std::filesystem::path(point_dir(cfg, nf, lambda)) / "checkpoint.h5").string();
       std::vector<float> dictionary;
       if (auto it = reference_dicts.find(nf); it != reference_dicts.end()) {
         dictionary = it->second;
       } else {
-        if (rank == 0) std::filesystem::create_directories(std::filesystem::path(tc.checkpoint).parent_path());
+        if (rank == 0)
+          std::filesystem::create_directories(std::filesystem::path(tc.checkpoint).parent_path());
         std::optional<Checkpoint> resume;
         if (std::filesystem::exists(tc.checkpoint)) {
           resume = read_checkpoint(tc.checkpoint);
-          check_resume_compatible(*resume, tc.geometry, tc.lca, tc.learn, train_set.identity, tc.checkpoint);
+          check_resume_compatible(*resume, tc.geometry, tc.lca, tc.learn, train_set.identity,
+                                  tc.checkpoint);
         }
         const TrainSummary ts = train(tc, train_set, resume, comm, progress);
         if (ts.interrupted) {
-          if (progress && rank == 0) *progress << "[scaling] interrupted; rerun the same command to continue" << std::endl;
+          if (progress && rank == 0)
+            *progress << "[scaling] interrupted; rerun the same command to continue" << std::endl;
           return s;
         }
         dictionary = ts.dictionary;
-        if (cfg.mode == "reference") reference_dicts[nf] = dictionary;
+        if (cfg.mode == "reference")
+          reference_dicts[nf] = dictionary;
       }
       LcaParams p = tc.lca;
       p.transfer = make_transfer(tc.preset, lambda);
-      const DenoiseResult r = denoise(tc.geometry, p, dictionary, test_set, cfg.test, comm, nullptr);
+      const DenoiseResult r =
+          denoise(tc.geometry, p, dictionary, test_set, cfg.test, comm, nullptr);
       SweepRecord rec;
       rec.nf = nf;
       rec.system_size = tc.geometry.neurons();
@@ -217,18 +239,21 @@ Sweep run_sweep(const SweepConfig& cfg, const ImageSet& train_set, const ImageSe
       rec.image_error = r.error, rec.image_active = r.active, rec.image_response = r.response;
       rec.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
       s.points.push_back(rec);
-      if (rank == 0) write_sweep(path, s);
+      if (rank == 0)
+        write_sweep(path, s);
       ++done_here;
       if (progress && rank == 0) {
-        const double per = std::chrono::duration<double>(Clock::now() - start).count() / double(done_here);
+        const double per =
+            std::chrono::duration<double>(Clock::now() - start).count() / double(done_here);
         char line[256];
-        std::snprintf(line, sizeof line,
-                      "[scaling] point %zu/%zu  nf=%d lambda=%s%s: error %.2f%% +- %.2f, active %.3f%%  "
-                      "(%.1f s)  ETA %s",
-                      s.points.size(), total, nf, fmt(lambda).c_str(),
-                      cfg.mode == "reference" ? (" (trained at " + fmt(train_lambda) + ")").c_str() : "",
-                      e.mean, e.se, rec.percent_active, rec.seconds,
-                      format_duration(per * double(total - s.points.size())).c_str());
+        std::snprintf(
+            line, sizeof line,
+            "[scaling] point %zu/%zu  nf=%d lambda=%s%s: error %.2f%% +- %.2f, active %.3f%%  "
+            "(%.1f s)  ETA %s",
+            s.points.size(), total, nf, fmt(lambda).c_str(),
+            cfg.mode == "reference" ? (" (trained at " + fmt(train_lambda) + ")").c_str() : "",
+            e.mean, e.se, rec.percent_active, rec.seconds,
+            format_duration(per * double(total - s.points.size())).c_str());
         *progress << line << std::endl;
       }
     }

@@ -37,7 +37,8 @@ void LcaSolver<Scalar, Space>::set_lambda_transfer(const Transfer& t) {
 }
 
 template <class Scalar, class Space> void LcaSolver<Scalar, Space>::reset(int batch) {
-  if (batch < 1) throw InvalidArgument("batch size must be >= 1 (got " + std::to_string(batch) + ")");
+  if (batch < 1)
+    throw InvalidArgument("batch size must be >= 1 (got " + std::to_string(batch) + ")");
   if (batch != batch_) {
     const int n = batch * geom_.positions(), nf = geom_.nf;
     v_ = Matrix("lca::LcaSolver::V", n, nf);
@@ -83,7 +84,8 @@ void LcaSolver<Scalar, Space>::reconstruct(const Dictionary<Scalar, Space>& dict
   // lanes, so the positions' overlapping patches never race and the order is deterministic.
   // On CPUs a team is one thread and the column loop vectorises.
   int vector = 1;
-  while (vector * 2 <= k && vector * 2 <= 32) vector *= 2;
+  while (vector * 2 <= k && vector * 2 <= 32)
+    vector *= 2;
   using team_policy = Kokkos::TeamPolicy<exec_space>;
   Kokkos::parallel_for(
       "lca::LcaSolver::reconstruct", team_policy(batch_ * C, Kokkos::AUTO, vector),
@@ -97,12 +99,14 @@ void LcaSolver<Scalar, Space>::reconstruct(const Dictionary<Scalar, Space>& dict
         for (int q = 0; q < Hs * Ws; ++q) {
           const int pos = b * Hs * Ws + q;
           const int n = cnt(pos);
-          if (n == 0) continue;
+          if (n == 0)
+            continue;
           const int i0 = s * (q / Ws) - p, j0 = s * (q % Ws) - p;
           const int kx_lo = j0 < 0 ? -j0 : 0, kx_hi = W - j0 < k ? W - j0 : k;
           Kokkos::parallel_for(Kokkos::TeamThreadRange(team, k), [&](int ky) {
             const int i = i0 + ky;
-            if (i < 0 || i >= H) return;
+            if (i < 0 || i >= H)
+              return;
             const int row = plane + i * W + j0, e0 = ch * kk + ky * k;
             for (int u = 0; u < n; ++u) {
               const Scalar a = sign * val(pos, u);
@@ -116,8 +120,7 @@ void LcaSolver<Scalar, Space>::reconstruct(const Dictionary<Scalar, Space>& dict
       });
 }
 
-template <class Scalar, class Space>
-void LcaSolver<Scalar, Space>::im2col(const ConstImages& r) {
+template <class Scalar, class Space> void LcaSolver<Scalar, Space>::im2col(const ConstImages& r) {
   Region region("lca::LcaSolver::im2col");
   const int C = geom_.channels, H = geom_.height, W = geom_.width, k = geom_.kernel,
             s = geom_.stride, p = geom_.pad(), Hs = geom_.out_h(), Ws = geom_.out_w();
@@ -191,8 +194,8 @@ template <class Scalar, class Space> Scalar LcaSolver<Scalar, Space>::update(boo
   Region region("lca::LcaSolver::update");
   const Scalar decay = Scalar(std::exp(-params_.dt / params_.tau));
   using Step = UpdateStep<Scalar, Matrix, typename V::IndexMatrix, typename V::IndexVector>;
-  const Step f{v_, a_, g_, act_val_, act_idx_, act_cnt_, transfer_, decay, Scalar(1) - decay,
-               geom_.nf};
+  const Step f{v_,       a_,        g_,    act_val_,          act_idx_,
+               act_cnt_, transfer_, decay, Scalar(1) - decay, geom_.nf};
   const Kokkos::RangePolicy<exec_space> policy(0, int(v_.extent(0)));
   Scalar dv_max = 0;
   if (track_dv)
@@ -221,7 +224,8 @@ template <class Scalar, class Space> void LcaSolver<Scalar, Space>::rebuild_acti
       });
 }
 
-template <class Scalar, class Space> void LcaSolver<Scalar, Space>::set_activities(const Matrix& a) {
+template <class Scalar, class Space>
+void LcaSolver<Scalar, Space>::set_activities(const Matrix& a) {
   if (a.extent(0) != a_.extent(0) || a.extent(1) != a_.extent(1))
     throw InvalidArgument("set_activities: shape does not match the batch");
   Kokkos::deep_copy(a_, a);
@@ -256,7 +260,8 @@ int LcaSolver<Scalar, Space>::solve(const Dictionary<Scalar, Space>& dict,
   while (it < params_.iterations) {
     const Scalar dv = step(dict, x_in, track);
     ++it;
-    if (track && dv < Scalar(params_.stop_tol)) break;
+    if (track && dv < Scalar(params_.stop_tol))
+      break;
   }
   compute_residual(dict, x_in);
   return it;
@@ -284,7 +289,8 @@ BatchStats LcaSolver<Scalar, Space>::stats(const ConstImages& x_ref) const {
         Kokkos::parallel_reduce(
             pixels, [&](int t, double& s) { s += double(x_ref(b, t)) * double(x_ref(b, t)); }, xx);
         Kokkos::parallel_reduce(
-            neurons, [&](int t, double& s) { s += act(t) < Scalar(0) ? -double(act(t)) : double(act(t)); },
+            neurons,
+            [&](int t, double& s) { s += act(t) < Scalar(0) ? -double(act(t)) : double(act(t)); },
             l1);
         Kokkos::parallel_reduce(
             neurons, [&](int t, double& s) { s += act(t) != Scalar(0) ? 1.0 : 0.0; }, nnz);

@@ -17,7 +17,9 @@ namespace lca {
 namespace {
 
 volatile std::sig_atomic_t stop_requested = 0;
-extern "C" void on_stop_signal(int) { stop_requested = 1; }
+extern "C" void on_stop_signal(int) {
+  stop_requested = 1;
+}
 
 using Clock = std::chrono::steady_clock;
 using Scalar = float; // the solver's precision in the apps (algorithm.md: float32)
@@ -72,7 +74,8 @@ void install_stop_handlers() {
 }
 
 std::string format_duration(double s) {
-  if (!std::isfinite(s) || s < 0) return "?";
+  if (!std::isfinite(s) || s < 0)
+    return "?";
   const long t = long(s + 0.5);
   char buf[32];
   if (t >= 3600)
@@ -93,8 +96,10 @@ TrainSummary train(const TrainConfig& cfg, const ImageSet& data,
                           std::to_string(data.height) + "x" + std::to_string(data.width) +
                           ", the run expects " + std::to_string(g.channels) + "x" +
                           std::to_string(g.height) + "x" + std::to_string(g.width));
-  if (data.n < 1) throw InvalidArgument("the training set is empty");
-  if (cfg.batch_size < 1) throw InvalidArgument("batch size must be >= 1");
+  if (data.n < 1)
+    throw InvalidArgument("the training set is empty");
+  if (cfg.batch_size < 1)
+    throw InvalidArgument("batch size must be >= 1");
   if (cfg.epochs < 1 && cfg.max_images < 1)
     throw InvalidArgument("nothing to do: epochs and images are both < 1");
   int rank = 0, ranks = 1;
@@ -124,7 +129,8 @@ TrainSummary train(const TrainConfig& cfg, const ImageSet& data,
         elapsed_before + std::chrono::duration<double>(Clock::now() - start).count();
     const Checkpoint ck =
         snapshot(cfg, dict, learner, data, epoch, position, images_seen, batches, elapsed);
-    if (writer) write_checkpoint(cfg.checkpoint, ck);
+    if (writer)
+      write_checkpoint(cfg.checkpoint, ck);
   };
 
   typename Views<Scalar>::Images x_dev("lca::train::batch", (cfg.batch_size + ranks - 1) / ranks,
@@ -148,7 +154,8 @@ TrainSummary train(const TrainConfig& cfg, const ImageSet& data,
     if (count > 0) {
       for (int b = 0; b < count; ++b) {
         const float* img = data.image(order[position + first + b]);
-        for (int t = 0; t < g.pixels(); ++t) x_host(b, t) = img[t];
+        for (int t = 0; t < g.pixels(); ++t)
+          x_host(b, t) = img[t];
       }
       Kokkos::deep_copy(x_dev, x_host);
       const typename Views<Scalar>::ConstImages x =
@@ -173,7 +180,8 @@ TrainSummary train(const TrainConfig& cfg, const ImageSet& data,
     position += n_batch, images_seen += n_batch, ++batches;
     sum.images += n_batch, ++sum.batches;
     if (images_seen > tail_from || images_seen >= total) {
-      for (int i = 0; i < 4; ++i) acc[i] += global[i];
+      for (int i = 0; i < 4; ++i)
+        acc[i] += global[i];
     }
 
     int stop = stop_requested, any_stop = 0;

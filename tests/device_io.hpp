@@ -18,7 +18,8 @@ void load_dictionary_exact(Dictionary<Scalar, Space>& d, const std::vector<doubl
   const auto& g = d.geometry();
   auto h = Kokkos::create_mirror_view(d.matrix());
   for (int m = 0; m < g.nf; ++m)
-    for (int e = 0; e < g.patch(); ++e) h(e, m) = Scalar(nckk[std::size_t(m) * g.patch() + e]);
+    for (int e = 0; e < g.patch(); ++e)
+      h(e, m) = Scalar(nckk[std::size_t(m) * g.patch() + e]);
   Kokkos::deep_copy(d.matrix(), h);
 }
 
@@ -27,7 +28,8 @@ typename Views<Scalar, Space>::Images to_images(const std::vector<double>& v, in
   typename Views<Scalar, Space>::Images x("test::images", B, npix);
   auto h = Kokkos::create_mirror_view(x);
   for (int b = 0; b < B; ++b)
-    for (int t = 0; t < npix; ++t) h(b, t) = Scalar(v[std::size_t(b) * npix + t]);
+    for (int t = 0; t < npix; ++t)
+      h(b, t) = Scalar(v[std::size_t(b) * npix + t]);
   Kokkos::deep_copy(x, h);
   return x;
 }
@@ -36,7 +38,8 @@ template <class View> std::vector<double> from_images(const View& x) {
   auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), x);
   std::vector<double> v(h.extent(0) * h.extent(1));
   for (std::size_t b = 0; b < h.extent(0); ++b)
-    for (std::size_t t = 0; t < h.extent(1); ++t) v[b * h.extent(1) + t] = double(h(b, t));
+    for (std::size_t t = 0; t < h.extent(1); ++t)
+      v[b * h.extent(1) + t] = double(h(b, t));
   return v;
 }
 

@@ -25,7 +25,8 @@ inline std::vector<double> ref_reconstruct(const Geometry& g, const std::vector<
             for (int y = 0; y < Hs; ++y)
               for (int x = 0; x < Ws; ++x) {
                 const int ky = i - s * y + p, kx = j - s * x + p;
-                if (ky < 0 || ky >= k || kx < 0 || kx >= k) continue;
+                if (ky < 0 || ky >= k || kx < 0 || kx >= k)
+                  continue;
                 acc += a[((std::size_t(b) * g.nf + m) * Hs + y) * Ws + x] *
                        dict[((std::size_t(m) * C + ch) * k + ky) * k + kx];
               }
@@ -48,7 +49,8 @@ inline std::vector<double> ref_drive(const Geometry& g, const std::vector<double
             for (int ky = 0; ky < k; ++ky)
               for (int kx = 0; kx < k; ++kx) {
                 const int i = s * y + ky - p, j = s * x + kx - p;
-                if (i < 0 || i >= H || j < 0 || j >= W) continue;
+                if (i < 0 || i >= H || j < 0 || j >= W)
+                  continue;
                 acc += dict[((std::size_t(m) * C + ch) * k + ky) * k + kx] *
                        r[((std::size_t(b) * C + ch) * H + i) * W + j];
               }
@@ -61,13 +63,15 @@ inline std::vector<double> random_vector(std::size_t n, unsigned seed, double ze
   std::mt19937_64 gen(seed);
   std::uniform_real_distribution<double> u(-1.0, 1.0), z(0.0, 1.0);
   std::vector<double> v(n);
-  for (auto& x : v) x = z(gen) < zero_fraction ? 0.0 : u(gen);
+  for (auto& x : v)
+    x = z(gen) < zero_fraction ? 0.0 : u(gen);
   return v;
 }
 
 inline double max_abs(const std::vector<double>& v) {
   double m = 0;
-  for (double x : v) m = std::max(m, std::abs(x));
+  for (double x : v)
+    m = std::max(m, std::abs(x));
   return m;
 }
 

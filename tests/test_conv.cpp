@@ -12,7 +12,7 @@ struct Shape {
 };
 // RGB and gray, the (k, s) pairs of the study and others, odd nf, batch > 1, and the dense
 // case k = H = W, s = H.
-const Shape shapes[] = {{3, 16, 16, 8, 2, 5, 2}, {1, 12, 12, 4, 2, 3, 3}, {3, 10, 10, 5, 1, 4, 2},
+const Shape shapes[] = {{3, 16, 16, 8, 2, 5, 2},  {1, 12, 12, 4, 2, 3, 3}, {3, 10, 10, 5, 1, 4, 2},
                         {1, 24, 24, 12, 4, 7, 2}, {3, 16, 16, 4, 4, 3, 2}, {1, 8, 8, 8, 8, 5, 3},
                         {3, 6, 8, 4, 2, 2, 2}};
 
@@ -31,7 +31,8 @@ LcaParams default_params() {
 
 double max_abs_diff(const std::vector<double>& a, const std::vector<double>& b) {
   double m = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) m = std::max(m, std::abs(a[i] - b[i]));
+  for (std::size_t i = 0; i < a.size(); ++i)
+    m = std::max(m, std::abs(a[i] - b[i]));
   return m;
 }
 
@@ -62,7 +63,8 @@ TYPED_TEST(Conv, ReconstructMatchesReference) {
     const auto x = random_vector(std::size_t(sh.B) * g.pixels(), seed++);
     solver.compute_residual(d, to_images<S, Sp>(x, sh.B, g.pixels()));
     auto r = from_images(solver.residual());
-    for (std::size_t i = 0; i < r.size(); ++i) r[i] = x[i] - r[i];
+    for (std::size_t i = 0; i < r.size(); ++i)
+      r[i] = x[i] - r[i];
     EXPECT_LE(max_abs_diff(r, ref), TypeParam::tol * max_abs(ref) * 10);
   }
 }
@@ -107,9 +109,12 @@ TYPED_TEST(Conv, Adjointness) {
     solver.apply_drive(d);
     const auto pa = from_images(phi_a), ptr = from_map(g, solver.drive());
     double lhs = 0, rhs = 0, scale = 0;
-    for (std::size_t i = 0; i < r.size(); ++i) lhs += pa[i] * r[i], scale += std::abs(pa[i] * r[i]);
-    for (std::size_t i = 0; i < a.size(); ++i) rhs += a[i] * ptr[i];
-    EXPECT_LE(std::abs(lhs - rhs), 1e-5 * scale) << "<Phi a, r> = " << lhs << ", <a, Phi^T r> = " << rhs;
+    for (std::size_t i = 0; i < r.size(); ++i)
+      lhs += pa[i] * r[i], scale += std::abs(pa[i] * r[i]);
+    for (std::size_t i = 0; i < a.size(); ++i)
+      rhs += a[i] * ptr[i];
+    EXPECT_LE(std::abs(lhs - rhs), 1e-5 * scale)
+        << "<Phi a, r> = " << lhs << ", <a, Phi^T r> = " << rhs;
   }
 }
 

@@ -49,7 +49,8 @@ TYPED_TEST(Learning, GradientMatchesReference) {
             for (int y = 0; y < Hs; ++y)
               for (int xx = 0; xx < Ws; ++xx) {
                 const int i = s * y + ky - p, j = s * xx + kx - p;
-                if (i < 0 || i >= g.height || j < 0 || j >= g.width) continue;
+                if (i < 0 || i >= g.height || j < 0 || j >= g.width)
+                  continue;
                 ref += a[((std::size_t(b) * g.nf + m) * Hs + y) * Ws + xx] *
                        r[((std::size_t(b) * C + ch) * g.height + i) * g.width + j];
               }
@@ -82,14 +83,17 @@ TYPED_TEST(Learning, MomentumDecayAndNormalisation) {
   const double mu = std::exp(-1.0 / lp.momentum_tau);
   std::vector<double> delta(w0.size()), w(w0.size());
   for (std::size_t i = 0; i < w.size(); ++i) {
-    delta[i] = (1 - mu) * lp.eta * double(float(g0[i])) / 4 + mu * double(float(m0[i])) - lp.decay * w0[i];
+    delta[i] =
+        (1 - mu) * lp.eta * double(float(g0[i])) / 4 + mu * double(float(m0[i])) - lp.decay * w0[i];
     w[i] = w0[i] + delta[i];
   }
   const int n = g.patch();
   for (int m = 0; m < g.nf; ++m) {
     double nrm = 0;
-    for (int e = 0; e < n; ++e) nrm += w[m * n + e] * w[m * n + e];
-    for (int e = 0; e < n; ++e) w[m * n + e] /= std::sqrt(nrm);
+    for (int e = 0; e < n; ++e)
+      nrm += w[m * n + e] * w[m * n + e];
+    for (int e = 0; e < n; ++e)
+      w[m * n + e] /= std::sqrt(nrm);
   }
   const auto got = d.to_host(), mom = learner.momentum_to_host();
   for (std::size_t i = 0; i < w.size(); ++i) {
@@ -114,8 +118,10 @@ TYPED_TEST(Learning, RecoversPlantedDictionary) {
   std::vector<double> planted(std::size_t(truth.nf) * n);
   for (int m = 0; m < truth.nf; ++m) {
     double nrm = 0;
-    for (int e = 0; e < n; ++e) nrm += std::pow(planted[m * n + e] = normal(gen), 2);
-    for (int e = 0; e < n; ++e) planted[m * n + e] /= std::sqrt(nrm);
+    for (int e = 0; e < n; ++e)
+      nrm += std::pow(planted[m * n + e] = normal(gen), 2);
+    for (int e = 0; e < n; ++e)
+      planted[m * n + e] /= std::sqrt(nrm);
   }
   LcaParams lp;
   lp.tau = 10, lp.dt = 1, lp.iterations = 150;
@@ -136,7 +142,8 @@ TYPED_TEST(Learning, RecoversPlantedDictionary) {
       for (int q = 0; q < 3; ++q) {
         const int m = pick(gen);
         const double c = coef(gen);
-        for (int e = 0; e < n; ++e) x[b * n + e] += c * planted[m * n + e];
+        for (int e = 0; e < n; ++e)
+          x[b * n + e] += c * planted[m * n + e];
       }
     solver.reset(B);
     solver.solve(d, to_images<S, Sp>(x, B, n));
@@ -147,7 +154,8 @@ TYPED_TEST(Learning, RecoversPlantedDictionary) {
     double best = 0;
     for (int m = 0; m < g.nf; ++m) {
       double dot = 0;
-      for (int e = 0; e < n; ++e) dot += planted[t * n + e] * w[m * n + e];
+      for (int e = 0; e < n; ++e)
+        dot += planted[t * n + e] * w[m * n + e];
       best = std::max(best, std::abs(dot));
     }
     EXPECT_GE(best, 0.9) << "planted atom " << t << " not recovered";
@@ -185,7 +193,8 @@ TEST(LearningMpi, ResultIndependentOfRankCount) {
   };
   const auto split = run(rank * per_rank, per_rank, MPI_COMM_WORLD);
   const auto whole = run(0, B, MPI_COMM_SELF);
-  for (std::size_t i = 0; i < whole.size(); ++i) ASSERT_NEAR(split[i], whole[i], 1e-5) << i;
+  for (std::size_t i = 0; i < whole.size(); ++i)
+    ASSERT_NEAR(split[i], whole[i], 1e-5) << i;
 }
 
 } // namespace

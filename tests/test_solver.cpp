@@ -34,8 +34,9 @@ TEST(Transfer, GeneralVertices) {
   p.vthresh = 1, p.amin = 0.25, p.vwidth = 1, p.ashift = 0.5, p.amax = 2, p.lambda = 1;
   const DeviceTransfer<double> t(p);
   const double table[][2] = {{-3, 0.25}, {0.99, 0.25}, {1.0, 0.25}, {1.5, 0.875},
-                             {2.0, 1.5},  {2.4, 1.9},   {3.0, 2.0},  {100, 2.0}};
-  for (const auto& row : table) EXPECT_NEAR(t(row[0]), row[1], 1e-12) << "V=" << row[0];
+                             {2.0, 1.5}, {2.4, 1.9},   {3.0, 2.0},  {100, 2.0}};
+  for (const auto& row : table)
+    EXPECT_NEAR(t(row[0]), row[1], 1e-12) << "V=" << row[0];
   p.amax = 0; // below AMin
   EXPECT_THROW(validate(p), InvalidArgument);
   p.amax = 2, p.vwidth = -1;
@@ -112,7 +113,8 @@ TYPED_TEST(Solver, ConvergesToLassoKkt) {
       if (a[i] != 0) {
         ++active;
         EXPECT_NEAR(grad[i], lambda * (a[i] > 0 ? 1 : -1), tol) << "active neuron " << i;
-        if (preset == "soft-nonneg") EXPECT_GT(a[i], 0);
+        if (preset == "soft-nonneg")
+          EXPECT_GT(a[i], 0);
       } else if (preset == "soft") {
         EXPECT_LE(std::abs(grad[i]), lambda + tol) << "inactive neuron " << i;
       } else {
@@ -125,8 +127,8 @@ TYPED_TEST(Solver, ConvergesToLassoKkt) {
 }
 
 // Coordinate-descent LASSO on a dense dictionary (k = H = W, s = H): the same optimum.
-std::vector<double> lasso_cd(const std::vector<double>& D, int n, int m, const std::vector<double>& x,
-                             double lambda, bool nonneg) {
+std::vector<double> lasso_cd(const std::vector<double>& D, int n, int m,
+                             const std::vector<double>& x, double lambda, bool nonneg) {
   std::vector<double> a(m, 0.0), r(x);
   for (int sweep = 0; sweep < 100000; ++sweep) {
     double change = 0;
@@ -137,12 +139,15 @@ std::vector<double> lasso_cd(const std::vector<double>& D, int n, int m, const s
         c += D[j * n + i] * (r[i] + D[j * n + i] * a[j]);
       }
       double aj = std::abs(c) > lambda ? (c - lambda * (c > 0 ? 1 : -1)) / dj2 : 0.0;
-      if (nonneg && aj < 0) aj = 0;
-      for (int i = 0; i < n; ++i) r[i] -= D[j * n + i] * (aj - a[j]);
+      if (nonneg && aj < 0)
+        aj = 0;
+      for (int i = 0; i < n; ++i)
+        r[i] -= D[j * n + i] * (aj - a[j]);
       change = std::max(change, std::abs(aj - a[j]));
       a[j] = aj;
     }
-    if (change < 1e-15) break;
+    if (change < 1e-15)
+      break;
   }
   return a;
 }
@@ -168,7 +173,8 @@ TYPED_TEST(Solver, MatchesCoordinateDescentOnDenseProblem) {
     for (int b = 0; b < B; ++b) {
       const std::vector<double> xb(x.begin() + b * g.pixels(), x.begin() + (b + 1) * g.pixels());
       const auto ref = lasso_cd(D, g.pixels(), g.nf, xb, lambda, preset == "soft-nonneg");
-      for (int j = 0; j < g.nf; ++j) EXPECT_NEAR(a[b * g.nf + j], ref[j], tol) << "image " << b << " atom " << j;
+      for (int j = 0; j < g.nf; ++j)
+        EXPECT_NEAR(a[b * g.nf + j], ref[j], tol) << "image " << b << " atom " << j;
     }
   }
 }
@@ -185,7 +191,8 @@ TYPED_TEST(Solver, EnergyNonIncreasingForSmallSteps) {
     Dictionary<S, Sp> d(g);
     d.init_random(9);
     const int B = 2;
-    const auto xin = to_images<S, Sp>(random_vector(std::size_t(B) * g.pixels(), 13), B, g.pixels());
+    const auto xin =
+        to_images<S, Sp>(random_vector(std::size_t(B) * g.pixels(), 13), B, g.pixels());
     LcaSolver<S, Sp> solver(g, p);
     solver.reset(B);
     std::vector<double> prev(B, std::numeric_limits<double>::infinity());

@@ -31,25 +31,27 @@ struct Region {
 };
 
 /// The Kokkos backend this build runs on, e.g. "OpenMP" or "Cuda".
-inline std::string backend_name() { return Kokkos::DefaultExecutionSpace::name(); }
+inline std::string backend_name() {
+  return Kokkos::DefaultExecutionSpace::name();
+}
 
 } // namespace lca
 
 // Serial is compiled as a second backend whenever it is enabled beside a parallel default
 // (tests run every kernel on both); Kokkos 3.4 has no macro naming the default space.
-#if defined(KOKKOS_ENABLE_SERIAL) &&                                                             \
-    (defined(KOKKOS_ENABLE_OPENMP) || defined(KOKKOS_ENABLE_CUDA) ||                            \
+#if defined(KOKKOS_ENABLE_SERIAL) &&                                                               \
+    (defined(KOKKOS_ENABLE_OPENMP) || defined(KOKKOS_ENABLE_CUDA) ||                               \
      defined(KOKKOS_ENABLE_THREADS) || defined(KOKKOS_ENABLE_HIP) || defined(KOKKOS_ENABLE_SYCL))
 #define LCA_HAS_SECOND_SERIAL 1
-#define LCA_INSTANTIATE_SERIAL(KIND, NAME)                                                       \
-  template KIND NAME<float, Kokkos::Serial>;                                                     \
+#define LCA_INSTANTIATE_SERIAL(KIND, NAME)                                                         \
+  template KIND NAME<float, Kokkos::Serial>;                                                       \
   template KIND NAME<double, Kokkos::Serial>;
 #else
 #define LCA_HAS_SECOND_SERIAL 0
 #define LCA_INSTANTIATE_SERIAL(KIND, NAME)
 #endif
 /// Explicit instantiation for float and double on the default space (and Serial, above).
-#define LCA_INSTANTIATE(KIND, NAME)                                                              \
-  template KIND NAME<float>;                                                                     \
-  template KIND NAME<double>;                                                                    \
+#define LCA_INSTANTIATE(KIND, NAME)                                                                \
+  template KIND NAME<float>;                                                                       \
+  template KIND NAME<double>;                                                                      \
   LCA_INSTANTIATE_SERIAL(KIND, NAME)

@@ -14,11 +14,11 @@
 namespace lca {
 
 struct DenoiseConfig {
-  double sigma = 0.5;            ///< noise level in units of the normalised image
-  std::uint64_t noise_seed = 1;  ///< counter-based: the same noise on every rank and backend
-  int batch = 64;                ///< images per solve on each rank
-  bool keep_codes = false;       ///< return the final activities (sparse)
-  double response_epsilon = 0;   ///< > 0: also measure chi (§7) with this perturbation size
+  double sigma = 0.5;           ///< noise level in units of the normalised image
+  std::uint64_t noise_seed = 1; ///< counter-based: the same noise on every rank and backend
+  int batch = 64;               ///< images per solve on each rank
+  bool keep_codes = false;      ///< return the final activities (sparse)
+  double response_epsilon = 0;  ///< > 0: also measure chi (§7) with this perturbation size
   std::uint64_t response_seed = 7;
   double progress_seconds = 10;
 };

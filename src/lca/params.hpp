@@ -17,7 +17,8 @@ struct Transfer {
   double ashift = 0.1;
   double vwidth = 0.0;
   bool symmetric = false;
-  /// Energy penalty kind: L1 (lambda*sum|a|) for soft shrinkage, L0 (lambda^2/2 * ||a||_0) for hard.
+  /// Energy penalty kind: L1 (lambda*sum|a|) for soft shrinkage, L0 (lambda^2/2 * ||a||_0) for
+  /// hard.
   bool l0_penalty = false;
   double lambda = 0.1; ///< the sparsity parameter the penalty uses
 };
@@ -29,17 +30,17 @@ void validate(const Transfer& t);
 
 /// Convolutional geometry of algorithm.md §1.
 struct Geometry {
-  int nf = 128;    ///< number of features
+  int nf = 128; ///< number of features
   int channels = 3;
   int height = 32;
   int width = 32;
-  int kernel = 8;  ///< k
-  int stride = 2;  ///< s
+  int kernel = 8; ///< k
+  int stride = 2; ///< s
   int pad() const { return (kernel - stride) / 2; }
   int out_h() const { return height / stride; }
   int out_w() const { return width / stride; }
   int positions() const { return out_h() * out_w(); }
-  int patch() const { return channels * kernel * kernel; }           ///< c*k*k
+  int patch() const { return channels * kernel * kernel; }                ///< c*k*k
   std::int64_t neurons() const { return std::int64_t(nf) * positions(); } ///< system size L
   int pixels() const { return channels * height * width; }
 };
@@ -58,10 +59,10 @@ void validate(const LcaParams& p);
 
 /// Dictionary learning, algorithm.md §4.
 struct LearnParams {
-  double eta = 0.01;        ///< learning rate per batch
+  double eta = 0.01;           ///< learning rate per batch
   double momentum_tau = 100.0; ///< tau_m in batches; mu = exp(-1/tau_m)
   double decay = 0.0;
-  std::uint64_t seed = 1;   ///< dictionary initialisation
+  std::uint64_t seed = 1; ///< dictionary initialisation
 };
 void validate(const LearnParams& p);
 

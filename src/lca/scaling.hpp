@@ -16,13 +16,13 @@
 namespace lca {
 
 struct SweepConfig {
-  std::vector<int> sizes;       ///< nf values
-  std::vector<double> lambdas;  ///< lambda grid (tested at every size)
+  std::vector<int> sizes;      ///< nf values
+  std::vector<double> lambdas; ///< lambda grid (tested at every size)
   /// "full": train one dictionary per (nf, lambda); "reference": train once per nf at
   /// reference_lambda and test it at every lambda (cheaper; labelled in every output).
   std::string mode = "full";
   double reference_lambda = 0.5;
-  TrainConfig train;            ///< everything but nf, lambda and the checkpoint path
+  TrainConfig train; ///< everything but nf, lambda and the checkpoint path
   DenoiseConfig test;
   std::string out_dir = "results/study"; ///< sweep.h5 and points/<name>/checkpoint.h5
 };
@@ -52,8 +52,8 @@ void write_sweep(const std::string& path, const Sweep& s); ///< atomic
 
 /// Runs the grid, skipping finished points and resuming half-trained ones from their
 /// checkpoints. Collective over comm; rank 0 writes. Returns the complete sweep.
-Sweep run_sweep(const SweepConfig& cfg, const ImageSet& train, const ImageSet& test,
-                MPI_Comm comm, std::ostream* progress);
+Sweep run_sweep(const SweepConfig& cfg, const ImageSet& train, const ImageSet& test, MPI_Comm comm,
+                std::ostream* progress);
 
 /// Sweep records as the analysis takes them.
 std::vector<SweepPoint> to_points(const Sweep& s);

@@ -45,7 +45,8 @@ template <class Scalar> struct DeviceTransfer {
     } else {
       a = u - ashift;
     }
-    if (a > amax) a = amax; // amax may be +inf
+    if (a > amax)
+      a = amax; // amax may be +inf
     return neg ? -a : a;
   }
 };
@@ -80,19 +81,20 @@ public:
   /// Per-image statistics of residual() against x_ref (call compute_residual(x_ref) first).
   BatchStats stats(const ConstImages& x_ref) const;
 
-  const Matrix& potentials() const { return v_; }  ///< (B*positions, nf)
-  const Matrix& activities() const { return a_; }  ///< (B*positions, nf)
-  const Images& residual() const { return r_; }    ///< (B, c*H*W)
-  const Matrix& patches() const { return p_; }     ///< (B*positions, c*k*k), im2col of residual()
-  const Matrix& drive() const { return g_; }       ///< (B*positions, nf), Phi^T r of the last step
+  const Matrix& potentials() const { return v_; } ///< (B*positions, nf)
+  const Matrix& activities() const { return a_; } ///< (B*positions, nf)
+  const Images& residual() const { return r_; }   ///< (B, c*H*W)
+  const Matrix& patches() const { return p_; }    ///< (B*positions, c*k*k), im2col of residual()
+  const Matrix& drive() const { return g_; }      ///< (B*positions, nf), Phi^T r of the last step
 
   /// Overwrite the activity (tests, warm starts); rebuilds the active lists.
   void set_activities(const Matrix& a);
 
   // Building blocks, public for the tests and benchmarks (and because CUDA lambdas cannot
   // live in private member functions).
-  void reconstruct(const Dictionary<Scalar, Space>& dict, const ConstImages& x, const Images& out,
-                   Scalar sign) const; ///< out = x + sign * Phi a (x may be empty: out = sign Phi a)
+  void
+  reconstruct(const Dictionary<Scalar, Space>& dict, const ConstImages& x, const Images& out,
+              Scalar sign) const; ///< out = x + sign * Phi a (x may be empty: out = sign Phi a)
   void im2col(const ConstImages& r);
   void apply_drive(const Dictionary<Scalar, Space>& dict); ///< g = patches * D
   Scalar update(bool track_dv);

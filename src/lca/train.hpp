@@ -34,7 +34,7 @@ struct TrainSummary {
   std::int64_t images = 0, batches = 0; ///< done in this call
   double seconds = 0, images_per_second = 0;
   double mean_energy = 0, mean_percent_error = 0, mean_percent_active = 0; ///< last 10 % of batches
-  bool interrupted = false; ///< stopped by SIGINT/SIGTERM after a checkpoint
+  bool interrupted = false;      ///< stopped by SIGINT/SIGTERM after a checkpoint
   std::vector<float> dictionary; ///< the final dictionary, (nf, c, k, k)
 };
 
