@@ -23,6 +23,18 @@ std::string fmt(double v) {
   return b;
 }
 
+/// The per-point scalars stored under /points, by dataset name.
+const std::pair<const char*, double SweepRecord::*> scalar_fields[] = {
+    {"lambda", &SweepRecord::lambda},
+    {"train_lambda", &SweepRecord::train_lambda},
+    {"percent_active", &SweepRecord::percent_active},
+    {"error_mean", &SweepRecord::error_mean},
+    {"error_se", &SweepRecord::error_se},
+    {"noisy_error_mean", &SweepRecord::noisy_error_mean},
+    {"energy_mean", &SweepRecord::energy_mean},
+    {"response_mean", &SweepRecord::response_mean},
+    {"seconds", &SweepRecord::seconds}};
+
 std::string point_dir(const SweepConfig& cfg, int nf, double lambda) {
   const std::string name = cfg.mode == "reference"
                                ? "nf" + std::to_string(nf) + "_ref" + fmt(cfg.reference_lambda)
@@ -95,17 +107,8 @@ void write_sweep(const std::string& path, const Sweep& s) {
     f.write("/points/nf", column<std::int64_t>(s, [](auto& p) { return p.nf; }), {n});
     f.write("/points/system_size", column<std::int64_t>(s, [](auto& p) { return p.system_size; }),
             {n});
-    const std::pair<const char*, double SweepRecord::*> scalars[] = {
-        {"lambda", &SweepRecord::lambda},
-        {"train_lambda", &SweepRecord::train_lambda},
-        {"percent_active", &SweepRecord::percent_active},
-        {"error_mean", &SweepRecord::error_mean},
-        {"error_se", &SweepRecord::error_se},
-        {"noisy_error_mean", &SweepRecord::noisy_error_mean},
-        {"energy_mean", &SweepRecord::energy_mean},
-        {"response_mean", &SweepRecord::response_mean},
-        {"seconds", &SweepRecord::seconds}};
-    for (const auto& [name, field] : scalars)
+
+    for (const auto& [name, field] : scalar_fields)
       f.write(std::string("/points/") + name,
               column<double>(s, [field = field](auto& p) { return p.*field; }), {n});
     f.create_group("/images");
@@ -133,17 +136,8 @@ Sweep read_sweep(const std::string& path) {
   const auto L = f.read<std::int64_t>("/points/system_size", {n});
   for (std::size_t i = 0; i < n; ++i)
     s.points[i].nf = int(nf[i]), s.points[i].system_size = L[i];
-  const std::pair<const char*, double SweepRecord::*> scalars[] = {
-      {"lambda", &SweepRecord::lambda},
-      {"train_lambda", &SweepRecord::train_lambda},
-      {"percent_active", &SweepRecord::percent_active},
-      {"error_mean", &SweepRecord::error_mean},
-      {"error_se", &SweepRecord::error_se},
-      {"noisy_error_mean", &SweepRecord::noisy_error_mean},
-      {"energy_mean", &SweepRecord::energy_mean},
-      {"response_mean", &SweepRecord::response_mean},
-      {"seconds", &SweepRecord::seconds}};
-  for (const auto& [name, field] : scalars) {
+
+  for (const auto& [name, field] : scalar_fields) {
     const auto v = f.read<double>(std::string("/points/") + name, {n});
     for (std::size_t i = 0; i < n; ++i)
       s.points[i].*field = v[i];

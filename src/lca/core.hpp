@@ -1,5 +1,15 @@
 #pragma once
-// View types shared by the solver and the learner. Matrices whose first index is the one
+// View types shared by the solver and the learner.
+//
+// Device rules every kernel here follows (one code path for Serial, OpenMP and CUDA):
+//  - device Views are touched on the host only at I/O boundaries, through
+//    create_mirror(_view) + deep_copy (Dictionary::to_host/from_host, LcaSolver::stats, the
+//    batch upload in train/denoise); kernels are KOKKOS_LAMBDA / KOKKOS_INLINE_FUNCTION only;
+//  - no std:: math inside kernels (decay factors etc. are computed on the host; |x| and max
+//    are written out), so nothing depends on which math functions a device provides;
+//  - MPI sees host buffers only (the gradient is mirrored before MPI_Allreduce): no
+//    CUDA-aware MPI is assumed;
+//  - lambdas that launch kernels live in public member functions (an nvcc requirement). Matrices whose first index is the one
 // kernels parallelise over (position, or kernel element) use the execution space's default
 // layout: row-contiguous on CPUs (cache lines along the inner loop), column-contiguous on
 // GPUs (coalesced across threads). Images stay row-major (B, c*H*W) for I/O.
