@@ -20,6 +20,11 @@ int main(int argc, char** argv) {
     model.add(app, true);
     app.add_option("--output,-o", output, "checkpoint file to write (HDF5)")->capture_default_str();
     app.add_option("--resume", resume, "continue from this checkpoint");
+    // Test only (tests/reliability/test_mpi_fault.py), hidden from --help: this rank throws
+    // just before training, while the others already wait in its first MPI_Allreduce, to check
+    // that one failing rank ends the whole job with one message instead of a hang.
+    int inject_fault = -1;
+    app.add_option("--inject-fault", inject_fault, "rank that fails before training")->group("");
     if (int rc = lca::app::parse(app, "lca-train", argc, argv); rc >= 0) return rc;
 
     const int rank = lca::app::rank();
@@ -53,6 +58,8 @@ int main(int argc, char** argv) {
                 << std::endl;
     }
     lca::install_stop_handlers();
+    if (inject_fault == rank)
+      throw lca::Error("injected fault (--inject-fault)"); // app::run adds "(rank N)"
     const auto s = lca::train(cfg, data, ck, MPI_COMM_WORLD, &std::cout);
     if (rank == 0) {
       std::cout << "lca-train: " << (s.interrupted ? "interrupted (checkpoint saved); " : "done; ")

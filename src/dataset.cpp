@@ -295,11 +295,15 @@ ImageSet read_png_list(const std::string& list_path, int channels, int height, i
   set.channels = channels;
   set.height = height;
   set.width = width;
-  set.pixels.resize(set.n * set.image_size());
   set.labels.assign(set.n, -1);
   const std::int64_t plane = std::int64_t(height) * width;
   for (std::int64_t i = 0; i < set.n; ++i) {
     const PngImage png = read_png(files[i], height, width);
+    // Allocated once the first image has proved that height x width (command-line values) is
+    // real, not before: a typo must not allocate n * height * width floats up front.
+    if (i == 0)
+      set.pixels.reserve(set.n * set.image_size());
+    set.pixels.resize((i + 1) * set.image_size());
     float* out = set.image(i);
     for (std::int64_t p = 0; p < plane; ++p) {
       const std::uint8_t* s = png.pixels.data() + p * png.channels;

@@ -20,7 +20,8 @@ struct PngReadHandle {
   std::FILE* fp = nullptr;
   png_structp png = nullptr;
   png_infop info = nullptr;
-  char message[256] = ""; ///< libpng's last error, filled by on_png_error
+  char message[256] = "";        ///< libpng's last error, filled by on_png_error
+  std::uint64_t stored_bits = 0; ///< width * height * bits per pixel as stored (before transforms)
   PngReadHandle() = default;
   PngReadHandle(const PngReadHandle&) = delete;
   PngReadHandle& operator=(const PngReadHandle&) = delete;
@@ -52,6 +53,9 @@ bool read_png_header(PngReadHandle& h) {
     return false;
   png_init_io(h.png, h.fp);
   png_read_info(h.png, h.info);
+  h.stored_bits = std::uint64_t(png_get_image_width(h.png, h.info)) *
+                  png_get_image_height(h.png, h.info) * png_get_bit_depth(h.png, h.info) *
+                  png_get_channels(h.png, h.info);
   png_set_scale_16(h.png);
   png_set_palette_to_rgb(h.png);
   png_set_expand_gray_1_2_4_to_8(h.png);
@@ -95,6 +99,18 @@ PngImage read_png(const std::string& path, int height, int width) {
   const std::size_t row_bytes = std::size_t(img.width) * img.channels;
   if ((img.channels != 1 && img.channels != 3) || png_get_rowbytes(h.png, h.info) != row_bytes)
     throw IoError(path + ": unsupported PNG sample layout");
+  // Check the header against the file before allocating: the pixels are deflate-compressed,
+  // which expands data at most 1032:1, so a file of N bytes holds at most ~1032 N bytes of
+  // samples. (A header of a few dozen bytes can otherwise claim 100000 x 100000 pixels.)
+  constexpr std::uint64_t kMaxDeflateRatio = 1032;
+  std::error_code ec;
+  const std::uint64_t file_bytes = std::filesystem::file_size(path, ec);
+  if (ec)
+    throw IoError(path + ": cannot get the size of the PNG file (" + ec.message() + ")");
+  if (h.stored_bits / 8 > kMaxDeflateRatio * (file_bytes + 1))
+    throw IoError(path + ": corrupt PNG: the header claims " + std::to_string(img.width) + "x" +
+                  std::to_string(img.height) + " pixels, more than a file of " +
+                  std::to_string(file_bytes) + " bytes can hold");
 
   img.pixels.resize(row_bytes * img.height);
   std::vector<png_bytep> rows(img.height);
