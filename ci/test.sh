@@ -2,6 +2,7 @@
 # The README's test command: set up, build and run the whole test suite. Where nvcc exists
 # the whole project is also compiled against the CUDA Kokkos (it cannot run without a GPU).
 set -euo pipefail
+export OMP_PROC_BIND=false # tests oversubscribe the cores; pinning would serialise them
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash ci/build.sh openmp
 if command -v nvcc >/dev/null || [ -x /usr/local/cuda/bin/nvcc ]; then
