@@ -19,12 +19,6 @@ inline int rank() {
   return r;
 }
 
-/// A flag given twice (e.g. in a script and again by hand) takes its last value; list
-/// options (--sizes, --lambdas) keep every value they are given.
-inline void last_flag_wins(CLI::App& app) {
-  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
-}
-
 /// Parses the flags (every rank sees the same ones, so all agree). Returns -1 to go on, or
 /// the exit code: 0 after --help, 2 after a bad flag (one line on stderr from rank 0).
 inline int parse(CLI::App& app, const char* name, int argc, char** argv) {

@@ -14,8 +14,7 @@ int main(int argc, char** argv) {
   return lca::app::run("lca-denoise", argc, argv, [](int argc, char** argv) {
     CLI::App app{"Denoising test of a trained kokkos-lca dictionary: LCA on noisy test images, "
                  "percent reconstruction error against the clean ones."};
-    app.set_config("--config", "", "read flags from a TOML file (see inputs/)");
-    lca::app::last_flag_wins(app);
+    lca::app::add_config(app);
     lca::DatasetSpec data_spec;
     data_spec.split = "test";
     lca::DenoiseConfig cfg;

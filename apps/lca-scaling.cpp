@@ -93,9 +93,8 @@ int main(int argc, char** argv) {
     CLI::App app{"The kokkos-lca phase-transition study: train and test a grid of sizes and "
                  "sparsities, then extract the critical exponents."};
     app.require_subcommand(1);
-    lca::app::last_flag_wins(app);
     // A config file holds the run flags under [run] (see inputs/fashion-mnist-study.toml).
-    app.set_config("--config", "", "read flags from a TOML file (see inputs/)");
+    lca::app::add_config(app);
     CLI::App* run = app.add_subcommand("run", "train + denoise-test the (nf x lambda) grid");
     lca::DatasetSpec data;
     lca::app::ModelOptions model;

@@ -11,8 +11,7 @@ int main(int argc, char** argv) {
   return lca::app::run("lca-train", argc, argv, [](int argc, char** argv) {
     CLI::App app{"Train a convolutional sparse-coding dictionary with the Locally Competitive "
                  "Algorithm (kokkos-lca)."};
-    app.set_config("--config", "", "read flags from a TOML file (see inputs/)");
-    lca::app::last_flag_wins(app);
+    lca::app::add_config(app);
     lca::DatasetSpec data_spec;
     lca::app::ModelOptions model;
     std::string output = "results/train/checkpoint.h5", resume;
@@ -25,7 +24,8 @@ int main(int argc, char** argv) {
     // that one failing rank ends the whole job with one message instead of a hang.
     int inject_fault = -1;
     app.add_option("--inject-fault", inject_fault, "rank that fails before training")->group("");
-    if (int rc = lca::app::parse(app, "lca-train", argc, argv); rc >= 0) return rc;
+    if (int rc = lca::app::parse(app, "lca-train", argc, argv); rc >= 0)
+      return rc;
 
     const int rank = lca::app::rank();
     lca::ImageSet data = lca::load_dataset(data_spec);
@@ -40,20 +40,22 @@ int main(int argc, char** argv) {
           ck->shuffle_seed != cfg.shuffle_seed)
         throw lca::InvalidArgument("checkpoint " + resume +
                                    " is incompatible: batch size or shuffle settings differ");
-      if (app.count("--output") == 0) output = resume;
+      if (app.count("--output") == 0)
+        output = resume;
     }
     cfg.checkpoint = output;
     int ranks = 1;
     MPI_Comm_size(MPI_COMM_WORLD, &ranks);
     if (rank == 0) {
       const auto dir = std::filesystem::path(output).parent_path();
-      if (!dir.empty()) std::filesystem::create_directories(dir);
+      if (!dir.empty())
+        std::filesystem::create_directories(dir);
       const auto& g = cfg.geometry;
       std::cout << "lca-train: " << data.n << " images " << g.channels << "x" << g.height << "x"
                 << g.width << " (" << constant << " constant), nf " << g.nf << ", " << g.kernel
-                << "x" << g.kernel << " stride " << g.stride << ", " << g.neurons()
-                << " neurons, " << cfg.preset << " lambda " << cfg.lca.transfer.lambda
-                << ", backend " << lca::backend_name() << ", " << ranks << " rank(s)"
+                << "x" << g.kernel << " stride " << g.stride << ", " << g.neurons() << " neurons, "
+                << cfg.preset << " lambda " << cfg.lca.transfer.lambda << ", backend "
+                << lca::backend_name() << ", " << ranks << " rank(s)"
                 << (ck ? ", resuming at image " + std::to_string(ck->images_seen) : "")
                 << std::endl;
     }
@@ -64,9 +66,8 @@ int main(int argc, char** argv) {
     if (rank == 0) {
       std::cout << "lca-train: " << (s.interrupted ? "interrupted (checkpoint saved); " : "done; ")
                 << s.images << " images in " << s.batches << " batches, "
-                << lca::format_duration(s.seconds) << " (" << s.images_per_second
-                << " img/s, " << s.images_per_second * cfg.lca.iterations
-                << " image-iterations/s)\n"
+                << lca::format_duration(s.seconds) << " (" << s.images_per_second << " img/s, "
+                << s.images_per_second * cfg.lca.iterations << " image-iterations/s)\n"
                 << "  final: energy " << s.mean_energy << ", error " << s.mean_percent_error
                 << "%, active " << s.mean_percent_active << "%\n"
                 << "  checkpoint: " << output << "\n";

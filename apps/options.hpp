@@ -6,11 +6,70 @@
 
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <cmath>
+#include <istream>
 #include <limits>
+#include <memory>
+#include <sstream>
 #include <string>
+#include <vector>
 
 namespace lca::app {
+
+/// CLI11 2.1's TOML reader turns `key = []` into a key with no value and hands that empty
+/// list to a scalar option, which reads past its end; an array left open (`key = [0.5`) it
+/// silently cuts short (both found by tests/fuzz/fuzz_config). This reader refuses both.
+class TomlConfig : public CLI::ConfigTOML {
+public:
+  std::vector<CLI::ConfigItem> from_config(std::istream& input) const override {
+    std::ostringstream text;
+    text << input.rdbuf();
+    const std::string open = unclosed_array(text.str());
+    if (!open.empty())
+      throw CLI::ConfigError("--config: the array of '" + open + "' is not closed with ]");
+    std::istringstream again(text.str());
+    auto items = CLI::ConfigTOML::from_config(again);
+    for (const auto& item : items) // "++"/"--" open and close a [section]: no value by design
+      if (item.inputs.empty() && item.name != "++" && item.name != "--")
+        throw CLI::ConfigError("--config: '" + item.fullname() + "' has no value");
+    return items;
+  }
+
+private:
+  /// The key whose array value is still open at the end of the file (as CLI11 reads arrays:
+  /// a value starting with [ continues over the next lines until one ends with ]), or "".
+  static std::string unclosed_array(const std::string& text) {
+    std::istringstream lines(text);
+    std::string line, open;
+    while (std::getline(lines, line)) {
+      CLI::detail::trim(line);
+      if (!open.empty()) {
+        if (!line.empty() && line.back() == ']')
+          open.clear();
+        continue;
+      }
+      const auto eq = line.find('=');
+      if (line.empty() || line.front() == '#' || line.front() == '[' || eq == std::string::npos)
+        continue;
+      std::string value = line.substr(eq + 1);
+      value.erase(std::min(value.find('#'), value.size()));
+      CLI::detail::trim(value);
+      if (value.size() > 1 && value.front() == '[' && value.back() != ']')
+        open = CLI::detail::trim_copy(line.substr(0, eq));
+    }
+    return open;
+  }
+};
+
+/// What every app does before adding its flags: --config FILE reads flags from a TOML file
+/// (see inputs/), and a flag given twice (in the file and again by hand) takes its last
+/// value; list options (--sizes, --lambdas) set their own policy and keep every value.
+inline void add_config(CLI::App& app) {
+  app.set_config("--config", "", "read flags from a TOML file (see inputs/)");
+  app.config_formatter(std::make_shared<TomlConfig>());
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+}
 
 inline void add_dataset_options(CLI::App& app, DatasetSpec& d) {
   app.add_option("--data", d.format, "dataset format")
@@ -28,7 +87,8 @@ inline void add_dataset_options(CLI::App& app, DatasetSpec& d) {
       ->check(CLI::IsMember({"first", "random"}))
       ->capture_default_str();
   app.add_option("--data-seed", d.seed, "seed of a random subset")->capture_default_str();
-  app.add_option("--png-channels", d.channels, "png-list: channels (1 or 3)")->capture_default_str();
+  app.add_option("--png-channels", d.channels, "png-list: channels (1 or 3)")
+      ->capture_default_str();
   app.add_option("--png-height", d.height, "png-list: image height")->capture_default_str();
   app.add_option("--png-width", d.width, "png-list: image width")->capture_default_str();
 }
@@ -47,11 +107,13 @@ struct ModelOptions {
     app.add_option("--nf", g.nf, "number of features")->capture_default_str();
     app.add_option("--kernel,-k", g.kernel, "kernel size k")->capture_default_str();
     app.add_option("--stride,-s", g.stride, "stride s (padding (k-s)/2)")->capture_default_str();
-    app.add_option("--lambda", lambda, "sparsity lambda (threshold of the presets)")->capture_default_str();
+    app.add_option("--lambda", lambda, "sparsity lambda (threshold of the presets)")
+        ->capture_default_str();
     app.add_option("--threshold", threshold, "transfer preset")
         ->check(CLI::IsMember({"soft-nonneg", "hard-nonneg", "soft", "hard"}))
         ->capture_default_str();
-    auto* grp = app.add_option_group("PetaVision vertices", "custom transfer function (overrides --threshold)");
+    auto* grp = app.add_option_group("PetaVision vertices",
+                                     "custom transfer function (overrides --threshold)");
     grp->add_option("--vthresh", vthresh, "VThresh");
     grp->add_option("--amin", amin, "AMin (default 0)");
     grp->add_option("--amax", amax, "AMax (default +inf)");
@@ -60,21 +122,30 @@ struct ModelOptions {
     app.add_option("--tau", l.tau, "LCA time constant tau")->capture_default_str();
     app.add_option("--dt", l.dt, "LCA time step")->capture_default_str();
     app.add_option("--iterations", l.iterations, "LCA iterations per batch")->capture_default_str();
-    app.add_option("--stop-tol", l.stop_tol, "stop early when max|dV| < tol (0: never)")->capture_default_str();
-    app.add_option("--batch", cfg.batch_size, "global batch size (split across MPI ranks)")->capture_default_str();
-    if (!training) return;
+    app.add_option("--stop-tol", l.stop_tol, "stop early when max|dV| < tol (0: never)")
+        ->capture_default_str();
+    app.add_option("--batch", cfg.batch_size, "global batch size (split across MPI ranks)")
+        ->capture_default_str();
+    if (!training)
+      return;
     auto& n = cfg.learn;
     app.add_option("--epochs", cfg.epochs, "passes over the training set")->capture_default_str();
-    app.add_option("--images", cfg.max_images, "stop after this many images (0: epochs * n)")->capture_default_str();
+    app.add_option("--images", cfg.max_images, "stop after this many images (0: epochs * n)")
+        ->capture_default_str();
     app.add_option("--eta", n.eta, "learning rate per batch")->capture_default_str();
-    app.add_option("--momentum-tau", n.momentum_tau, "momentum time constant in batches (0: none)")->capture_default_str();
+    app.add_option("--momentum-tau", n.momentum_tau, "momentum time constant in batches (0: none)")
+        ->capture_default_str();
     app.add_option("--decay", n.decay, "weight decay")->capture_default_str();
     app.add_option("--seed", n.seed, "dictionary initialisation seed")->capture_default_str();
-    app.add_option("--shuffle", cfg.shuffle, "shuffle the images every epoch")->capture_default_str();
-    app.add_option("--shuffle-seed", cfg.shuffle_seed, "seed of the epoch order")->capture_default_str();
-    app.add_option("--checkpoint-every", cfg.checkpoint_every, "batches between checkpoints (0: at the end only)")
+    app.add_option("--shuffle", cfg.shuffle, "shuffle the images every epoch")
         ->capture_default_str();
-    app.add_option("--progress", cfg.progress_seconds, "seconds between progress lines (0: none)")->capture_default_str();
+    app.add_option("--shuffle-seed", cfg.shuffle_seed, "seed of the epoch order")
+        ->capture_default_str();
+    app.add_option("--checkpoint-every", cfg.checkpoint_every,
+                   "batches between checkpoints (0: at the end only)")
+        ->capture_default_str();
+    app.add_option("--progress", cfg.progress_seconds, "seconds between progress lines (0: none)")
+        ->capture_default_str();
   }
 
   /// Resolves the transfer function and validates everything (throws InvalidArgument).
@@ -101,7 +172,8 @@ struct ModelOptions {
     validate(g);
     validate(cfg.lca);
     validate(cfg.learn);
-    if (cfg.batch_size < 1) throw InvalidArgument("batch size must be >= 1 (got " + std::to_string(cfg.batch_size) + ")");
+    if (cfg.batch_size < 1)
+      throw InvalidArgument("batch size must be >= 1 (got " + std::to_string(cfg.batch_size) + ")");
   }
 };
 

@@ -8,6 +8,7 @@
 # New inputs the fuzzer finds go to build/fuzz/corpus/<target>/ (the committed seeds are only
 # read); a crash, sanitizer report, uncaught exception other than lca::Error, timeout (10 s) or
 # out-of-memory (2 GiB) fails the script and leaves the input in build/fuzz/artifacts/<target>/.
+# The mutation seed is FUZZ_SEED (default 1, so a CI run is reproducible; 0: libFuzzer picks one).
 # To make a finding a regression test: fix the parser, then copy the input into
 # tests/fuzz/corpus/<target>/regress-<what>. Reproduce one input: build/fuzz/fuzz_<target> FILE
 set -euo pipefail
@@ -58,7 +59,7 @@ for t in "${TARGETS[@]}"; do
   log=$OUT/fuzz_$t.log
   echo "== fuzz_$t: ${SECONDS_EACH} s from tests/fuzz/corpus/$t ($(ls tests/fuzz/corpus/$t | wc -l) seeds)"
   rc=0
-  "$OUT/fuzz_$t" -max_total_time="$SECONDS_EACH" -timeout=10 -rss_limit_mb=2048 \
+  "$OUT/fuzz_$t" -seed="${FUZZ_SEED:-1}" -max_total_time="$SECONDS_EACH" -timeout=10 -rss_limit_mb=2048 \
     -print_final_stats=1 -artifact_prefix="$OUT/artifacts/$t/" \
     "$OUT/corpus/$t" "tests/fuzz/corpus/$t" </dev/null >"$log" 2>&1 || rc=$?
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n1)

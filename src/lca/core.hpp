@@ -9,10 +9,12 @@
 //    are written out), so nothing depends on which math functions a device provides;
 //  - MPI sees host buffers only (the gradient is mirrored before MPI_Allreduce): no
 //    CUDA-aware MPI is assumed;
-//  - lambdas that launch kernels live in public member functions (an nvcc requirement). Matrices whose first index is the one
-// kernels parallelise over (position, or kernel element) use the execution space's default
-// layout: row-contiguous on CPUs (cache lines along the inner loop), column-contiguous on
-// GPUs (coalesced across threads). Images stay row-major (B, c*H*W) for I/O.
+//  - lambdas that launch kernels live in public member functions, never inside another
+//    lambda (nvcc requirements).
+// Layouts: matrices whose first index is the one kernels parallelise over (position, or
+// kernel element) use the execution space's default layout: row-contiguous on CPUs (cache
+// lines along the inner loop), column-contiguous on GPUs (coalesced across threads). Images
+// stay row-major (B, c*H*W) for I/O.
 #include <Kokkos_Core.hpp>
 
 #include <string>

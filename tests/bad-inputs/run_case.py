@@ -43,6 +43,10 @@ def fixtures(tmp):
         f.write("a.png\nnothere.png\n")
     with open(f"{tmp}/afile", "w") as f:
         f.write("a file, not a directory\n")
+    with open(f"{tmp}/empty-array.toml", "w") as f:  # a fuzz finding (tests/fuzz/README.md)
+        f.write("nf = 8\nashift = []\n")
+    with open(f"{tmp}/open-array.toml", "w") as f:
+        f.write("lambda = [0.5\n")
     with open(f"{tmp}/text.h5", "w") as f:
         f.write("not HDF5\n")
     ck = f"{tmp}/ck.h5"

@@ -12,10 +12,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::string config = lca::fuzz::put("config.toml", data, size);
   // As in apps/lca-train.cpp.
   CLI::App app{"lca-train (fuzzed config)"};
-  app.set_config("--config", "", "read flags from a TOML file");
-  // lca::app::last_flag_wins (app_main.hpp, which needs Kokkos): a repeated flag takes its last
-  // value.
-  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  lca::app::add_config(app);
   lca::DatasetSpec data_spec;
   lca::app::ModelOptions model;
   std::string output = "results/train/checkpoint.h5", resume;
