@@ -18,6 +18,14 @@ JOBS=$(nproc)
 BLAS_DIR=/usr/lib/x86_64-linux-gnu/openblas-openmp
 # Bump when the build recipe changes: a cached prefix with another recipe is rebuilt.
 RECIPE="kokkos-3.4.01 kokkoskernels-3.4.01 eti-off blas=openblas-openmp r3"
+# What a backend's install was built from: the recipe, and for cuda the patch it applies.
+stamp() {
+  if [ "$1" = cuda ]; then
+    echo "$RECIPE patch=$(sha256sum <"$HERE/kokkos-3.4.01-cuda13.patch" | cut -c1-16)"
+  else
+    echo "$RECIPE"
+  fi
+}
 
 log() { printf '[setup-deps] %s\n' "$*"; }
 
@@ -44,7 +52,7 @@ fi
 # --- Kokkos sources from Debian's trilinos source package -------------------------------------
 SRC=$PREFIX/src
 need_build=0
-for b in "${BACKENDS[@]}"; do [ "$(cat "$PREFIX/$b/.complete" 2>/dev/null)" = "$RECIPE" ] || need_build=1; done
+for b in "${BACKENDS[@]}"; do [ "$(cat "$PREFIX/$b/.complete" 2>/dev/null)" = "$(stamp "$b")" ] || need_build=1; done
 if [ $need_build -eq 1 ] && [ ! -f "$SRC/.complete" ]; then
   # A deb-src entry derived from the machine's own apt sources (no archive host is hard-coded).
   if ! grep -rqs '^Types:.*deb-src\|^deb-src' /etc/apt/sources.list /etc/apt/sources.list.d/; then
@@ -77,7 +85,7 @@ fi
 # --- Build one backend -----------------------------------------------------------------------
 build_backend() {
   local b=$1 dest=$PREFIX/$1
-  if [ "$(cat "$dest/.complete" 2>/dev/null)" = "$RECIPE" ]; then
+  if [ "$(cat "$dest/.complete" 2>/dev/null)" = "$(stamp "$b")" ]; then
     log "$b: cached in $dest"
     return
   fi
@@ -107,8 +115,15 @@ build_backend() {
       -DKokkos_ENABLE_CUDA_LAMBDA=ON "-DKokkos_ARCH_${LCA_CUDA_ARCH:-AMPERE80}=ON")
     # Kokkos Kernels 3.4 finds cuBLAS through CMake's FindCUDA (CUDA_CUBLAS_LIBRARIES); cuSPARSE
     # would be on by default with CUDA but kokkos-lca does not use it.
+    # The toolkit root comes from nvcc itself: the nvcc first on PATH may be a wrapper script
+    # outside the toolkit (e.g. /usr/local/bin/nvcc exec'ing /usr/local/cuda-13.0/bin/nvcc).
+    local cuda_root
+    cuda_root=$(nvcc --dryrun -c -x cu /dev/null -o /dev/null 2>&1 | sed -n 's/^#\$ TOP=//p' | head -n1)
+    cuda_root=$(realpath "${cuda_root:-$(dirname "$(dirname "$(command -v nvcc)")")}")
+    [ -f "$cuda_root/include/cuda_runtime.h" ] ||
+      { echo "setup-deps: no CUDA toolkit headers under $cuda_root (from nvcc)" >&2; exit 1; }
     kk_opts=(-DKokkosKernels_ENABLE_TPL_CUBLAS=ON -DKokkosKernels_ENABLE_TPL_CUSPARSE=OFF
-      -DCUDA_TOOLKIT_ROOT_DIR="$(dirname "$(dirname "$(command -v nvcc)")")")
+      -DCUDA_TOOLKIT_ROOT_DIR="$cuda_root")
     ;;
   *)
     echo "setup-deps: unknown backend '$b' (openmp|cuda)" >&2
@@ -138,7 +153,7 @@ build_backend() {
   cmake --build "$bdir/kk" -j "$JOBS" >>"$bdir/kk.log" 2>&1 || { tail -n 40 "$bdir/kk.log"; exit 1; }
   $SUDO cmake --install "$bdir/kk" >/dev/null
   rm -rf "$bdir"
-  echo "$RECIPE" | $SUDO tee "$dest/.complete" >/dev/null
+  stamp "$b" | $SUDO tee "$dest/.complete" >/dev/null
   log "$b: installed into $dest"
 }
 
