@@ -80,6 +80,50 @@ double percent_active(lca::LcaSolver<Scalar>& s, const Views::Images& x, const l
   return 100.0 * nnz / (double(s.batch()) * g.neurons());
 }
 
+/// Whether the default execution space is a device (CUDA) rather than the host CPU.
+constexpr bool on_device =
+    !Kokkos::SpaceAccessibility<Kokkos::HostSpace,
+                                Kokkos::DefaultExecutionSpace::memory_space>::accessible;
+
+// The device's FP32 peak and copy bandwidth, measured by Kokkos kernels on the default space
+// (peak.cpp probes the CPU). Named functions: CUDA forbids a device lambda inside a lambda.
+
+/// 8 independent FMA chains per thread hide the FMA latency; the sum is stored.
+void fma_probe(const Kokkos::View<float*>& out, int iters) {
+  Kokkos::parallel_for(
+      "peak::fma", out.extent(0), KOKKOS_LAMBDA(const int i) {
+        float a[8];
+        for (int k = 0; k < 8; ++k)
+          a[k] = 1e-9f * float(i + k);
+        const float m = 1.0000001f - 1e-12f * float(i & 1), c = 1e-7f;
+        for (int it = 0; it < iters; ++it)
+          for (int k = 0; k < 8; ++k)
+            a[k] = a[k] * m + c;
+        out(i) = a[0] + a[1] + a[2] + a[3] + a[4] + a[5] + a[6] + a[7];
+      });
+}
+
+void triad_probe(const Kokkos::View<float*>& a, const Kokkos::View<float*>& b,
+                 const Kokkos::View<float*>& c) {
+  Kokkos::parallel_for(
+      "peak::triad", a.extent(0),
+      KOKKOS_LAMBDA(const std::size_t i) { a(i) = b(i) + 3.0f * c(i); });
+}
+
+/// A million threads x 2^14 x 8 FMAs, and a triad over three 512 MiB arrays; medians of 3.
+lca::perf::Peak measure_device_peak() {
+  const int iters = 1 << 14;
+  Kokkos::View<float*> out("peak::out", 1 << 20);
+  const double t_fma = median_seconds(3, [&] { fma_probe(out, iters); });
+  const std::size_t n = std::size_t(1) << 27;
+  Kokkos::View<float*> a("peak::a", n), b("peak::b", n), c("peak::c", n);
+  Kokkos::deep_copy(b, 1.0f);
+  Kokkos::deep_copy(c, 2.0f);
+  const double t_triad = median_seconds(3, [&] { triad_probe(a, b, c); });
+  return {2.0 * 8 * double(iters) * out.extent(0) / t_fma / 1e9,
+          3.0 * n * sizeof(float) / t_triad / 1e9};
+}
+
 std::string cpu_model() {
   std::ifstream f("/proc/cpuinfo");
   for (std::string line; std::getline(f, line);)
@@ -133,19 +177,21 @@ int main(int argc, char** argv) {
       return 2;
     }
     g.kernel = kernel, g.stride = stride;
-    const lca::perf::Peak peak = no_peak ? lca::perf::Peak{} : lca::perf::measure_peak();
+    const lca::perf::Peak peak = no_peak     ? lca::perf::Peak{}
+                                 : on_device ? measure_device_peak()
+                                             : lca::perf::measure_peak();
     std::printf("backend %s, threads %d, CPU %s\n", lca::backend_name().c_str(),
                 Kokkos::DefaultExecutionSpace::concurrency(), cpu_model().c_str());
     if (!no_peak)
-      std::printf("measured peak: FP32 %.1f GFLOP/s, STREAM triad %.1f GB/s\n", peak.fp32_gflops,
-                  peak.stream_gbs);
+      std::printf("measured %s peak: FP32 %.1f GFLOP/s, triad %.1f GB/s\n",
+                  on_device ? "device" : "CPU", peak.fp32_gflops, peak.stream_gbs);
     std::ostringstream js;
     js << "{\n  \"context\": {\"version\": \"" << lca::version << "\", \"git\": \"" << LCA_GIT_HASH
        << "\", \"kokkos\": " << KOKKOS_VERSION << ", \"backend\": \"" << lca::backend_name()
        << "\", \"threads\": " << Kokkos::DefaultExecutionSpace::concurrency()
        << ", \"OMP_NUM_THREADS\": \"" << env("OMP_NUM_THREADS") << "\", \"OMP_PROC_BIND\": \""
-       << env("OMP_PROC_BIND") << "\", \"cpu\": \"" << cpu_model()
-       << "\", \"peak_fp32_gflops\": " << peak.fp32_gflops
+       << env("OMP_PROC_BIND") << "\", \"cpu\": \"" << cpu_model() << "\", \"peak_of\": \""
+       << (on_device ? "device" : "cpu") << "\", \"peak_fp32_gflops\": " << peak.fp32_gflops
        << ", \"stream_triad_gbs\": " << peak.stream_gbs << "},\n  \"workloads\": [";
     const auto x = make_images(g, batch);
     for (std::size_t w = 0; w < nfs.size(); ++w) {
