@@ -79,10 +79,12 @@ void LcaSolver<Scalar, Space>::reconstruct(const Dictionary<Scalar, Space>& dict
   const auto idx = act_idx_;
   const auto val = act_val_;
   const auto cnt = act_cnt_;
-  // One team per (image, channel) plane scatters sign * a * phi_m for each active neuron of
-  // each position in turn: kernel rows over the team's threads, columns over its vector
-  // lanes, so the positions' overlapping patches never race and the order is deterministic.
-  // On CPUs a team is one thread and the column loop vectorises.
+  // One team per (image, channel) plane scatters sign * a * phi_m for each active neuron.
+  // Positions G = ceil(k/s) apart in both directions have disjoint patches, so the positions
+  // are split into G*G colours and a whole colour scatters at once, with a barrier between
+  // colours: no atomics, and every pixel sums its terms in the same order on every backend.
+  // On CPUs a team is one thread and the kernel-column loop vectorises.
+  const int G = (k + s - 1) / s;
   int vector = 1;
   while (vector * 2 <= k && vector * 2 <= 32)
     vector *= 2;
@@ -96,23 +98,29 @@ void LcaSolver<Scalar, Space>::reconstruct(const Dictionary<Scalar, Space>& dict
           out(b, plane + t) = has_x ? x(b, plane + t) : Scalar(0);
         });
         team.team_barrier();
-        for (int q = 0; q < Hs * Ws; ++q) {
-          const int pos = b * Hs * Ws + q;
-          const int n = cnt(pos);
-          if (n == 0)
-            continue;
-          const int i0 = s * (q / Ws) - p, j0 = s * (q % Ws) - p;
-          const int kx_lo = j0 < 0 ? -j0 : 0, kx_hi = W - j0 < k ? W - j0 : k;
-          Kokkos::parallel_for(Kokkos::TeamThreadRange(team, k), [&](int ky) {
-            const int i = i0 + ky;
+        for (int colour = 0; colour < G * G; ++colour) {
+          const int cy = colour / G, cx = colour % G;
+          const int ny = (Hs - cy + G - 1) / G;
+          // (row of positions, kernel row) pairs over the team's threads, the row's positions
+          // in turn, kernel columns over the vector lanes; one index division per row.
+          Kokkos::parallel_for(Kokkos::TeamThreadRange(team, ny * k), [&](int t) {
+            const int ky = t % k, y = cy + G * (t / k);
+            const int i = s * y - p + ky;
             if (i < 0 || i >= H)
               return;
-            const int row = plane + i * W + j0, e0 = ch * kk + ky * k;
-            for (int u = 0; u < n; ++u) {
-              const Scalar a = sign * val(pos, u);
-              const int m = idx(pos, u);
-              Kokkos::parallel_for(Kokkos::ThreadVectorRange(team, kx_lo, kx_hi),
-                                   [&](int kx) { out(b, row + kx) += a * dt(m, e0 + kx); });
+            const int e0 = ch * kk + ky * k;
+            for (int xx = cx; xx < Ws; xx += G) {
+              const int pos = (b * Hs + y) * Ws + xx;
+              const int n = cnt(pos);
+              const int j0 = s * xx - p;
+              const int kx_lo = j0 < 0 ? -j0 : 0, kx_hi = W - j0 < k ? W - j0 : k;
+              const int row = plane + i * W + j0;
+              for (int u = 0; u < n; ++u) {
+                const Scalar a = sign * val(pos, u);
+                const int m = idx(pos, u);
+                Kokkos::parallel_for(Kokkos::ThreadVectorRange(team, kx_lo, kx_hi),
+                                     [&](int kx) { out(b, row + kx) += a * dt(m, e0 + kx); });
+              }
             }
           });
           team.team_barrier();

@@ -10,11 +10,11 @@ namespace {
 struct Shape {
   int c, H, W, k, s, nf, B;
 };
-// RGB and gray, the (k, s) pairs of the study and others, odd nf, batch > 1, and the dense
-// case k = H = W, s = H.
+// RGB and gray, the (k, s) pairs of the study and others, odd nf, batch > 1, the dense
+// case k = H = W, s = H, and fewer positions (2x3) than the scatter's colours (4x4).
 const Shape shapes[] = {{3, 16, 16, 8, 2, 5, 2},  {1, 12, 12, 4, 2, 3, 3}, {3, 10, 10, 5, 1, 4, 2},
                         {1, 24, 24, 12, 4, 7, 2}, {3, 16, 16, 4, 4, 3, 2}, {1, 8, 8, 8, 8, 5, 3},
-                        {3, 6, 8, 4, 2, 2, 2}};
+                        {3, 6, 8, 4, 2, 2, 2},    {1, 4, 6, 8, 2, 3, 2}};
 
 Geometry geometry(const Shape& sh) {
   Geometry g;
