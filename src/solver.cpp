@@ -134,22 +134,30 @@ template <class Scalar, class Space> void LcaSolver<Scalar, Space>::im2col(const
             s = geom_.stride, p = geom_.pad(), Hs = geom_.out_h(), Ws = geom_.out_w();
   const auto P = p_;
   // One thread per position walks its patch: no index division in the inner loops, rows of
-  // P written contiguously on CPUs, coalesced across threads on GPUs.
+  // P written contiguously on CPUs, coalesced across threads on GPUs. The columns inside the
+  // image are found once per position, so the copy loop has no branch and vectorises.
   Kokkos::parallel_for(
       "lca::LcaSolver::im2col", Kokkos::RangePolicy<exec_space>(0, int(P.extent(0))),
       KOKKOS_LAMBDA(int pos) {
         const int xx = pos % Ws, y = (pos / Ws) % Hs, b = pos / (Ws * Hs);
         const int i0 = s * y - p, j0 = s * xx - p;
+        const int kx_lo = j0 < 0 ? -j0 : 0, kx_hi = W - j0 < k ? W - j0 : k;
         int e = 0;
         for (int ch = 0; ch < C; ++ch)
-          for (int ky = 0; ky < k; ++ky) {
+          for (int ky = 0; ky < k; ++ky, e += k) {
             const int i = i0 + ky;
-            const bool row_in = i >= 0 && i < H;
-            const int base = (ch * H + i) * W;
-            for (int kx = 0; kx < k; ++kx, ++e) {
-              const int j = j0 + kx;
-              P(pos, e) = (row_in && j >= 0 && j < W) ? r(b, base + j) : Scalar(0);
+            if (i < 0 || i >= H) {
+              for (int kx = 0; kx < k; ++kx)
+                P(pos, e + kx) = Scalar(0);
+              continue;
             }
+            const int row = (ch * H + i) * W + j0;
+            for (int kx = 0; kx < kx_lo; ++kx)
+              P(pos, e + kx) = Scalar(0);
+            for (int kx = kx_lo; kx < kx_hi; ++kx)
+              P(pos, e + kx) = r(b, row + kx);
+            for (int kx = kx_hi; kx < k; ++kx)
+              P(pos, e + kx) = Scalar(0);
           }
       });
 }
