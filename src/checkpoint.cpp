@@ -3,9 +3,11 @@
 #include "lca/error.hpp"
 #include "lca/h5.hpp"
 
+#include <algorithm>
 #include <climits>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <sstream>
 #include <type_traits>
 #include <utility>
@@ -14,7 +16,11 @@ namespace lca {
 namespace {
 
 constexpr const char* kFormat = "kokkos-lca-checkpoint";
-constexpr std::int64_t kFormatVersion = 1;
+constexpr std::int64_t kFormatVersion = 2;
+/// Version 1 files predate the solver settings: they read as the fixed-step LCA they ran.
+constexpr const char* kAddedInVersion2[] = {"solver",       "timescale",      "ats_base_min",
+                                            "ats_base_max", "ats_tau_factor", "ats_growth_factor",
+                                            "stop_gap",     "check_every",    "polish"};
 
 /// The parameter attributes in schema order (G, P, L may be const). This one list drives
 /// writing, reading and the resume comparison, so they cannot drift apart.
@@ -29,6 +35,15 @@ template <class G, class P, class L, class F> void visit_params(G& g, P& p, L& l
   f("dt", p.dt);
   f("iterations", p.iterations);
   f("stop_tol", p.stop_tol);
+  f("solver", p.solver);
+  f("timescale", p.timescale);
+  f("ats_base_min", p.adaptive.base_min);
+  f("ats_base_max", p.adaptive.base_max);
+  f("ats_tau_factor", p.adaptive.tau_factor);
+  f("ats_growth_factor", p.adaptive.growth_factor);
+  f("stop_gap", p.stop_gap);
+  f("check_every", p.check_every);
+  f("polish", p.polish);
   auto& t = p.transfer;
   f("transfer_vthresh", t.vthresh);
   f("transfer_amin", t.amin);
@@ -166,12 +181,20 @@ Checkpoint read_checkpoint(const std::string& path) {
   const h5::File file = h5::File::open_read(path);
   if (!file.has_attribute("/", "format") || file.attribute<std::string>("/", "format") != kFormat)
     throw IoError(path + ": not a kokkos-lca checkpoint");
-  if (const auto v = file.attribute<std::int64_t>("/", "format_version"); v != kFormatVersion)
-    throw IoError(path + ": checkpoint format version " + std::to_string(v) +
-                  " is not supported (this build reads version " + show(kFormatVersion) + ")");
+  const auto version = file.attribute<std::int64_t>("/", "format_version");
+  if (version != 1 && version != kFormatVersion)
+    throw IoError(path + ": checkpoint format version " + std::to_string(version) +
+                  " is not supported (this build reads versions 1 and " + show(kFormatVersion) +
+                  ")");
 
   Checkpoint ck;
-  visit_fields(ck, [&](const char* name, auto& value) { get(file, name, value); });
+  visit_fields(ck, [&](const char* name, auto& value) {
+    if (version == 1 && std::find_if(std::begin(kAddedInVersion2), std::end(kAddedInVersion2),
+                                     [&](const char* n) { return std::strcmp(n, name) == 0; }) !=
+                            std::end(kAddedInVersion2))
+      return;
+    get(file, name, value);
+  });
   if (const std::string p = problem(ck); !p.empty())
     throw IoError(path + ": invalid checkpoint: " + p);
   const h5::Dims dims = dictionary_dims(ck.geometry);

@@ -8,6 +8,7 @@
 #include "lca/train.hpp"
 #include "lca/version.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -59,6 +60,13 @@ MeanSe mean_se(const std::vector<double>& v) {
   return r;
 }
 
+double max_of(const std::vector<double>& v) {
+  double m = 0;
+  for (double x : v)
+    m = std::max(m, x);
+  return m;
+}
+
 void add_noise(float* image, std::int64_t n_pixels, std::int64_t image_index, double sigma,
                std::uint64_t seed) {
   if (sigma == 0)
@@ -108,7 +116,7 @@ DenoiseResult denoise(const Geometry& g, const LcaParams& p, const std::vector<f
   }
 
   DenoiseResult res;
-  std::vector<double> err, base, act, en, chi;
+  std::vector<double> err, base, act, en, chi, gaps, its, polish_its;
   for (std::int64_t i0 = first; i0 < last; i0 += cfg.batch) {
     const int count = int(std::min<std::int64_t>(cfg.batch, last - i0));
     std::vector<double> base_err(count);
@@ -129,7 +137,14 @@ DenoiseResult denoise(const Geometry& g, const LcaParams& p, const std::vector<f
     const typename Views<Scalar>::ConstImages clean = Kokkos::subview(clean_dev, rows, Kokkos::ALL);
     const typename Views<Scalar>::ConstImages noisy = Kokkos::subview(noisy_dev, rows, Kokkos::ALL);
     solver.reset(count);
-    res.iterations = solver.solve(dict, noisy);
+    const SolveInfo info = solver.solve(dict, noisy);
+    res.unconverged += info.unconverged;
+    for (int b = 0; b < count; ++b) {
+      its.push_back(info.iterations);
+      polish_its.push_back(info.polish_iterations);
+      if (!info.certificates.empty())
+        gaps.push_back(info.certificates[b].gap);
+    }
     const BatchStats at_input = solver.stats(noisy);
     solver.compute_residual(dict, clean); // score the reconstruction against the clean image
     const BatchStats at_clean = solver.stats(clean);
@@ -190,6 +205,12 @@ DenoiseResult denoise(const Geometry& g, const LcaParams& p, const std::vector<f
   res.noisy_error = all_gather(base, MPI_DOUBLE, comm);
   res.active = all_gather(act, MPI_DOUBLE, comm);
   res.energy = all_gather(en, MPI_DOUBLE, comm);
+  res.iterations = all_gather(its, MPI_DOUBLE, comm);
+  res.polish_iterations = all_gather(polish_its, MPI_DOUBLE, comm);
+  if (is_lasso(p.transfer))
+    res.gap = all_gather(gaps, MPI_DOUBLE, comm);
+  std::int64_t unconverged = res.unconverged;
+  MPI_Allreduce(&unconverged, &res.unconverged, 1, MPI_INT64_T, MPI_SUM, comm);
   if (cfg.response_epsilon > 0)
     res.response = all_gather(chi, MPI_DOUBLE, comm);
   if (cfg.keep_codes && ranks > 1) { // codes are small next to the images
@@ -217,9 +238,21 @@ void write_denoise_results(const std::string& path, const DenoiseRecord& rec,
     set("system_size", std::int64_t(rec.geometry.neurons()));
     set("lambda", rec.lca.transfer.lambda);
     set("iterations", std::int64_t(rec.lca.iterations));
-    set("iterations_run", std::int64_t(res.iterations));
+    set("iterations_mean", mean_se(res.iterations).mean);
+    set("iterations_max", max_of(res.iterations));
+    set("polish_iterations_mean", mean_se(res.polish_iterations).mean);
     set("tau", rec.lca.tau);
     set("dt", rec.lca.dt);
+    set("solver", rec.lca.solver);
+    set("timescale", rec.lca.timescale);
+    set("stop_gap", rec.lca.stop_gap);
+    set("polish", std::int64_t(rec.lca.polish));
+    set("certificate", is_lasso(rec.lca.transfer) ? "duality gap" : "none (hard threshold)");
+    if (!res.gap.empty()) {
+      set("gap_mean", mean_se(res.gap).mean);
+      set("gap_max", max_of(res.gap));
+    }
+    set("unconverged", res.unconverged);
     set("sigma", rec.config.sigma);
     set("noise_seed", std::uint64_t(rec.config.noise_seed));
     set("n_images", std::int64_t(n));
@@ -237,6 +270,9 @@ void write_denoise_results(const std::string& path, const DenoiseRecord& rec,
     f.write("/images/noisy_error", res.noisy_error, {n});
     f.write("/images/active", res.active, {n});
     f.write("/images/energy", res.energy, {n});
+    f.write("/images/iterations", res.iterations, {n});
+    if (!res.gap.empty())
+      f.write("/images/gap", res.gap, {n});
     if (!res.response.empty()) {
       f.write("/images/response", res.response, {n});
       set("response_epsilon", rec.config.response_epsilon);

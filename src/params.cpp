@@ -3,6 +3,7 @@
 #include "lca/error.hpp"
 
 #include <cmath>
+#include <limits>
 #include <sstream>
 
 namespace lca {
@@ -66,6 +67,11 @@ void validate(const Geometry& g) {
     fail("image size ", g.height, "x", g.width, " is not divisible by the stride ", g.stride);
 }
 
+bool is_lasso(const Transfer& t) {
+  return !t.l0_penalty && t.vthresh == t.lambda && t.ashift == t.lambda && t.amin == 0 &&
+         t.vwidth == 0 && t.amax == std::numeric_limits<double>::infinity();
+}
+
 void validate(const LcaParams& p) {
   if (!(p.tau > 0) || !std::isfinite(p.tau))
     fail("tau must be > 0 (got ", p.tau, ")");
@@ -76,6 +82,32 @@ void validate(const LcaParams& p) {
   if (!(p.stop_tol >= 0) || !std::isfinite(p.stop_tol))
     fail("stop tolerance must be >= 0 (got ", p.stop_tol, ")");
   validate(p.transfer);
+  if (p.solver != "lca" && p.solver != "fista")
+    fail("unknown solver '", p.solver, "' (lca, fista)");
+  if (p.timescale != "fixed" && p.timescale != "adaptive")
+    fail("unknown time scale '", p.timescale, "' (fixed, adaptive)");
+  const bool lasso = is_lasso(p.transfer);
+  if (p.solver == "fista" && !lasso)
+    fail("the fista solver needs a soft threshold (presets soft-nonneg, soft); this transfer "
+         "function has no LASSO energy");
+  if (p.solver == "fista" && p.timescale != "fixed")
+    fail("--timescale adaptive is an LCA option; fista takes its step from the dictionary");
+  const auto& a = p.adaptive;
+  if (!std::isfinite(a.base_min) || !(a.base_min > 0))
+    fail("adaptive time scale: baseMin must be > 0 (got ", a.base_min, ")");
+  if (!std::isfinite(a.base_max) || !(a.base_max >= a.base_min))
+    fail("adaptive time scale: baseMax must be finite and >= baseMin (got ", a.base_max, ")");
+  if (!std::isfinite(a.tau_factor) || !(a.tau_factor > 0))
+    fail("adaptive time scale: tauFactor must be > 0 (got ", a.tau_factor, ")");
+  if (!std::isfinite(a.growth_factor) || !(a.growth_factor >= 0))
+    fail("adaptive time scale: growthFactor must be >= 0 (got ", a.growth_factor, ")");
+  if (!std::isfinite(p.stop_gap) || !(p.stop_gap >= 0))
+    fail("stop gap must be finite and >= 0 (got ", p.stop_gap, ")");
+  if (p.stop_gap > 0 && !lasso)
+    fail("--stop-gap needs a soft threshold (presets soft-nonneg, soft): hard thresholds have "
+         "no duality-gap certificate");
+  if (p.check_every < 1)
+    fail("the gap check interval must be >= 1 (got ", p.check_every, ")");
 }
 
 void validate(const LearnParams& p) {

@@ -1,11 +1,16 @@
 #include "lca/solver.hpp"
 
 #include "lca/error.hpp"
+#include "lca/random.hpp"
 
 #include <KokkosBlas3_gemm.hpp>
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
+#include <optional>
 #include <string>
+#include <type_traits>
 
 namespace lca {
 
@@ -16,6 +21,32 @@ double BatchStats::energy(std::size_t b, const Transfer& t) const {
 
 double BatchStats::percent_error(std::size_t b) const {
   return sq_input[b] > 0 ? 100.0 * std::sqrt(sq_residual[b] / sq_input[b]) : 0.0;
+}
+
+AdaptiveTimeScaleController::AdaptiveTimeScaleController(const AdaptiveTimeScale& p, int batch)
+    : p_(p), scale_(batch, p.base_min), scale_max_(batch, p.base_max), scale_true_(batch, -1.0) {}
+
+const std::vector<double>&
+AdaptiveTimeScaleController::update(const std::vector<double>& energies) {
+  for (std::size_t b = 0; b < scale_.size(); ++b) {
+    const double e_dt = energies[b], e_0 = scale_true_[b];
+    scale_true_[b] = e_dt;
+    if (e_dt == e_0)
+      continue;
+    const double de_dt_scaled = (e_0 - e_dt) / scale_[b];
+    if (de_dt_scaled < 0.0 || e_0 <= 0.0 || e_dt <= 0.0) {
+      scale_[b] = p_.base_min;
+      scale_max_[b] = p_.base_max;
+    } else {
+      const double tau_eff_scaled = e_0 / de_dt_scaled;
+      scale_[b] = p_.tau_factor * tau_eff_scaled;
+      if (scale_[b] >= scale_max_[b]) {
+        scale_[b] = scale_max_[b];
+        scale_max_[b] *= 1 + p_.growth_factor;
+      }
+    }
+  }
+  return scale_;
 }
 
 template <class Scalar>
@@ -39,22 +70,59 @@ void LcaSolver<Scalar, Space>::set_lambda_transfer(const Transfer& t) {
 template <class Scalar, class Space> void LcaSolver<Scalar, Space>::reset(int batch) {
   if (batch < 1)
     throw InvalidArgument("batch size must be >= 1 (got " + std::to_string(batch) + ")");
+  const bool fista = params_.solver == "fista", polishing = params_.stop_gap > 0 && params_.polish;
   if (batch != batch_) {
     const int n = batch * geom_.positions(), nf = geom_.nf;
+    // Buffers that every iteration overwrites before reading skip the zero fill.
+    const auto scratch = [](const char* label) {
+      return Kokkos::view_alloc(Kokkos::WithoutInitializing, std::string(label));
+    };
     v_ = Matrix("lca::LcaSolver::V", n, nf);
     a_ = Matrix("lca::LcaSolver::A", n, nf);
-    g_ = Matrix("lca::LcaSolver::G", n, nf);
-    p_ = Matrix("lca::LcaSolver::patches", n, geom_.patch());
-    r_ = Images("lca::LcaSolver::R", batch, geom_.pixels());
-    act_idx_ = typename V::IndexMatrix("lca::LcaSolver::act_idx", n, nf);
-    act_val_ = Matrix("lca::LcaSolver::act_val", n, nf);
+    g_ = Matrix(scratch("lca::LcaSolver::G"), n, nf);
+    p_ = Matrix(scratch("lca::LcaSolver::patches"), n, geom_.patch());
+    r_ = Images(scratch("lca::LcaSolver::R"), batch, geom_.pixels());
+    act_idx_ = typename V::IndexMatrix(scratch("lca::LcaSolver::act_idx"), n, nf);
+    act_val_ = Matrix(scratch("lca::LcaSolver::act_val"), n, nf);
     act_cnt_ = typename V::IndexVector("lca::LcaSolver::act_cnt", n);
+    if (fista) {
+      a_prev_ = Matrix("lca::LcaSolver::A_prev", n, nf);
+      g_prev_ = Matrix("lca::LcaSolver::G_prev", n, nf);
+    }
+    if (polishing) {
+      a_check_ = Matrix("lca::LcaSolver::A_check", n, nf);
+      cg_r_ = Matrix(scratch("lca::LcaSolver::cg_r"), n, nf);
+      cg_p_ = Matrix(scratch("lca::LcaSolver::cg_p"), n, nf);
+      cg_q_ = Matrix(scratch("lca::LcaSolver::cg_q"), n, nf);
+      a_save_ = Matrix(scratch("lca::LcaSolver::A_save"), n, nf);
+    }
+    decay_ = decltype(decay_)(scratch("lca::LcaSolver::decay"), batch);
+    beta_ = decltype(beta_)(scratch("lca::LcaSolver::beta"), batch);
+    alpha_ = decltype(alpha_)(scratch("lca::LcaSolver::alpha"), batch);
+    mask_ = decltype(mask_)(scratch("lca::LcaSolver::mask"), batch);
+    measures_ = decltype(measures_)(scratch("lca::LcaSolver::measures"), batch, n_measures);
+    measures_h_ = Kokkos::create_mirror_view(measures_);
     batch_ = batch;
   } else {
     Kokkos::deep_copy(v_, Scalar(0));
     Kokkos::deep_copy(a_, Scalar(0));
     Kokkos::deep_copy(act_cnt_, 0);
+    if (fista) {
+      Kokkos::deep_copy(a_prev_, Scalar(0));
+      Kokkos::deep_copy(g_prev_, Scalar(0));
+    }
+    if (polishing)
+      Kokkos::deep_copy(a_check_, Scalar(0));
   }
+  set_decay(std::vector<double>(batch, 1.0));
+}
+
+template <class Scalar, class Space>
+void LcaSolver<Scalar, Space>::set_decay(const std::vector<double>& time_steps) {
+  auto h = Kokkos::create_mirror_view(decay_);
+  for (int b = 0; b < batch_; ++b)
+    h(b) = Scalar(std::exp(-time_steps[b] * params_.dt / params_.tau));
+  Kokkos::deep_copy(decay_, h);
 }
 
 template <class Scalar, class Space>
@@ -171,14 +239,16 @@ void LcaSolver<Scalar, Space>::apply_drive(const Dictionary<Scalar, Space>& dict
 namespace {
 /// Exponential update (PetaVision, selfInteract on), threshold and active list of one
 /// position, fused; the second operator also tracks max |dV| for the early stop.
-template <class Scalar, class Matrix, class IndexMatrix, class IndexVector> struct UpdateStep {
+template <class Scalar, class Matrix, class IndexMatrix, class IndexVector, class DecayView>
+struct UpdateStep {
   Matrix V, A, G, val;
   IndexMatrix idx;
   IndexVector cnt;
   DeviceTransfer<Scalar> T;
-  Scalar decay, gain;
-  int nf;
+  DecayView decay_of_image;
+  int nf, npos;
   KOKKOS_INLINE_FUNCTION Scalar run(int pos) const {
+    const Scalar decay = decay_of_image(pos / npos), gain = Scalar(1) - decay;
     int n = 0;
     Scalar dmax = 0;
     for (int m = 0; m < nf; ++m) {
@@ -208,10 +278,10 @@ template <class Scalar, class Matrix, class IndexMatrix, class IndexVector> stru
 
 template <class Scalar, class Space> Scalar LcaSolver<Scalar, Space>::update(bool track_dv) {
   Region region("lca::LcaSolver::update");
-  const Scalar decay = Scalar(std::exp(-params_.dt / params_.tau));
-  using Step = UpdateStep<Scalar, Matrix, typename V::IndexMatrix, typename V::IndexVector>;
-  const Step f{v_,       a_,        g_,    act_val_,          act_idx_,
-               act_cnt_, transfer_, decay, Scalar(1) - decay, geom_.nf};
+  using Step = UpdateStep<Scalar, Matrix, typename V::IndexMatrix, typename V::IndexVector,
+                          decltype(decay_)>;
+  const Step f{v_,       a_,        g_,     act_val_, act_idx_,
+               act_cnt_, transfer_, decay_, geom_.nf, geom_.positions()};
   const Kokkos::RangePolicy<exec_space> policy(0, int(v_.extent(0)));
   Scalar dv_max = 0;
   if (track_dv)
@@ -221,9 +291,10 @@ template <class Scalar, class Space> Scalar LcaSolver<Scalar, Space>::update(boo
   return dv_max;
 }
 
-template <class Scalar, class Space> void LcaSolver<Scalar, Space>::rebuild_active_lists() {
+template <class Scalar, class Space>
+void LcaSolver<Scalar, Space>::rebuild_active_lists(const Matrix& from) {
   const int nf = geom_.nf;
-  const auto A = a_, val = act_val_;
+  const auto A = from, val = act_val_;
   const auto idx = act_idx_;
   const auto cnt = act_cnt_;
   Kokkos::parallel_for(
@@ -263,24 +334,528 @@ Scalar LcaSolver<Scalar, Space>::step(const Dictionary<Scalar, Space>& dict,
   return update(track_dv);
 }
 
+namespace {
+/// FISTA's step (algorithm.md §9), fused with the active lists like the LCA update: from
+/// y = a + beta (a - a_prev) with gradient G + beta (G - G_prev) (linearity: Phi y is never
+/// formed), a_new = prox(y + G_y / L). a_new goes into A_prev's storage; the caller swaps.
+template <class Scalar, class Matrix, class IndexMatrix, class IndexVector, class BetaView>
+struct FistaStep {
+  Matrix A, A_prev, G, G_prev, val;
+  IndexMatrix idx;
+  IndexVector cnt;
+  BetaView beta;
+  Scalar inv_l, threshold;
+  bool symmetric;
+  int nf, npos;
+  KOKKOS_INLINE_FUNCTION void operator()(int pos) const {
+    const Scalar be = beta(pos / npos);
+    int n = 0;
+    for (int m = 0; m < nf; ++m) {
+      const Scalar a = A(pos, m), g = G(pos, m);
+      const Scalar y = a + be * (a - A_prev(pos, m));
+      const Scalar z = y + inv_l * (g + be * (g - G_prev(pos, m)));
+      const Scalar a_new = z > threshold                 ? z - threshold
+                           : symmetric && z < -threshold ? z + threshold
+                                                         : Scalar(0);
+      A_prev(pos, m) = a_new;
+      if (a_new != Scalar(0)) {
+        idx(pos, n) = m;
+        val(pos, n) = a_new;
+        ++n;
+      }
+    }
+    cnt(pos) = n;
+  }
+};
+} // namespace
+
 template <class Scalar, class Space>
-int LcaSolver<Scalar, Space>::solve(const Dictionary<Scalar, Space>& dict,
-                                    const ConstImages& x_in) {
+void LcaSolver<Scalar, Space>::fista_update(Scalar inv_l, const std::vector<double>& beta) {
+  Region region("lca::LcaSolver::fista_update");
+  auto h = Kokkos::create_mirror_view(beta_);
+  for (int b = 0; b < batch_; ++b)
+    h(b) = Scalar(beta[b]);
+  Kokkos::deep_copy(beta_, h);
+  using Step =
+      FistaStep<Scalar, Matrix, typename V::IndexMatrix, typename V::IndexVector, decltype(beta_)>;
+  const Step f{a_,
+               a_prev_,
+               g_,
+               g_prev_,
+               act_val_,
+               act_idx_,
+               act_cnt_,
+               beta_,
+               inv_l,
+               Scalar(inv_l * params_.transfer.lambda),
+               params_.transfer.symmetric,
+               geom_.nf,
+               geom_.positions()};
+  Kokkos::parallel_for("lca::LcaSolver::fista_update",
+                       Kokkos::RangePolicy<exec_space>(0, int(a_.extent(0))), f);
+  std::swap(a_, a_prev_); // a_ = a_{k+1}, a_prev_ = a_k
+  std::swap(g_, g_prev_); // g_prev_ = G_k; g_ is overwritten by the next drive
+}
+
+template <class Scalar, class Space>
+void LcaSolver<Scalar, Space>::measure(const ConstImages& x, bool track_support) {
+  Region region("lca::LcaSolver::measure");
+  using team_policy = Kokkos::TeamPolicy<exec_space>;
+  using member = typename team_policy::member_type;
+  const int npix = geom_.pixels(), npos = geom_.positions(), nf = geom_.nf;
+  const bool symmetric = params_.transfer.symmetric;
+  // Walk each image's neurons in memory order: position-major on CPUs, feature-major on GPUs.
+  const bool rows = std::is_same<typename V::layout, Kokkos::LayoutRight>::value;
+  const auto R = r_;
+  const auto A = a_, G = g_, C = a_check_;
+  const auto M = measures_;
+  Kokkos::parallel_for(
+      "lca::LcaSolver::measure", team_policy(batch_, Kokkos::AUTO),
+      KOKKOS_LAMBDA(const member& team) {
+        const int b = team.league_rank();
+        const std::int64_t row0 = std::int64_t(b) * npos;
+        const auto pos = [&](int t) { return row0 + (rows ? t / nf : t % npos); };
+        const auto feat = [&](int t) { return rows ? t % nf : t / npos; };
+        const auto pixels = Kokkos::TeamThreadRange(team, npix);
+        const auto neurons = Kokkos::TeamThreadRange(team, npos * nf);
+        double rr = 0, rx = 0, l1 = 0, nnz = 0, gmax = 0, changes = 0;
+        Kokkos::parallel_reduce(
+            pixels, [&](int t, double& s) { s += double(R(b, t)) * double(R(b, t)); }, rr);
+        Kokkos::parallel_reduce(
+            pixels, [&](int t, double& s) { s += double(R(b, t)) * double(x(b, t)); }, rx);
+        Kokkos::parallel_reduce(
+            neurons,
+            [&](int t, double& s) {
+              const Scalar a = A(pos(t), feat(t));
+              s += a < Scalar(0) ? -double(a) : double(a);
+            },
+            l1);
+        Kokkos::parallel_reduce(
+            neurons, [&](int t, double& s) { s += A(pos(t), feat(t)) != Scalar(0) ? 1.0 : 0.0; },
+            nnz);
+        Kokkos::parallel_reduce(
+            neurons,
+            [&](int t, double& m) {
+              Scalar g = G(pos(t), feat(t));
+              g = symmetric && g < Scalar(0) ? -g : g;
+              m = double(g) > m ? double(g) : m;
+            },
+            Kokkos::Max<double>(gmax));
+        if (track_support) {
+          Kokkos::parallel_reduce(
+              neurons,
+              [&](int t, double& s) {
+                const bool now = A(pos(t), feat(t)) != Scalar(0);
+                const bool before = C(pos(t), feat(t)) != Scalar(0);
+                s += now != before ? 1.0 : 0.0;
+              },
+              changes);
+          team.team_barrier();
+          Kokkos::parallel_for(neurons, [&](int t) { C(pos(t), feat(t)) = A(pos(t), feat(t)); });
+        }
+        Kokkos::single(Kokkos::PerTeam(team), [&]() {
+          M(b, Measure::rr) = rr;
+          M(b, Measure::rx) = rx;
+          M(b, Measure::l1) = l1;
+          M(b, Measure::nnz) = nnz;
+          M(b, Measure::gmax) = gmax;
+          M(b, Measure::changes) = changes;
+        });
+      });
+  Kokkos::deep_copy(measures_h_, measures_);
+}
+
+template <class Scalar, class Space> Certificate LcaSolver<Scalar, Space>::certify(int b) const {
+  // algorithm.md §9: theta = r min(1, lambda / max drive) is dual-feasible; with D(theta) =
+  // <theta, x> - |theta|^2 / 2 <= P(a*) <= P(a), (P - D) / P bounds the relative distance.
+  const double lambda = params_.transfer.lambda;
+  const double rr = measures_h_(b, Measure::rr), rx = measures_h_(b, Measure::rx);
+  const double m = measures_h_(b, Measure::gmax);
+  Certificate c;
+  c.primal = 0.5 * rr + lambda * measures_h_(b, Measure::l1);
+  const double s = m > lambda ? lambda / m : 1.0;
+  c.dual = s * rx - 0.5 * s * s * rr;
+  // Rounding can put D a hair above P at the optimum: the gap is reported as 0 then.
+  c.gap = c.primal > 0 ? std::max(0.0, (c.primal - c.dual) / c.primal) : 0.0;
+  return c;
+}
+
+template <class Scalar, class Space>
+std::vector<Certificate> LcaSolver<Scalar, Space>::certificate(const ConstImages& x) {
+  if (!is_lasso(params_.transfer))
+    throw InvalidArgument("the duality-gap certificate needs a soft threshold (soft-nonneg, soft)");
+  measure(x, false);
+  std::vector<Certificate> c;
+  for (int b = 0; b < batch_; ++b)
+    c.push_back(certify(b));
+  return c;
+}
+
+template <class Scalar, class Space>
+double LcaSolver<Scalar, Space>::estimate_lipschitz(const Dictionary<Scalar, Space>& dict,
+                                                    int iterations) {
+  Region region("lca::LcaSolver::estimate_lipschitz");
+  const int npix = geom_.pixels();
+  if (power_.extent(0) != std::size_t(batch_)) { // a fresh start: a portable pseudo-random image
+    power_ = Images("lca::LcaSolver::power", batch_, npix);
+    auto h = Kokkos::create_mirror_view(power_);
+    for (int b = 0; b < batch_; ++b)
+      for (int t = 0; t < npix; ++t)
+        h(b, t) = Scalar(double(mix64(hash_combine(std::uint64_t(b), std::uint64_t(t))) >> 11) *
+                             0x1.0p-53 -
+                         0.5);
+    Kokkos::deep_copy(power_, h);
+    iterations = std::max(iterations, 30);
+  }
+  using team_policy = Kokkos::TeamPolicy<exec_space>;
+  using member = typename team_policy::member_type;
+  Kokkos::View<double*, typename V::memory_space> norms("lca::LcaSolver::power_norms", batch_);
+  const auto w = power_;
+  double estimate = 0;
+  for (int it = 0; it <= iterations; ++it) {
+    // |Phi Phi^T v| for unit v converges to ||Phi^T Phi|| from below; normalise for the next.
+    Kokkos::parallel_for(
+        "lca::LcaSolver::power_normalise", team_policy(batch_, Kokkos::AUTO),
+        KOKKOS_LAMBDA(const member& team) {
+          const int b = team.league_rank();
+          double ss = 0;
+          Kokkos::parallel_reduce(
+              Kokkos::TeamThreadRange(team, npix),
+              [&](int t, double& s) { s += double(w(b, t)) * double(w(b, t)); }, ss);
+          const Scalar scale = ss > 0 ? Scalar(1 / Kokkos::Experimental::sqrt(ss)) : Scalar(0);
+          Kokkos::parallel_for(Kokkos::TeamThreadRange(team, npix),
+                               [&](int t) { w(b, t) *= scale; });
+          Kokkos::single(Kokkos::PerTeam(team),
+                         [&]() { norms(b) = Kokkos::Experimental::sqrt(ss); });
+        });
+    if (it > 0) {
+      auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), norms);
+      estimate = 0;
+      for (int b = 0; b < batch_; ++b)
+        estimate = std::max(estimate, h(b));
+    }
+    if (it == iterations)
+      break;
+    im2col(power_);
+    apply_drive(dict); // g = Phi^T v
+    rebuild_active_lists(g_);
+    reconstruct(dict, ConstImages(), power_, Scalar(1)); // w = Phi Phi^T v
+  }
+  rebuild_active_lists(); // the code's own lists again
+  // Power iteration approaches from below; the margin keeps 1/L a safe step (FISTA also
+  // raises L if an unaccelerated step ever increases the energy).
+  lipschitz_ = 1.02 * estimate;
+  return lipschitz_;
+}
+
+template <class Scalar, class Space>
+std::vector<double> LcaSolver<Scalar, Space>::masked_dot(const Matrix& X, const Matrix& Y) {
+  using team_policy = Kokkos::TeamPolicy<exec_space>;
+  using member = typename team_policy::member_type;
+  const int npos = geom_.positions(), nf = geom_.nf;
+  const auto S = a_save_;
+  const auto mask = mask_;
+  Kokkos::View<double*, typename V::memory_space> out("lca::LcaSolver::masked_dot", batch_);
+  Kokkos::parallel_for(
+      "lca::LcaSolver::masked_dot", team_policy(batch_, Kokkos::AUTO),
+      KOKKOS_LAMBDA(const member& team) {
+        const int b = team.league_rank();
+        double d = 0;
+        if (mask(b))
+          Kokkos::parallel_reduce(
+              Kokkos::TeamThreadRange(team, npos * nf),
+              [&](int t, double& s) {
+                const std::int64_t pos = std::int64_t(b) * npos + t / nf;
+                const int m = t % nf;
+                if (S(pos, m) != Scalar(0))
+                  s += double(X(pos, m)) * double(Y(pos, m));
+              },
+              d);
+        Kokkos::single(Kokkos::PerTeam(team), [&]() { out(b) = d; });
+      });
+  auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), out);
+  return std::vector<double>(h.data(), h.data() + batch_);
+}
+
+template <class Scalar, class Space> void LcaSolver<Scalar, Space>::cg_start() {
+  // Restricted to the support S of a (kept in a_save_), the energy is a least-squares problem
+  // Phi_S^T Phi_S a_S = Phi_S^T x - lambda sign(a_S); CG starts from a_S, whose residual is
+  // the drive's excess G - lambda sign(a) on S.
+  const int npos = geom_.positions();
+  const Scalar lambda = Scalar(params_.transfer.lambda);
+  const auto A = a_, G = g_, S = a_save_, R = cg_r_, P = cg_p_;
+  const auto mask = mask_;
+  Kokkos::parallel_for(
+      "lca::LcaSolver::cg_start",
+      Kokkos::MDRangePolicy<exec_space, Kokkos::Rank<2>>({0, 0}, {A.extent(0), A.extent(1)}),
+      KOKKOS_LAMBDA(std::int64_t pos, std::int64_t m) {
+        const Scalar a = A(pos, m);
+        S(pos, m) = a;
+        const Scalar r = mask(pos / npos) && a != Scalar(0)
+                             ? G(pos, m) - (a > Scalar(0) ? lambda : -lambda)
+                             : Scalar(0);
+        R(pos, m) = r;
+        P(pos, m) = r;
+      });
+}
+
+template <class Scalar, class Space>
+void LcaSolver<Scalar, Space>::cg_apply(const Dictionary<Scalar, Space>& dict) {
+  // q = Phi^T Phi p for p supported on S: sparse scatter into r_ (scratch here), im2col, GEMM.
+  rebuild_active_lists(cg_p_);
+  reconstruct(dict, ConstImages(), r_, Scalar(1));
+  im2col(r_);
+  Region region("lca::LcaSolver::drive");
+  KokkosBlas::gemm("N", "N", Scalar(1), p_, dict.matrix(), Scalar(0), cg_q_);
+}
+
+template <class Scalar, class Space>
+void LcaSolver<Scalar, Space>::cg_step(const std::vector<double>& alpha) {
+  auto h = Kokkos::create_mirror_view(alpha_);
+  for (int b = 0; b < batch_; ++b)
+    h(b) = Scalar(alpha[b]);
+  Kokkos::deep_copy(alpha_, h);
+  const int npos = geom_.positions();
+  const auto A = a_, S = a_save_, R = cg_r_, P = cg_p_, Q = cg_q_;
+  const auto al = alpha_;
+  Kokkos::parallel_for(
+      "lca::LcaSolver::cg_step",
+      Kokkos::MDRangePolicy<exec_space, Kokkos::Rank<2>>({0, 0}, {A.extent(0), A.extent(1)}),
+      KOKKOS_LAMBDA(std::int64_t pos, std::int64_t m) {
+        if (S(pos, m) == Scalar(0))
+          return;
+        const Scalar step = al(pos / npos);
+        A(pos, m) += step * P(pos, m);
+        R(pos, m) -= step * Q(pos, m);
+      });
+}
+
+template <class Scalar, class Space>
+void LcaSolver<Scalar, Space>::cg_direction(const std::vector<double>& beta) {
+  auto h = Kokkos::create_mirror_view(beta_);
+  for (int b = 0; b < batch_; ++b)
+    h(b) = Scalar(beta[b]);
+  Kokkos::deep_copy(beta_, h);
+  const int npos = geom_.positions();
+  const auto S = a_save_, R = cg_r_, P = cg_p_;
+  const auto be = beta_;
+  Kokkos::parallel_for(
+      "lca::LcaSolver::cg_direction",
+      Kokkos::MDRangePolicy<exec_space, Kokkos::Rank<2>>({0, 0}, {S.extent(0), S.extent(1)}),
+      KOKKOS_LAMBDA(std::int64_t pos, std::int64_t m) {
+        if (S(pos, m) != Scalar(0))
+          P(pos, m) = R(pos, m) + be(pos / npos) * P(pos, m);
+      });
+}
+
+template <class Scalar, class Space>
+void LcaSolver<Scalar, Space>::cg_finish(const std::vector<int>& accept, bool project) {
+  // project: keep the sign pattern of S (a sign change goes to 0, the LASSO's own answer for
+  // a coordinate whose restricted optimum crosses zero). Else: accepted images keep the
+  // polished code (LCA gets V on its threshold line), rejected ones get a_S back.
+  auto hm = Kokkos::create_mirror_view(mask_);
+  for (int b = 0; b < batch_; ++b)
+    hm(b) = accept[b];
+  const auto keep = Kokkos::create_mirror_view_and_copy(typename V::memory_space(), hm);
+  const int npos = geom_.positions();
+  const Scalar lambda = Scalar(params_.transfer.lambda);
+  const bool lca = params_.solver == "lca";
+  const auto A = a_, S = a_save_, Vm = v_;
+  Kokkos::parallel_for(
+      "lca::LcaSolver::cg_finish",
+      Kokkos::MDRangePolicy<exec_space, Kokkos::Rank<2>>({0, 0}, {A.extent(0), A.extent(1)}),
+      KOKKOS_LAMBDA(std::int64_t pos, std::int64_t m) {
+        const Scalar s = S(pos, m);
+        if (s == Scalar(0))
+          return;
+        if (project) {
+          const Scalar a = A(pos, m);
+          if ((s > Scalar(0)) != (a > Scalar(0)) || a == Scalar(0))
+            A(pos, m) = Scalar(0);
+        } else if (!keep(pos / npos)) {
+          A(pos, m) = s;
+        } else if (lca) {
+          const Scalar a = A(pos, m);
+          Vm(pos, m) = a > Scalar(0) ? a + lambda : a < Scalar(0) ? a - lambda : Scalar(0);
+        }
+      });
+}
+
+template <class Scalar, class Space>
+int LcaSolver<Scalar, Space>::polish(const Dictionary<Scalar, Space>& dict, const ConstImages& x,
+                                     const std::vector<int>& mask, std::vector<double>& gap,
+                                     std::vector<int>& accepted) {
+  Region region("lca::LcaSolver::polish");
+  const int B = batch_;
+  {
+    auto h = Kokkos::create_mirror_view(mask_);
+    for (int b = 0; b < B; ++b)
+      h(b) = mask[b];
+    Kokkos::deep_copy(mask_, h);
+  }
+  cg_start();
+  std::vector<double> rs = masked_dot(cg_r_, cg_r_), rs0 = rs;
+  // Relative CG tolerance: about the square root of the precision's epsilon.
+  const double tol2 = std::is_same<Scalar, float>::value ? 1e-8 : 1e-16;
+  int it = 0;
+  for (; it < kMaxCgIterations; ++it) {
+    bool any = false;
+    for (int b = 0; b < B; ++b)
+      any |= mask[b] && rs[b] > tol2 * rs0[b];
+    if (!any)
+      break;
+    cg_apply(dict);
+    const std::vector<double> pq = masked_dot(cg_p_, cg_q_);
+    std::vector<double> alpha(B, 0.0), beta(B, 0.0);
+    for (int b = 0; b < B; ++b)
+      if (mask[b] && pq[b] > 0 && rs[b] > tol2 * rs0[b])
+        alpha[b] = rs[b] / pq[b];
+    cg_step(alpha);
+    const std::vector<double> rs_new = masked_dot(cg_r_, cg_r_);
+    for (int b = 0; b < B; ++b)
+      if (alpha[b] != 0) {
+        beta[b] = rs_new[b] / rs[b];
+        rs[b] = rs_new[b];
+      }
+    cg_direction(beta);
+  }
+  // Keep the signs, then score: an image keeps its polished code only if its gap shrank.
+  cg_finish(mask, true);
+  rebuild_active_lists();
+  compute_residual(dict, x);
+  apply_drive(dict);
+  measure(x, false);
+  std::vector<int> accept(B, 0);
+  bool rejected = false;
+  for (int b = 0; b < B; ++b)
+    if (mask[b]) {
+      const double g = certify(b).gap;
+      accept[b] = g < gap[b];
+      rejected |= !accept[b];
+      if (accept[b])
+        gap[b] = g;
+    }
+  cg_finish(accept, false);
+  if (rejected) {
+    rebuild_active_lists();
+    compute_residual(dict, x);
+    apply_drive(dict);
+    measure(x, false);
+  }
+  accepted = accept;
+  return it;
+}
+
+template <class Scalar, class Space>
+SolveInfo LcaSolver<Scalar, Space>::solve(const Dictionary<Scalar, Space>& dict,
+                                          const ConstImages& x_in) {
   Region region("lca::LcaSolver::solve");
   if (x_in.extent(0) != std::size_t(batch_) || x_in.extent(1) != std::size_t(geom_.pixels()))
     throw InvalidArgument("solve: input batch is " + std::to_string(x_in.extent(0)) + "x" +
                           std::to_string(x_in.extent(1)) + ", solver expects " +
                           std::to_string(batch_) + "x" + std::to_string(geom_.pixels()));
-  const bool track = params_.stop_tol > 0;
-  int it = 0;
-  while (it < params_.iterations) {
-    const Scalar dv = step(dict, x_in, track);
-    ++it;
-    if (track && dv < Scalar(params_.stop_tol))
+  const int B = batch_;
+  const Transfer& tf = params_.transfer;
+  const bool lasso = is_lasso(tf), fista = params_.solver == "fista";
+  const bool adaptive = !fista && params_.timescale == "adaptive";
+  const double eps = params_.stop_gap;
+  const bool polishing = eps > 0 && params_.polish;
+  const bool track_dv = !fista && params_.stop_tol > 0;
+  if (fista)
+    estimate_lipschitz(dict, 3);
+  std::optional<AdaptiveTimeScaleController> ats;
+  if (adaptive)
+    ats.emplace(params_.adaptive, B);
+  // FISTA per image: t_k, t_{k-1}, the last energy and momentum (O'Donoghue-Candes restart).
+  std::vector<double> t(B, 1.0), t_prev(B, 1.0), e_prev(B, 0.0), beta(B, 0.0), beta_prev(B, 0.0);
+  std::vector<double> energy(B), gap(B, std::numeric_limits<double>::infinity());
+  std::vector<int> tried(B, 0), accepted(B, 0);
+  SolveInfo info;
+  int cap = params_.iterations, it = 0;
+  bool after_polish = false;
+  for (;;) {
+    compute_residual(dict, x_in);
+    apply_drive(dict);
+    const bool last = it >= cap;
+    const bool check = eps > 0 && (last || after_polish || it % params_.check_every == 0);
+    if (fista || adaptive || check || (last && lasso)) {
+      measure(x_in, check && polishing && !after_polish);
+      for (int b = 0; b < B; ++b) {
+        const double pen = tf.l0_penalty ? 0.5 * tf.lambda * tf.lambda * measures_h_(b, nnz)
+                                         : tf.lambda * measures_h_(b, l1);
+        energy[b] = 0.5 * measures_h_(b, rr) + pen;
+      }
+    }
+    if (check) {
+      bool all = true;
+      for (int b = 0; b < B; ++b) {
+        gap[b] = certify(b).gap;
+        all &= gap[b] <= eps;
+      }
+      if (all)
+        break;
+      if (polishing && !last) {
+        // Polish the images whose support did not change since the last check.
+        std::vector<int> mask(B, 0);
+        bool any = false;
+        for (int b = 0; b < B; ++b) {
+          if (!after_polish && measures_h_(b, changes) > 0)
+            tried[b] = 0;
+          mask[b] = gap[b] > eps && !tried[b] && measures_h_(b, nnz) > 0 &&
+                    (after_polish || measures_h_(b, changes) == 0);
+          any |= mask[b] != 0;
+        }
+        if (any && !after_polish) {
+          info.polish_iterations += polish(dict, x_in, mask, gap, accepted);
+          ++info.polishes;
+          for (int b = 0; b < B; ++b)
+            if (mask[b]) {
+              tried[b] = 1;
+              if (accepted[b]) // restart the momentum from the polished code
+                t[b] = t_prev[b] = 1.0, beta_prev[b] = 0.0, e_prev[b] = 0.0;
+            }
+          after_polish = true;
+          continue;
+        }
+      }
+    }
+    after_polish = false;
+    if (last)
       break;
+    if (fista) {
+      bool raise_l = false;
+      for (int b = 0; b < B; ++b) {
+        if (it > 0 && e_prev[b] > 0 && energy[b] > e_prev[b] * (1 + kRestartSlack)) {
+          // An unaccelerated step can only raise the energy if 1/L is too long.
+          raise_l |= beta_prev[b] == 0.0;
+          t[b] = t_prev[b] = 1.0;
+        }
+        beta[b] = (t_prev[b] - 1) / t[b];
+        t_prev[b] = t[b];
+        t[b] = 0.5 * (1 + std::sqrt(1 + 4 * t[b] * t[b]));
+        e_prev[b] = energy[b];
+        beta_prev[b] = beta[b];
+      }
+      if (raise_l)
+        lipschitz_ *= 1.5;
+      fista_update(Scalar(1 / lipschitz_), beta);
+    } else {
+      if (adaptive)
+        set_decay(ats->update(energy));
+      const Scalar dv = update(track_dv);
+      if (track_dv && dv < Scalar(params_.stop_tol))
+        cap = it + 1; // one more pass at the top computes the final residual
+    }
+    ++it;
   }
-  compute_residual(dict, x_in);
-  return it;
+  info.iterations = it;
+  if (lasso) {
+    for (int b = 0; b < B; ++b) {
+      info.certificates.push_back(certify(b));
+      info.unconverged += eps > 0 && info.certificates.back().gap > eps;
+    }
+  }
+  return info;
 }
 
 template <class Scalar, class Space>

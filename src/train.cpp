@@ -138,8 +138,11 @@ TrainSummary train(const TrainConfig& cfg, const ImageSet& data,
   auto x_host = Kokkos::create_mirror_view(x_dev);
   std::vector<std::int64_t> order = epoch_order(data.n, cfg.shuffle_seed, epoch, cfg.shuffle);
   TrainSummary sum;
+  const bool lasso = is_lasso(cfg.lca.transfer);
   // Running means of the last 10 % of batches for the summary (at least the last one).
-  double acc[4] = {0, 0, 0, 0}; // energy, percent error, nonzeros, images
+  enum { energy, perr, nnz, images, gap_sum, its, polish_its, unconverged, n_sums };
+  double acc[n_sums] = {};
+  double run[n_sums] = {}, run_gap_max = 0; // the whole call
   const std::int64_t tail_from = images_seen + (total - images_seen) * 9 / 10;
 
   while (images_seen < total) {
@@ -150,7 +153,7 @@ TrainSummary train(const TrainConfig& cfg, const ImageSet& data,
     const int n_batch =
         int(std::min<std::int64_t>({cfg.batch_size, data.n - position, total - images_seen}));
     const auto [first, count] = my_slice(n_batch, rank, ranks);
-    double local[4] = {0, 0, 0, 0};
+    double local[n_sums] = {}, local_gap_max = 0;
     if (count > 0) {
       for (int b = 0; b < count; ++b) {
         const float* img = data.image(order[position + first + b]);
@@ -161,26 +164,41 @@ TrainSummary train(const TrainConfig& cfg, const ImageSet& data,
       const typename Views<Scalar>::ConstImages x =
           Kokkos::subview(x_dev, std::make_pair(0, count), Kokkos::ALL);
       solver.reset(count);
-      solver.solve(dict, x);
+      const SolveInfo info = solver.solve(dict, x);
       const BatchStats st = solver.stats(x);
       for (int b = 0; b < count; ++b) {
-        local[0] += st.energy(b, cfg.lca.transfer);
-        local[1] += st.percent_error(b);
-        local[2] += st.nnz[b];
+        local[energy] += st.energy(b, cfg.lca.transfer);
+        local[perr] += st.percent_error(b);
+        local[nnz] += st.nnz[b];
+        if (lasso) {
+          local[gap_sum] += info.certificates[b].gap;
+          local_gap_max = std::max(local_gap_max, info.certificates[b].gap);
+        }
       }
-      local[3] = count;
+      local[images] = count;
+      local[its] = info.iterations;
+      local[polish_its] = info.polish_iterations;
+      local[unconverged] = info.unconverged;
     }
-    double global[4];
-    MPI_Allreduce(local, global, 4, MPI_DOUBLE, MPI_SUM, comm);
-    if (!std::isfinite(global[0]) || !std::isfinite(global[1]))
+    double global[n_sums], gap_max = 0;
+    MPI_Allreduce(local, global, n_sums, MPI_DOUBLE, MPI_SUM, comm);
+    MPI_Allreduce(&local_gap_max, &gap_max, 1, MPI_DOUBLE, MPI_MAX, comm);
+    // Ranks solve their shares in parallel: a batch takes as many iterations as its slowest.
+    double local_its[2] = {local[its], local[polish_its]}, batch_its[2];
+    MPI_Allreduce(local_its, batch_its, 2, MPI_DOUBLE, MPI_MAX, comm);
+    global[its] = batch_its[0], global[polish_its] = batch_its[1];
+    if (!std::isfinite(global[energy]) || !std::isfinite(global[perr]))
       throw NumericalError("non-finite energy in batch " + std::to_string(batches + 1) +
                            " (epoch " + std::to_string(epoch + 1) +
                            "); stopping, the last checkpoint is kept");
     learner.update(dict, count > 0 ? &solver : nullptr, n_batch, comm);
     position += n_batch, images_seen += n_batch, ++batches;
     sum.images += n_batch, ++sum.batches;
+    for (int i = 0; i < n_sums; ++i)
+      run[i] += global[i];
+    run_gap_max = std::max(run_gap_max, gap_max);
     if (images_seen > tail_from || images_seen >= total) {
-      for (int i = 0; i < 4; ++i)
+      for (int i = 0; i < n_sums; ++i)
         acc[i] += global[i];
     }
 
@@ -196,14 +214,19 @@ TrainSummary train(const TrainConfig& cfg, const ImageSet& data,
       last_print = now;
       const double secs = std::chrono::duration<double>(now - start).count();
       const double rate = sum.images / secs;
-      char line[256];
-      std::snprintf(line, sizeof line,
-                    "[train] epoch %lld  images %lld/%lld (%.1f%%)  %.1f img/s  ETA %s  | energy "
-                    "%.4g  error %.2f%%  active %.3f%%",
-                    (long long)epoch + 1, (long long)images_seen, (long long)total,
-                    100.0 * images_seen / total, rate,
-                    format_duration((total - images_seen) / rate).c_str(), global[0] / global[3],
-                    global[1] / global[3], 100.0 * global[2] / (global[3] * g.neurons()));
+      char line[320];
+      int n = std::snprintf(
+          line, sizeof line,
+          "[train] epoch %lld  images %lld/%lld (%.1f%%)  %.1f img/s  ETA %s  | energy "
+          "%.4g  error %.2f%%  active %.3f%%  it %.0f",
+          (long long)epoch + 1, (long long)images_seen, (long long)total,
+          100.0 * images_seen / total, rate, format_duration((total - images_seen) / rate).c_str(),
+          global[energy] / global[images], global[perr] / global[images],
+          100.0 * global[nnz] / (global[images] * g.neurons()), global[its]);
+      if (lasso && n > 0 && n < int(sizeof line))
+        std::snprintf(line + n, sizeof line - n, "  gap %.2e (max %.2e)%s",
+                      global[gap_sum] / global[images], gap_max,
+                      global[unconverged] > 0 ? "  ABOVE --stop-gap" : "");
       *progress << line << std::endl;
     }
     if (any_stop && !done) {
@@ -211,12 +234,19 @@ TrainSummary train(const TrainConfig& cfg, const ImageSet& data,
       break;
     }
   }
+  if (sum.batches > 0) {
+    sum.mean_iterations = run[its] / double(sum.batches);
+    sum.mean_polish_iterations = run[polish_its] / double(sum.batches);
+    sum.unconverged = std::int64_t(run[unconverged]);
+    if (lasso)
+      sum.mean_gap = run[gap_sum] / run[images], sum.max_gap = run_gap_max;
+  }
   sum.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   sum.images_per_second = sum.seconds > 0 ? sum.images / sum.seconds : 0;
-  if (acc[3] > 0) {
-    sum.mean_energy = acc[0] / acc[3];
-    sum.mean_percent_error = acc[1] / acc[3];
-    sum.mean_percent_active = 100.0 * acc[2] / (acc[3] * g.neurons());
+  if (acc[images] > 0) {
+    sum.mean_energy = acc[energy] / acc[images];
+    sum.mean_percent_error = acc[perr] / acc[images];
+    sum.mean_percent_active = 100.0 * acc[nnz] / (acc[images] * g.neurons());
   }
   sum.dictionary = dict.to_host();
   if (writer && !sum.interrupted)

@@ -341,7 +341,7 @@ TEST_F(H5Test, CheckpointRoundTripsEveryField) {
   // The schema as other tools see it.
   const File file = File::open_read(path("ck.h5"));
   EXPECT_EQ(file.attribute<std::string>("/", "format"), "kokkos-lca-checkpoint");
-  EXPECT_EQ(file.attribute<std::int64_t>("/", "format_version"), 1);
+  EXPECT_EQ(file.attribute<std::int64_t>("/", "format_version"), 2);
   EXPECT_EQ(file.attribute<std::int64_t>("/", "nf"), 4);
   EXPECT_EQ(file.attribute<double>("/", "transfer_amax"), std::numeric_limits<double>::infinity());
   EXPECT_EQ(file.shape("momentum"), (Dims{4, 2, 4, 4}));

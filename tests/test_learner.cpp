@@ -103,10 +103,8 @@ TYPED_TEST(Learning, MomentumDecayAndNormalisation) {
 }
 
 // Data made from known sparse codes of a random unit-norm dictionary: training must find
-// every planted atom (|cosine| >= 0.9 with some learned atom).
-TYPED_TEST(Learning, RecoversPlantedDictionary) {
-  using S = typename TypeParam::Scalar;
-  using Sp = typename TypeParam::Space;
+// every planted atom (|cosine| >= 0.9 with some learned atom), with either solver.
+template <class S, class Sp> void recover_planted(const std::string& solver_kind) {
   Geometry truth;
   truth.channels = 1, truth.height = 8, truth.width = 8, truth.kernel = 8, truth.stride = 8;
   truth.nf = 10;
@@ -126,6 +124,7 @@ TYPED_TEST(Learning, RecoversPlantedDictionary) {
   LcaParams lp;
   lp.tau = 10, lp.dt = 1, lp.iterations = 150;
   lp.transfer = make_transfer("soft-nonneg", 0.1);
+  lp.solver = solver_kind;
   LearnParams learn;
   learn.eta = 0.5, learn.momentum_tau = 0, learn.seed = 5;
   Dictionary<S, Sp> d(g);
@@ -159,6 +158,13 @@ TYPED_TEST(Learning, RecoversPlantedDictionary) {
       best = std::max(best, std::abs(dot));
     }
     EXPECT_GE(best, 0.9) << "planted atom " << t << " not recovered";
+  }
+}
+
+TYPED_TEST(Learning, RecoversPlantedDictionary) {
+  for (const std::string solver_kind : {"lca", "fista"}) {
+    SCOPED_TRACE(solver_kind);
+    recover_planted<typename TypeParam::Scalar, typename TypeParam::Space>(solver_kind);
   }
 }
 

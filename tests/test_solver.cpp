@@ -6,6 +6,7 @@
 #include "reference.hpp"
 
 #include <cmath>
+#include <map>
 
 namespace lca::test {
 namespace {
@@ -220,9 +221,278 @@ TYPED_TEST(Solver, EarlyStopReportsIterations) {
   d.init_random(1);
   LcaSolver<S, Sp> solver(g, p);
   solver.reset(1);
-  const int it = solver.solve(d, to_images<S, Sp>(random_vector(g.pixels(), 2), 1, g.pixels()));
+  const int it =
+      solver.solve(d, to_images<S, Sp>(random_vector(g.pixels(), 2), 1, g.pixels())).iterations;
   EXPECT_GT(it, 1);
   EXPECT_LT(it, p.iterations);
+}
+
+// ---- Certified convergence (algorithm.md §9) -------------------------------------------
+
+/// The convolutional operator as an explicit dense matrix, column j = Phi e_j over one
+/// image's neurons in map order (nf, H/s, W/s), stored as lasso_cd takes it: D[j * n + i].
+std::vector<double> dense_operator(const Geometry& g, const std::vector<double>& dict) {
+  const int n = g.pixels(), m = int(g.neurons());
+  std::vector<double> D(std::size_t(m) * n), e(m, 0.0);
+  for (int j = 0; j < m; ++j) {
+    e[j] = 1;
+    const auto col = ref_reconstruct(g, dict, e, 1);
+    std::copy(col.begin(), col.end(), D.begin() + std::size_t(j) * n);
+    e[j] = 0;
+  }
+  return D;
+}
+
+double lasso_energy(const std::vector<double>& D, int n, const std::vector<double>& x,
+                    const std::vector<double>& a, double lambda) {
+  std::vector<double> r(x);
+  double l1 = 0;
+  for (std::size_t j = 0; j < a.size(); ++j) {
+    l1 += std::abs(a[j]);
+    for (int i = 0; i < n; ++i)
+      r[i] -= D[j * n + i] * a[j];
+  }
+  double rr = 0;
+  for (double v : r)
+    rr += v * v;
+  return 0.5 * rr + lambda * l1;
+}
+
+/// A small convolutional LASSO with its double-precision coordinate-descent optimum P*.
+struct SmallLasso {
+  Geometry g;
+  double lambda = 0.15;
+  int B = 3;
+  std::vector<double> dict, x, optimum; ///< optimum: P* per image
+  SmallLasso(const std::string& preset) {
+    g.channels = 2, g.height = 8, g.width = 8, g.kernel = 4, g.stride = 2, g.nf = 4;
+    Dictionary<double, Kokkos::DefaultHostExecutionSpace> d(g);
+    d.init_random(21);
+    const auto w = d.to_host();
+    dict.assign(w.begin(), w.end());
+    x = random_vector(std::size_t(B) * g.pixels(), 22);
+    const auto D = dense_operator(g, dict);
+    for (int b = 0; b < B; ++b) {
+      const std::vector<double> xb(x.begin() + b * g.pixels(), x.begin() + (b + 1) * g.pixels());
+      const auto a = lasso_cd(D, g.pixels(), int(g.neurons()), xb, lambda, preset == "soft-nonneg");
+      optimum.push_back(lasso_energy(D, g.pixels(), xb, a, lambda));
+    }
+  }
+};
+
+// The certificate brackets the optimum at every stage of every solver: D <= P* <= P, the
+// gap is >= 0 and bounds the true distance, and it shrinks to rounding once converged.
+TYPED_TEST(Solver, CertificateBracketsTheOptimum) {
+  using S = typename TypeParam::Scalar;
+  using Sp = typename TypeParam::Space;
+  const bool is_float = std::is_same<S, float>::value;
+  const double slack = is_float ? 2e-5 : 1e-11; // relative rounding of P and D
+  for (const std::string preset : {"soft", "soft-nonneg"})
+    for (const std::string kind : {"lca", "fista"}) {
+      SCOPED_TRACE(preset + " " + kind);
+      const SmallLasso prob(preset);
+      Dictionary<S, Sp> d(prob.g);
+      load_dictionary_exact(d, prob.dict);
+      const auto xin = to_images<S, Sp>(prob.x, prob.B, prob.g.pixels());
+      double last_gap = 1;
+      for (const int iterations : {1, 5, 30, 3000}) {
+        LcaParams p = converging(preset, prob.lambda, iterations);
+        p.solver = kind;
+        LcaSolver<S, Sp> solver(prob.g, p);
+        solver.reset(prob.B);
+        const SolveInfo info = solver.solve(d, xin);
+        ASSERT_EQ(info.certificates.size(), std::size_t(prob.B));
+        EXPECT_EQ(info.iterations, iterations);
+        const auto again = solver.certificate(xin); // the public call agrees with solve's
+        double worst = 0;
+        for (int b = 0; b < prob.B; ++b) {
+          const Certificate& c = info.certificates[b];
+          const double pstar = prob.optimum[b];
+          EXPECT_LE(c.dual, pstar * (1 + slack)) << "image " << b << " at " << iterations;
+          EXPECT_GE(c.primal, pstar * (1 - slack)) << "image " << b << " at " << iterations;
+          EXPECT_GE(c.gap, 0.0);
+          EXPECT_LE((c.primal - pstar) / c.primal, c.gap + slack) << "the gap must bound";
+          EXPECT_NEAR(again[b].gap, c.gap, 1e-12 + slack);
+          worst = std::max(worst, c.gap);
+        }
+        last_gap = worst;
+      }
+      EXPECT_LT(last_gap, is_float ? 1e-4 : 1e-9) << "converged problems certify to rounding";
+    }
+}
+
+// FISTA finds the same optimum as coordinate descent, and does it far faster than LCA.
+TYPED_TEST(Solver, FistaReachesTheOptimumFasterThanLca) {
+  using S = typename TypeParam::Scalar;
+  using Sp = typename TypeParam::Space;
+  const double tol = std::is_same<S, float>::value ? 1e-5 : 1e-9;
+  const SmallLasso prob("soft-nonneg");
+  Dictionary<S, Sp> d(prob.g);
+  load_dictionary_exact(d, prob.dict);
+  const auto xin = to_images<S, Sp>(prob.x, prob.B, prob.g.pixels());
+  std::map<std::string, int> needed;
+  for (const std::string kind : {"lca", "fista"}) {
+    LcaParams p = converging("soft-nonneg", prob.lambda, 20000);
+    p.solver = kind, p.stop_gap = tol, p.polish = false, p.check_every = 1;
+    LcaSolver<S, Sp> solver(prob.g, p);
+    solver.reset(prob.B);
+    const SolveInfo info = solver.solve(d, xin);
+    EXPECT_EQ(info.unconverged, 0) << kind;
+    EXPECT_EQ(info.polishes, 0) << kind;
+    for (int b = 0; b < prob.B; ++b) {
+      EXPECT_LE(info.certificates[b].gap, tol) << kind;
+      EXPECT_NEAR(info.certificates[b].primal, prob.optimum[b], 2 * tol * prob.optimum[b]);
+    }
+    needed[kind] = info.iterations;
+  }
+  EXPECT_LT(needed["fista"] * 3, needed["lca"])
+      << "fista " << needed["fista"] << ", lca " << needed["lca"];
+}
+
+// --stop-gap: the batch stops once every image is certified; a cap that comes first is
+// reported image by image, never hidden.
+TYPED_TEST(Solver, StopGapStopsAndCountsImagesAtTheCap) {
+  using S = typename TypeParam::Scalar;
+  using Sp = typename TypeParam::Space;
+  const SmallLasso prob("soft");
+  Dictionary<S, Sp> d(prob.g);
+  load_dictionary_exact(d, prob.dict);
+  const auto xin = to_images<S, Sp>(prob.x, prob.B, prob.g.pixels());
+  LcaParams p = converging("soft", prob.lambda, 5000);
+  p.stop_gap = 1e-3;
+  LcaSolver<S, Sp> solver(prob.g, p);
+  solver.reset(prob.B);
+  SolveInfo info = solver.solve(d, xin);
+  EXPECT_LT(info.iterations, p.iterations);
+  EXPECT_EQ(info.iterations % p.check_every, 0);
+  EXPECT_EQ(info.unconverged, 0);
+  for (const auto& c : info.certificates)
+    EXPECT_LE(c.gap, p.stop_gap);
+
+  p.iterations = 3, p.polish = false; // far too few
+  LcaSolver<S, Sp> capped(prob.g, p);
+  capped.reset(prob.B);
+  info = capped.solve(d, xin);
+  EXPECT_EQ(info.iterations, 3);
+  int above = 0;
+  for (const auto& c : info.certificates)
+    above += c.gap > p.stop_gap;
+  EXPECT_GT(above, 0);
+  EXPECT_EQ(info.unconverged, above);
+}
+
+// Polishing on a stable support makes the code exact: with it, LCA certifies a tight gap in
+// far fewer iterations than without, and the code is the optimum.
+TYPED_TEST(Solver, PolishingMakesTheCertificateExact) {
+  using S = typename TypeParam::Scalar;
+  using Sp = typename TypeParam::Space;
+  const bool is_float = std::is_same<S, float>::value;
+  const double eps = is_float ? 1e-5 : 1e-10;
+  for (const std::string preset : {"soft", "soft-nonneg"}) {
+    SCOPED_TRACE(preset);
+    const SmallLasso prob(preset);
+    Dictionary<S, Sp> d(prob.g);
+    load_dictionary_exact(d, prob.dict);
+    const auto xin = to_images<S, Sp>(prob.x, prob.B, prob.g.pixels());
+    std::map<bool, SolveInfo> runs;
+    for (const bool polish : {true, false}) {
+      LcaParams p = converging(preset, prob.lambda, 20000);
+      p.stop_gap = eps, p.polish = polish;
+      LcaSolver<S, Sp> solver(prob.g, p);
+      solver.reset(prob.B);
+      runs[polish] = solver.solve(d, xin);
+      EXPECT_EQ(runs[polish].unconverged, 0) << "polish " << polish;
+      for (int b = 0; b < prob.B; ++b)
+        EXPECT_NEAR(runs[polish].certificates[b].primal, prob.optimum[b],
+                    2 * eps * prob.optimum[b]);
+    }
+    EXPECT_GT(runs[true].polishes, 0);
+    EXPECT_GT(runs[true].polish_iterations, 0);
+    EXPECT_LT(2 * (runs[true].iterations + runs[true].polish_iterations), runs[false].iterations);
+  }
+}
+
+// OpenPV's AdaptiveTimeScaleController, worked by hand for one image.
+TEST(AdaptiveTimeScale, FollowsOpenPV) {
+  AdaptiveTimeScale p; // baseMin 0.06, baseMax 0.0615, tauFactor 0.03, growthFactor 0.025
+  AdaptiveTimeScaleController c(p, 1);
+  EXPECT_DOUBLE_EQ(c.time_scales()[0], 0.06);
+  // First energy: the previous "true" value is -1 <= 0, so the scales reset to the base.
+  EXPECT_DOUBLE_EQ(c.update({100.0})[0], 0.06);
+  // E 100 -> 99 at scale 0.06: dE/dt = 1/0.06, tau_eff = 100 * 0.06 = 6, 0.03 * 6 = 0.18
+  // exceeds the maximum 0.0615: capped there, and the maximum grows by 2.5 %.
+  EXPECT_DOUBLE_EQ(c.update({99.0})[0], 0.0615);
+  // E 99 -> 98.99 at 0.0615: tau_eff = 99 * 0.0615 / 0.01 = 608.85, 0.03 * that = 18.27,
+  // capped at 0.0615 * 1.025.
+  EXPECT_DOUBLE_EQ(c.update({98.99})[0], 0.0615 * 1.025);
+  // A steep drop, E 98.99 -> 10 at scale s: tau_factor * E_0 * s / dE is below the cap.
+  const double s = 0.0615 * 1.025, de = 98.99 - 10;
+  EXPECT_DOUBLE_EQ(c.update({10.0})[0], 0.03 * 98.99 * s / de);
+  // The same energy twice: nothing changes.
+  const double before = c.time_scales()[0];
+  EXPECT_DOUBLE_EQ(c.update({10.0})[0], before);
+  // The energy rises: back to the base.
+  EXPECT_DOUBLE_EQ(c.update({120.0})[0], 0.06);
+}
+
+// The adaptive time scale takes far bigger steps than dt 1 at tau 100, so it converges faster;
+// it still reaches the same certified optimum.
+TYPED_TEST(Solver, AdaptiveTimeScaleConverges) {
+  using S = typename TypeParam::Scalar;
+  using Sp = typename TypeParam::Space;
+  const SmallLasso prob("soft-nonneg");
+  Dictionary<S, Sp> d(prob.g);
+  load_dictionary_exact(d, prob.dict);
+  const auto xin = to_images<S, Sp>(prob.x, prob.B, prob.g.pixels());
+  std::map<std::string, int> needed;
+  for (const std::string ts : {"fixed", "adaptive"}) {
+    LcaParams p = converging("soft-nonneg", prob.lambda, 20000);
+    p.tau = 100, p.timescale = ts, p.stop_gap = 1e-3, p.polish = false;
+    LcaSolver<S, Sp> solver(prob.g, p);
+    solver.reset(prob.B);
+    const SolveInfo info = solver.solve(d, xin);
+    EXPECT_EQ(info.unconverged, 0) << ts;
+    needed[ts] = info.iterations;
+  }
+  EXPECT_LT(needed["adaptive"], needed["fixed"]);
+}
+
+TEST(Params, SolverSettingsAreValidated) {
+  const auto expect_message = [](LcaParams p, const std::string& part) {
+    try {
+      validate(p);
+      ADD_FAILURE() << "accepted, expected: " << part;
+    } catch (const InvalidArgument& e) {
+      EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what();
+    }
+  };
+  LcaParams p;
+  p.transfer = make_transfer("hard", 0.1);
+  p.solver = "fista";
+  expect_message(p, "soft-nonneg, soft");
+  p.solver = "lca", p.stop_gap = 1e-3;
+  expect_message(p, "no duality-gap certificate");
+  p.transfer = make_transfer("soft", 0.1);
+  p.stop_gap = -1;
+  expect_message(p, "stop gap");
+  p.stop_gap = std::nan("");
+  expect_message(p, "stop gap");
+  p.stop_gap = 0, p.solver = "newton";
+  expect_message(p, "unknown solver");
+  p.solver = "lca", p.timescale = "sometimes";
+  expect_message(p, "unknown time scale");
+  p.timescale = "adaptive", p.adaptive.base_min = 0;
+  expect_message(p, "baseMin");
+  p.adaptive = AdaptiveTimeScale{}, p.adaptive.base_max = 0.01;
+  expect_message(p, "baseMax");
+  p.adaptive = AdaptiveTimeScale{}, p.adaptive.tau_factor = -1;
+  expect_message(p, "tauFactor");
+  p.adaptive = AdaptiveTimeScale{}, p.adaptive.growth_factor = std::nan("");
+  expect_message(p, "growthFactor");
+  p.adaptive = AdaptiveTimeScale{}, p.solver = "fista";
+  expect_message(p, "LCA option");
+  EXPECT_TRUE(is_lasso(make_transfer("soft-nonneg", 0.3)));
+  EXPECT_FALSE(is_lasso(make_transfer("hard-nonneg", 0.3)));
 }
 
 } // namespace

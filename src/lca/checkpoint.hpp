@@ -1,14 +1,19 @@
 #pragma once
 // Training checkpoints: everything needed to resume dictionary learning bit-for-bit.
 //
-// File schema (HDF5, format_version 1; readable with h5py):
+// File schema (HDF5, format_version 2; readable with h5py; version 1 files, which predate the
+// solver settings, still read as fixed-step LCA):
 //
 //   Root attributes (scalars; strings are variable-length UTF-8, booleans int64 0/1)
 //     format            string  "kokkos-lca-checkpoint"
-//     format_version    int64   1
+//     format_version    int64   2
 //     Geometry          nf, channels, height, width, kernel, stride          int64
-//     LcaParams         tau, dt, stop_tol                                    float64
-//                       iterations                                           int64
+//     LcaParams         tau, dt, stop_tol, stop_gap                          float64
+//                       iterations, check_every                              int64
+//                       solver ("lca"/"fista"), timescale ("fixed"/"adaptive") string
+//                       ats_base_min, ats_base_max, ats_tau_factor,          float64
+//                       ats_growth_factor (adaptive time scale)
+//                       polish                                               int64 0/1
 //     Transfer          transfer_vthresh, transfer_amin, transfer_amax,      float64
 //                       transfer_ashift, transfer_vwidth, transfer_lambda    (amax may be +inf)
 //                       transfer_symmetric, transfer_l0_penalty              int64 0/1

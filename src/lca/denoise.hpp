@@ -36,9 +36,13 @@ struct DenoiseResult {
   std::vector<double> active;      ///< percent active
   std::vector<double> energy;      ///< energy at the end of inference (against x_noisy)
   std::vector<double> response;    ///< ||a(x + eps eta) - a(x)|| / eps (when measured)
-  SparseCodes codes;               ///< when keep_codes
+  /// Relative duality gap of the final code (soft presets; empty for hard thresholds).
+  std::vector<double> gap;
+  std::vector<double> iterations;        ///< solver iterations of the image's batch
+  std::vector<double> polish_iterations; ///< CG iterations of the image's batch
+  std::int64_t unconverged = 0;          ///< images above --stop-gap at the cap
+  SparseCodes codes;                     ///< when keep_codes
   double seconds = 0;
-  int iterations = 0; ///< LCA iterations of the last batch (fewer with an early stop)
 };
 
 /// Mean and standard error of the mean.
@@ -46,6 +50,8 @@ struct MeanSe {
   double mean = 0, se = 0;
 };
 MeanSe mean_se(const std::vector<double>& v);
+/// Largest value (0 for an empty vector).
+double max_of(const std::vector<double>& v);
 
 /// x_noisy = x + sigma * n with n ~ N(0,1) drawn from (seed, image index, pixel): identical
 /// whatever the rank count or backend.

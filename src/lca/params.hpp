@@ -47,13 +47,36 @@ struct Geometry {
 /// Throws InvalidArgument unless k >= s, (k - s) even, H and W divisible by s, all positive.
 void validate(const Geometry& g);
 
-/// LCA inference, algorithm.md §3.
+/// True when the transfer function is a soft threshold at lambda (VThresh = AShift = lambda,
+/// AMin 0, AMax inf, VWidth 0): the energy is then a LASSO, with a duality-gap certificate
+/// (algorithm.md §9) and FISTA as an alternative solver.
+bool is_lasso(const Transfer& t);
+
+/// PetaVision's adaptive time scale (OpenPV AdaptiveTimeScaleController), algorithm.md §9;
+/// the defaults are the poster authors' run-file values.
+struct AdaptiveTimeScale {
+  double base_min = 0.06;
+  double base_max = 0.0615;
+  double tau_factor = 0.03;
+  double growth_factor = 0.025;
+};
+
+/// Inference, algorithm.md §3 and §9.
 struct LcaParams {
   double tau = 100.0;
   double dt = 1.0;
-  int iterations = 400;
-  double stop_tol = 0.0; ///< stop early once max|dV| < stop_tol (0: never)
+  int iterations = 400;  ///< the cap when stop_gap > 0
+  double stop_tol = 0.0; ///< LCA: stop early once max|dV| < stop_tol (0: never)
   Transfer transfer;
+  std::string solver = "lca";      ///< "lca" or "fista" (soft presets only)
+  std::string timescale = "fixed"; ///< LCA: "fixed" (dt) or "adaptive" (PetaVision)
+  AdaptiveTimeScale adaptive;
+  /// Stop a batch once every image's relative duality gap is <= stop_gap (0: never; soft
+  /// presets only), checked every check_every iterations.
+  double stop_gap = 0.0;
+  int check_every = 10;
+  /// With stop_gap: solve the restricted problem on a stable support by conjugate gradient.
+  bool polish = true;
 };
 void validate(const LcaParams& p);
 

@@ -1,13 +1,23 @@
 #pragma once
-// Convolutional LCA inference (algorithm.md §1, §3), written once for every Kokkos backend.
+// Convolutional sparse-coding inference (algorithm.md §1, §3, §9), written once for every
+// Kokkos backend.
 //
-// One iteration on a batch of B images (x_in is (B, c*H*W)):
+// One LCA iteration on a batch of B images (x_in is (B, c*H*W)):
 //   1. residual:  R = x_in - Phi a      sparse gather over the active list of each position
 //   2. im2col:    P(pos, e) = R patch   (B*positions, c*k*k)
 //   3. drive:     G = P D               one GEMM through Kokkos Kernels (OpenBLAS / cuBLAS)
 //   4. update:    V <- e V + (1-e)(G + a), a = T(V), and the new active lists, fused
 // Dense Phi^T r is a GEMM because that is where the flops are; Phi a only touches active
 // neurons (~3 % at the study's sparsities), as PetaVision does.
+//
+// FISTA (soft presets) reuses steps 1-3 at the code a_k itself, never at the momentum point
+// y_k = a_k + beta (a_k - a_{k-1}): by linearity its gradient is G_k + beta (G_k - G_{k-1}),
+// so the scatter stays sparse and the certificate of a_k comes with every iteration.
+//
+// The certificate (soft presets): per image a dual-feasible point from the residual, its
+// dual objective and the relative duality gap (P - D) / P, an upper bound on how far the
+// energy is from the optimum. Support polishing solves the problem restricted to a stable
+// support by conjugate gradient, which makes a right support's code and gap exact.
 #include "lca/core.hpp"
 #include "lca/dictionary.hpp"
 #include "lca/params.hpp"
@@ -26,6 +36,39 @@ struct BatchStats {
   double energy(std::size_t b, const Transfer& t) const;
   /// 100 * ||x_ref - Phi a|| / ||x_ref||  (0 for an all-zero image)
   double percent_error(std::size_t b) const;
+};
+
+/// The duality-gap certificate of one image (soft presets, algorithm.md §9).
+struct Certificate {
+  double primal = 0; ///< P(a), the energy
+  double dual = 0;   ///< D(theta) <= P(a*) for the rescaled residual theta
+  double gap = 0;    ///< (P - D) / P >= 0 (0 for an all-zero image)
+};
+
+/// What one solve() did.
+struct SolveInfo {
+  int iterations = 0;        ///< solver iterations (LCA or FISTA steps)
+  int polish_iterations = 0; ///< conjugate-gradient iterations (each costs about one step)
+  int polishes = 0;          ///< polishing rounds
+  /// Per image at the end: the certificate (empty for hard thresholds: no bound exists).
+  std::vector<Certificate> certificates;
+  int unconverged = 0; ///< images whose gap is above stop_gap at the end (0 without stop_gap)
+};
+
+/// OpenPV's AdaptiveTimeScaleController::calcTimesteps (src/components/
+/// AdaptiveTimeScaleController.cpp, PetaVision/OpenPV), line for line, per image: the time
+/// step is tauFactor * E / (-dE/dt), capped by a maximum that grows by (1 + growthFactor)
+/// each time it is hit; both reset to baseMin / baseMax when the energy rises.
+class AdaptiveTimeScaleController {
+public:
+  AdaptiveTimeScaleController(const AdaptiveTimeScale& p, int batch);
+  /// Feeds this iteration's energies; returns the time steps to use now.
+  const std::vector<double>& update(const std::vector<double>& energies);
+  const std::vector<double>& time_scales() const { return scale_; }
+
+private:
+  AdaptiveTimeScale p_;
+  std::vector<double> scale_, scale_max_, scale_true_;
 };
 
 /// Transfer function on the device, in the solver's precision.
@@ -70,16 +113,23 @@ public:
   void reset(int batch);
   int batch() const { return batch_; }
 
-  /// Run params().iterations steps (or fewer with early stop) on x_in and finish with the
-  /// residual of the final activity, so residual(), patches() and activities() are
-  /// consistent for learning. Returns the number of iterations run.
-  int solve(const Dictionary<Scalar, Space>& dict, const ConstImages& x_in);
+  /// Run params().iterations steps of params().solver (fewer with stop_tol or stop_gap) on
+  /// x_in and finish with the residual and drive of the final activity, so residual(),
+  /// patches(), drive() and activities() are consistent for learning and the certificate.
+  SolveInfo solve(const Dictionary<Scalar, Space>& dict, const ConstImages& x_in);
   /// One LCA iteration (steps 1-4); returns max |dV| when track_dv, else 0.
   Scalar step(const Dictionary<Scalar, Space>& dict, const ConstImages& x_in, bool track_dv);
   /// R = x - Phi a for the current activity (also refreshes patches()).
   void compute_residual(const Dictionary<Scalar, Space>& dict, const ConstImages& x);
   /// Per-image statistics of residual() against x_ref (call compute_residual(x_ref) first).
   BatchStats stats(const ConstImages& x_ref) const;
+  /// The certificate of every image at the current state, from residual(), drive() and
+  /// activities() against x (call compute_residual(x) and apply_drive first). Soft presets.
+  std::vector<Certificate> certificate(const ConstImages& x);
+  /// An upper estimate of ||Phi^T Phi|| (FISTA's step is its inverse): power iteration on
+  /// every image slot, warm-started from the previous call's vectors, times a safety factor.
+  double estimate_lipschitz(const Dictionary<Scalar, Space>& dict, int iterations);
+  double lipschitz() const { return lipschitz_; }
 
   const Matrix& potentials() const { return v_; } ///< (B*positions, nf)
   const Matrix& activities() const { return a_; } ///< (B*positions, nf)
@@ -90,6 +140,9 @@ public:
   /// Overwrite the activity (tests, warm starts); rebuilds the active lists.
   void set_activities(const Matrix& a);
 
+  /// Per-image sums at the current state, on the host: the columns of Measure.
+  enum Measure { rr, rx, l1, nnz, gmax, changes, n_measures };
+
   // Building blocks, public for the tests and benchmarks (and because CUDA lambdas cannot
   // live in private member functions).
   void
@@ -98,15 +151,49 @@ public:
   void im2col(const ConstImages& r);
   void apply_drive(const Dictionary<Scalar, Space>& dict); ///< g = patches * D
   Scalar update(bool track_dv);
-  void rebuild_active_lists();
+  /// One FISTA step with per-image momentum beta and step 1/L = inv_l.
+  void fista_update(Scalar inv_l, const std::vector<double>& beta);
+  void rebuild_active_lists(const Matrix& from);
+  void rebuild_active_lists() { rebuild_active_lists(a_); }
+  /// Per-image sums (the columns of Measure, copied to the host) from residual(), drive()
+  /// and activities() against x; with track_support also the support changes since the
+  /// last tracked call.
+  void measure(const ConstImages& x, bool track_support);
+  /// One polishing round on the images with mask[b]: conjugate gradient on the restricted
+  /// problem, signs kept; an image keeps the result only if its gap (updated) shrank.
+  /// Leaves residual, drive and measures at the resulting code. Returns the CG iterations.
+  int polish(const Dictionary<Scalar, Space>& dict, const ConstImages& x,
+             const std::vector<int>& mask, std::vector<double>& gap, std::vector<int>& accepted);
+  // Polishing steps (public only for CUDA lambdas).
+  std::vector<double> masked_dot(const Matrix& X, const Matrix& Y); ///< per image, on S
+  void cg_start();
+  void cg_apply(const Dictionary<Scalar, Space>& dict);
+  void cg_step(const std::vector<double>& alpha);
+  void cg_direction(const std::vector<double>& beta);
+  void cg_finish(const std::vector<int>& accept, bool project);
+
+  static constexpr int kMaxCgIterations = 50;
+  /// FISTA restarts when the energy rises by more than this (relative): rounding is not a rise.
+  static constexpr double kRestartSlack = 1e-6;
 
 private:
+  Certificate certify(int b) const; ///< from measures_h_
+  void set_decay(const std::vector<double>& time_steps);
+
   Geometry geom_;
   LcaParams params_;
   DeviceTransfer<Scalar> transfer_;
   int batch_ = 0;
   Matrix v_, a_, g_, p_;
-  Images r_;
+  Matrix a_prev_, g_prev_;                       ///< FISTA: a_{k-1}, G_{k-1}
+  Matrix a_check_, cg_r_, cg_p_, cg_q_, a_save_; ///< polishing
+  Images r_, power_;
+  Kokkos::View<Scalar*, typename V::memory_space> decay_, beta_, alpha_;
+  Kokkos::View<int*, typename V::memory_space> mask_;
+  Kokkos::View<double**, Kokkos::LayoutRight, typename V::memory_space> measures_;
+  typename Kokkos::View<double**, Kokkos::LayoutRight, typename V::memory_space>::HostMirror
+      measures_h_;
+  double lipschitz_ = 0;
   typename V::IndexMatrix act_idx_; ///< (B*positions, nf): active features of each position
   Matrix act_val_;                  ///< their activities
   typename V::IndexVector act_cnt_; ///< (B*positions)

@@ -7,6 +7,7 @@
 
 #include <mpi.h>
 
+#include <cmath>
 #include <cstdint>
 #include <iosfwd>
 #include <optional>
@@ -34,6 +35,11 @@ struct TrainSummary {
   std::int64_t images = 0, batches = 0; ///< done in this call
   double seconds = 0, images_per_second = 0;
   double mean_energy = 0, mean_percent_error = 0, mean_percent_active = 0; ///< last 10 % of batches
+  /// Over the whole call: solver iterations per batch, CG iterations per batch, and the
+  /// relative duality gap of the final codes (soft presets; NaN for hard thresholds).
+  double mean_iterations = 0, mean_polish_iterations = 0;
+  double mean_gap = NAN, max_gap = NAN;
+  std::int64_t unconverged = 0;  ///< images that reached the cap above --stop-gap
   bool interrupted = false;      ///< stopped by SIGINT/SIGTERM after a checkpoint
   std::vector<float> dictionary; ///< the final dictionary, (nf, c, k, k)
 };
