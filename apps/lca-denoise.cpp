@@ -29,6 +29,8 @@ int main(int argc, char** argv) {
     app.add_option("--noise-seed", cfg.noise_seed, "noise seed")->capture_default_str();
     app.add_option("--lambda", lambda, "override the checkpoint's lambda (named presets only)");
     app.add_option("--iterations", iterations, "override the checkpoint's LCA iterations");
+    lca::LcaParams solver_flags; // each flag given overrides the checkpoint's setting
+    lca::app::add_solver_options(app, solver_flags);
     app.add_option("--batch", cfg.batch, "images per solve on each rank")->capture_default_str();
     app.add_flag("--save-codes", cfg.keep_codes, "also write the final activities (sparse)");
     app.add_option("--response", cfg.response_epsilon,
@@ -49,6 +51,25 @@ int main(int argc, char** argv) {
     }
     if (iterations != 0)
       p.iterations = iterations;
+    const auto given = [&](const char* flag) { return app.count(flag) > 0; };
+    if (given("--solver"))
+      p.solver = solver_flags.solver;
+    if (given("--timescale"))
+      p.timescale = solver_flags.timescale;
+    if (given("--ats-base-min"))
+      p.adaptive.base_min = solver_flags.adaptive.base_min;
+    if (given("--ats-base-max"))
+      p.adaptive.base_max = solver_flags.adaptive.base_max;
+    if (given("--ats-tau-factor"))
+      p.adaptive.tau_factor = solver_flags.adaptive.tau_factor;
+    if (given("--ats-growth-factor"))
+      p.adaptive.growth_factor = solver_flags.adaptive.growth_factor;
+    if (given("--stop-gap"))
+      p.stop_gap = solver_flags.stop_gap;
+    if (given("--check-every"))
+      p.check_every = solver_flags.check_every;
+    if (given("--no-polish"))
+      p.polish = false;
     lca::validate(p);
     lca::ImageSet data = lca::load_dataset(data_spec);
     lca::normalize_images(data);
@@ -59,7 +80,7 @@ int main(int argc, char** argv) {
         std::filesystem::create_directories(dir);
       std::cout << "lca-denoise: " << data.n << " test images, sigma " << cfg.sigma << ", nf "
                 << ck.geometry.nf << ", " << ck.preset << " lambda " << p.transfer.lambda << ", "
-                << p.iterations << " iterations, backend " << lca::backend_name() << std::endl;
+                << lca::app::describe_solver(p) << ", backend " << lca::backend_name() << std::endl;
     }
     const auto res =
         lca::denoise(ck.geometry, p, ck.dictionary, data, cfg, MPI_COMM_WORLD, &std::cout);
@@ -74,6 +95,19 @@ int main(int argc, char** argv) {
                   "  percent active        %.4f %%\n  mean energy           %.5g\n",
                   res.error.size(), res.seconds, res.error.size() / res.seconds, e.mean, e.se,
                   b.mean, b.se, a.mean, en.mean);
+      std::printf("  iterations            %.1f mean, %.0f max per batch (+ %.1f CG)\n",
+                  lca::mean_se(res.iterations).mean, lca::max_of(res.iterations),
+                  lca::mean_se(res.polish_iterations).mean);
+      std::string verdict;
+      if (p.stop_gap > 0)
+        verdict = res.unconverged > 0 ? ", " + std::to_string(res.unconverged) +
+                                            " image(s) ABOVE --stop-gap at the cap"
+                                      : ", every image certified";
+      if (res.gap.empty())
+        std::printf("  duality gap           none: hard thresholds have no certificate\n");
+      else
+        std::printf("  duality gap           %.3g mean, %.3g max%s\n", lca::mean_se(res.gap).mean,
+                    lca::max_of(res.gap), verdict.c_str());
       if (!res.response.empty())
         std::printf("  response chi          %.5g (epsilon %g)\n", lca::mean_se(res.response).mean,
                     cfg.response_epsilon);

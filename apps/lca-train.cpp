@@ -4,6 +4,7 @@
 #include "lca/core.hpp"
 #include "options.hpp"
 
+#include <cmath>
 #include <filesystem>
 #include <iostream>
 
@@ -54,8 +55,9 @@ int main(int argc, char** argv) {
       std::cout << "lca-train: " << data.n << " images " << g.channels << "x" << g.height << "x"
                 << g.width << " (" << constant << " constant), nf " << g.nf << ", " << g.kernel
                 << "x" << g.kernel << " stride " << g.stride << ", " << g.neurons() << " neurons, "
-                << cfg.preset << " lambda " << cfg.lca.transfer.lambda << ", backend "
-                << lca::backend_name() << ", " << ranks << " rank(s)"
+                << cfg.preset << " lambda " << cfg.lca.transfer.lambda << ", "
+                << lca::app::describe_solver(cfg.lca) << ", backend " << lca::backend_name() << ", "
+                << ranks << " rank(s)"
                 << (ck ? ", resuming at image " + std::to_string(ck->images_seen) : "")
                 << std::endl;
     }
@@ -70,6 +72,17 @@ int main(int argc, char** argv) {
                 << s.images_per_second * cfg.lca.iterations << " image-iterations/s)\n"
                 << "  final: energy " << s.mean_energy << ", error " << s.mean_percent_error
                 << "%, active " << s.mean_percent_active << "%\n"
+                << "  solver: " << s.mean_iterations << " iterations per batch (+ "
+                << s.mean_polish_iterations << " CG), "
+                << (std::isnan(s.mean_gap) ? std::string("no certificate (hard threshold)")
+                                           : "duality gap mean " + lca::app::format_g(s.mean_gap) +
+                                                 ", max " + lca::app::format_g(s.max_gap))
+                << (cfg.lca.stop_gap > 0
+                        ? (s.unconverged > 0 ? ", " + std::to_string(s.unconverged) +
+                                                   " image(s) ABOVE --stop-gap at the cap"
+                                             : std::string(", every image certified"))
+                        : std::string())
+                << "\n"
                 << "  checkpoint: " << output << "\n";
       if (!s.interrupted)
         std::cout << "  features:   " << lca::features_png_path(output) << std::endl;

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <istream>
 #include <limits>
 #include <memory>
@@ -93,6 +94,63 @@ inline void add_dataset_options(CLI::App& app, DatasetSpec& d) {
   app.add_option("--png-width", d.width, "png-list: image width")->capture_default_str();
 }
 
+/// Solver and stopping flags (algorithm.md §9), shared by every app that runs inference.
+inline void add_solver_options(CLI::App& app, LcaParams& l) {
+  auto* grp = app.add_option_group("Solver", "inference solver and certified stopping");
+  grp->add_option("--solver", l.solver, "lca or fista (fista: soft presets only)")
+      ->check(CLI::IsMember({"lca", "fista"}))
+      ->capture_default_str();
+  grp->add_option("--timescale", l.timescale,
+                  "LCA time step: fixed (--dt) or adaptive (PetaVision's adaptive time scale)")
+      ->check(CLI::IsMember({"fixed", "adaptive"}))
+      ->capture_default_str();
+  grp->add_option("--ats-base-min", l.adaptive.base_min, "adaptive time scale: baseMin")
+      ->capture_default_str();
+  grp->add_option("--ats-base-max", l.adaptive.base_max, "adaptive time scale: baseMax")
+      ->capture_default_str();
+  grp->add_option("--ats-tau-factor", l.adaptive.tau_factor, "adaptive time scale: tauFactor")
+      ->capture_default_str();
+  grp->add_option("--ats-growth-factor", l.adaptive.growth_factor,
+                  "adaptive time scale: growthFactor")
+      ->capture_default_str();
+  grp->add_option("--stop-gap", l.stop_gap,
+                  "stop a batch once every image's relative duality gap is <= this (0: never; "
+                  "soft presets), with --iterations as the cap")
+      ->capture_default_str();
+  grp->add_option("--check-every", l.check_every, "iterations between gap checks")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  grp->add_flag("!--no-polish", l.polish,
+                "with --stop-gap: do not polish stable supports by conjugate gradient");
+}
+
+/// A number with 3 significant digits, e.g. "0.00123".
+inline std::string format_g(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.3g", v);
+  return buf;
+}
+
+/// One phrase for the start-up lines, e.g. "fista, stop at gap 0.001 (cap 2000 iterations,
+/// polishing)" or "lca tau 100 dt 1, 400 iterations".
+inline std::string describe_solver(const LcaParams& p) {
+  std::ostringstream os;
+  os << p.solver;
+  if (p.solver == "lca") {
+    os << " tau " << p.tau;
+    if (p.timescale == "adaptive")
+      os << " adaptive time scale";
+    else
+      os << " dt " << p.dt;
+  }
+  if (p.stop_gap > 0)
+    os << ", stop at gap " << p.stop_gap << " (cap " << p.iterations << " iterations"
+       << (p.polish ? ", polishing)" : ")");
+  else
+    os << ", " << p.iterations << " iterations";
+  return os.str();
+}
+
 /// The model and training flags, with the transfer function given either as a preset or
 /// as PetaVision's five vertices.
 struct ModelOptions {
@@ -122,8 +180,9 @@ struct ModelOptions {
     app.add_option("--tau", l.tau, "LCA time constant tau")->capture_default_str();
     app.add_option("--dt", l.dt, "LCA time step")->capture_default_str();
     app.add_option("--iterations", l.iterations, "LCA iterations per batch")->capture_default_str();
-    app.add_option("--stop-tol", l.stop_tol, "stop early when max|dV| < tol (0: never)")
+    app.add_option("--stop-tol", l.stop_tol, "LCA: stop early when max|dV| < tol (0: never)")
         ->capture_default_str();
+    add_solver_options(app, l);
     app.add_option("--batch", cfg.batch_size, "global batch size (split across MPI ranks)")
         ->capture_default_str();
     if (!training)

@@ -33,7 +33,16 @@ const std::pair<const char*, double SweepRecord::*> scalar_fields[] = {
     {"noisy_error_mean", &SweepRecord::noisy_error_mean},
     {"energy_mean", &SweepRecord::energy_mean},
     {"response_mean", &SweepRecord::response_mean},
-    {"seconds", &SweepRecord::seconds}};
+    {"seconds", &SweepRecord::seconds},
+    {"iterations_mean", &SweepRecord::iterations_mean},
+    {"gap_mean", &SweepRecord::gap_mean},
+    {"gap_max", &SweepRecord::gap_max},
+    {"unconverged", &SweepRecord::unconverged}};
+/// Sweep files written before the certificate lack these; they read as unknown.
+bool added_with_certificate(const std::string& name) {
+  return name == "iterations_mean" || name == "gap_mean" || name == "gap_max" ||
+         name == "unconverged";
+}
 
 std::string point_dir(const SweepConfig& cfg, int nf, double lambda) {
   const std::string name = cfg.mode == "reference"
@@ -81,13 +90,27 @@ std::string sweep_settings(const SweepConfig& cfg, const ImageSet& train, const 
      << (cfg.mode == "reference" ? " reference_lambda=" + fmt(cfg.reference_lambda) : "")
      << " preset=" << t.preset << " k=" << g.kernel << " s=" << g.stride
      << " tau=" << fmt(t.lca.tau) << " dt=" << fmt(t.lca.dt) << " iterations=" << t.lca.iterations
-     << " stop_tol=" << fmt(t.lca.stop_tol) << " batch=" << t.batch_size << " epochs=" << t.epochs
-     << " images=" << t.max_images << " eta=" << fmt(t.learn.eta)
-     << " momentum_tau=" << fmt(t.learn.momentum_tau) << " decay=" << fmt(t.learn.decay)
-     << " seed=" << t.learn.seed << " shuffle=" << t.shuffle << " shuffle_seed=" << t.shuffle_seed
-     << " sigma=" << fmt(cfg.test.sigma) << " noise_seed=" << cfg.test.noise_seed
-     << " response=" << fmt(cfg.test.response_epsilon) << " | train: " << train.identity
-     << " | test: " << test.identity;
+     << " stop_tol=" << fmt(t.lca.stop_tol);
+  // The solver settings, when they differ from the fixed-step LCA that older sweeps ran (so
+  // those keep their settings text and can still be resumed).
+  const LcaParams legacy;
+  const auto& l = t.lca;
+  if (l.solver != legacy.solver || l.timescale != legacy.timescale || l.stop_gap > 0) {
+    os << " solver=" << l.solver;
+    if (l.timescale == "adaptive")
+      os << " timescale=adaptive ats=" << fmt(l.adaptive.base_min) << ","
+         << fmt(l.adaptive.base_max) << "," << fmt(l.adaptive.tau_factor) << ","
+         << fmt(l.adaptive.growth_factor);
+    if (l.stop_gap > 0)
+      os << " stop_gap=" << fmt(l.stop_gap) << " check_every=" << l.check_every
+         << " polish=" << l.polish;
+  }
+  os << " batch=" << t.batch_size << " epochs=" << t.epochs << " images=" << t.max_images
+     << " eta=" << fmt(t.learn.eta) << " momentum_tau=" << fmt(t.learn.momentum_tau)
+     << " decay=" << fmt(t.learn.decay) << " seed=" << t.learn.seed << " shuffle=" << t.shuffle
+     << " shuffle_seed=" << t.shuffle_seed << " sigma=" << fmt(cfg.test.sigma)
+     << " noise_seed=" << cfg.test.noise_seed << " response=" << fmt(cfg.test.response_epsilon)
+     << " | train: " << train.identity << " | test: " << test.identity;
   return os.str();
 }
 
@@ -138,6 +161,8 @@ Sweep read_sweep(const std::string& path) {
     s.points[i].nf = int(nf[i]), s.points[i].system_size = L[i];
 
   for (const auto& [name, field] : scalar_fields) {
+    if (added_with_certificate(name) && !f.exists(std::string("/points/") + name))
+      continue;
     const auto v = f.read<double>(std::string("/points/") + name, {n});
     for (std::size_t i = 0; i < n; ++i)
       s.points[i].*field = v[i];
@@ -230,6 +255,10 @@ Sweep run_sweep(const SweepConfig& cfg, const ImageSet& train_set, const ImageSe
       rec.noisy_error_mean = mean_se(r.noisy_error).mean;
       rec.energy_mean = mean_se(r.energy).mean;
       rec.response_mean = r.response.empty() ? 0.0 : mean_se(r.response).mean;
+      rec.iterations_mean = mean_se(r.iterations).mean;
+      if (!r.gap.empty())
+        rec.gap_mean = mean_se(r.gap).mean, rec.gap_max = max_of(r.gap);
+      rec.unconverged = double(r.unconverged);
       rec.image_error = r.error, rec.image_active = r.active, rec.image_response = r.response;
       rec.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
       s.points.push_back(rec);
@@ -239,14 +268,15 @@ Sweep run_sweep(const SweepConfig& cfg, const ImageSet& train_set, const ImageSe
       if (progress && rank == 0) {
         const double per =
             std::chrono::duration<double>(Clock::now() - start).count() / double(done_here);
-        char line[256];
+        char line[320];
         std::snprintf(
             line, sizeof line,
-            "[scaling] point %zu/%zu  nf=%d lambda=%s%s: error %.2f%% +- %.2f, active %.3f%%  "
-            "(%.1f s)  ETA %s",
+            "[scaling] point %zu/%zu  nf=%d lambda=%s%s: error %.2f%% +- %.2f, active %.3f%%, "
+            "gap %.2g (max %.2g)%s  (%.1f s)  ETA %s",
             s.points.size(), total, nf, fmt(lambda).c_str(),
             cfg.mode == "reference" ? (" (trained at " + fmt(train_lambda) + ")").c_str() : "",
-            e.mean, e.se, rec.percent_active, rec.seconds,
+            e.mean, e.se, rec.percent_active, rec.gap_mean, rec.gap_max,
+            rec.unconverged > 0 ? " ABOVE --stop-gap" : "", rec.seconds,
             format_duration(per * double(total - s.points.size())).c_str());
         *progress << line << std::endl;
       }

@@ -695,20 +695,32 @@ int LcaSolver<Scalar, Space>::polish(const Dictionary<Scalar, Space>& dict, cons
   }
   cg_start();
   std::vector<double> rs = masked_dot(cg_r_, cg_r_), rs0 = rs;
-  // Relative CG tolerance: about the square root of the precision's epsilon.
-  const double tol2 = std::is_same<Scalar, float>::value ? 1e-8 : 1e-16;
+  const std::vector<double> aa = masked_dot(a_, a_);
+  // CG goes as far as the certificate needs: r_S = (G - lambda sign a)_S enters the gap
+  // through <a_S, r_S> and through max G - lambda (the dual rescaling), so an image is done
+  // when |r_S| <= eps lambda / 4 and |a_S| |r_S| <= eps P / 4 (or at rounding level).
+  const double eps = params_.stop_gap, lambda = params_.transfer.lambda;
+  const double floor2 = std::is_same<Scalar, float>::value ? 1e-10 : 1e-20;
+  const auto going = [&](int b) {
+    if (!mask[b])
+      return false;
+    const double r = std::sqrt(rs[b]), primal = certify(b).primal;
+    const bool enough = r <= 0.25 * eps * lambda && std::sqrt(aa[b]) * r <= 0.25 * eps * primal;
+    return !enough && rs[b] > floor2 * rs0[b];
+  };
   int it = 0;
   for (; it < kMaxCgIterations; ++it) {
+    std::vector<int> run(B, 0);
     bool any = false;
     for (int b = 0; b < B; ++b)
-      any |= mask[b] && rs[b] > tol2 * rs0[b];
+      any |= (run[b] = going(b)) != 0;
     if (!any)
       break;
     cg_apply(dict);
     const std::vector<double> pq = masked_dot(cg_p_, cg_q_);
     std::vector<double> alpha(B, 0.0), beta(B, 0.0);
     for (int b = 0; b < B; ++b)
-      if (mask[b] && pq[b] > 0 && rs[b] > tol2 * rs0[b])
+      if (run[b] && pq[b] > 0)
         alpha[b] = rs[b] / pq[b];
     cg_step(alpha);
     const std::vector<double> rs_new = masked_dot(cg_r_, cg_r_);
@@ -777,7 +789,8 @@ SolveInfo LcaSolver<Scalar, Space>::solve(const Dictionary<Scalar, Space>& dict,
     compute_residual(dict, x_in);
     apply_drive(dict);
     const bool last = it >= cap;
-    const bool check = eps > 0 && (last || after_polish || it % params_.check_every == 0);
+    const bool check =
+        (eps > 0 || (trace_ && lasso)) && (last || after_polish || it % params_.check_every == 0);
     if (fista || adaptive || check || (last && lasso)) {
       measure(x_in, check && polishing && !after_polish);
       for (int b = 0; b < B; ++b) {
@@ -787,25 +800,32 @@ SolveInfo LcaSolver<Scalar, Space>::solve(const Dictionary<Scalar, Space>& dict,
       }
     }
     if (check) {
-      bool all = true;
+      bool all = eps > 0;
+      std::vector<Certificate> certs;
       for (int b = 0; b < B; ++b) {
-        gap[b] = certify(b).gap;
+        certs.push_back(certify(b));
+        gap[b] = certs.back().gap;
         all &= gap[b] <= eps;
       }
+      if (trace_)
+        trace_(it, info.polish_iterations, certs);
       if (all)
         break;
       if (polishing && !last) {
         // Polish the images whose support did not change since the last check.
+        // A round costs whole-batch products, so it waits until at least half of the
+        // unconverged images are ready.
         std::vector<int> mask(B, 0);
-        bool any = false;
+        int ready = 0, open = 0;
         for (int b = 0; b < B; ++b) {
           if (!after_polish && measures_h_(b, changes) > 0)
             tried[b] = 0;
-          mask[b] = gap[b] > eps && !tried[b] && measures_h_(b, nnz) > 0 &&
-                    (after_polish || measures_h_(b, changes) == 0);
-          any |= mask[b] != 0;
+          mask[b] =
+              gap[b] > eps && !tried[b] && measures_h_(b, nnz) > 0 && measures_h_(b, changes) == 0;
+          ready += mask[b];
+          open += gap[b] > eps;
         }
-        if (any && !after_polish) {
+        if (!after_polish && ready > 0 && 2 * ready >= open) {
           info.polish_iterations += polish(dict, x_in, mask, gap, accepted);
           ++info.polishes;
           for (int b = 0; b < B; ++b)

@@ -9,6 +9,7 @@
 
 #include <mpi.h>
 
+#include <cmath>
 #include <iosfwd>
 #include <string>
 #include <vector>
@@ -34,6 +35,9 @@ struct SweepRecord {
   double lambda = 0, train_lambda = 0;
   double percent_active = 0, error_mean = 0, error_se = 0, noisy_error_mean = 0;
   double energy_mean = 0, response_mean = 0, seconds = 0;
+  /// The test's inference: solver iterations per batch (mean), relative duality gap of the
+  /// codes (mean, max; NaN for hard thresholds), images above --stop-gap at the cap.
+  double iterations_mean = 0, gap_mean = NAN, gap_max = NAN, unconverged = 0;
   std::vector<double> image_error, image_active, image_response;
 };
 

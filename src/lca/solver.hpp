@@ -22,6 +22,7 @@
 #include "lca/dictionary.hpp"
 #include "lca/params.hpp"
 
+#include <functional>
 #include <vector>
 
 namespace lca {
@@ -130,6 +131,10 @@ public:
   /// every image slot, warm-started from the previous call's vectors, times a safety factor.
   double estimate_lipschitz(const Dictionary<Scalar, Space>& dict, int iterations);
   double lipschitz() const { return lipschitz_; }
+  /// Benchmarks: called at every gap check (every check_every iterations, also without
+  /// stop_gap) with the iterations and CG iterations so far and every image's certificate.
+  using Trace = std::function<void(int, int, const std::vector<Certificate>&)>;
+  void set_trace(Trace trace) { trace_ = std::move(trace); }
 
   const Matrix& potentials() const { return v_; } ///< (B*positions, nf)
   const Matrix& activities() const { return a_; } ///< (B*positions, nf)
@@ -194,6 +199,7 @@ private:
   typename Kokkos::View<double**, Kokkos::LayoutRight, typename V::memory_space>::HostMirror
       measures_h_;
   double lipschitz_ = 0;
+  Trace trace_;
   typename V::IndexMatrix act_idx_; ///< (B*positions, nf): active features of each position
   Matrix act_val_;                  ///< their activities
   typename V::IndexVector act_cnt_; ///< (B*positions)
