@@ -196,6 +196,40 @@ void LcaSolver<Scalar, Space>::reconstruct(const Dictionary<Scalar, Space>& dict
       });
 }
 
+template <class Scalar, class Space>
+void LcaSolver<Scalar, Space>::reconstruct_dense(const Dictionary<Scalar, Space>& dict,
+                                                 const Matrix& a, const ConstImages& x,
+                                                 const Images& out, Scalar sign) {
+  Region region("lca::LcaSolver::reconstruct_dense");
+  // Phi a for dense codes (FISTA's first steps, the power iteration): one GEMM into patch
+  // space, P = A D^T, then col2im as a gather: each pixel sums the at most ceil(k/s)^2
+  // patches that cover it, in a fixed order (deterministic, no atomics).
+  KokkosBlas::gemm("N", "T", Scalar(1), a, dict.matrix(), Scalar(0), p_);
+  const int C = geom_.channels, H = geom_.height, W = geom_.width, k = geom_.kernel,
+            s = geom_.stride, pad = geom_.pad(), Hs = geom_.out_h(), Ws = geom_.out_w();
+  const bool has_x = x.extent(0) != 0;
+  const auto P = p_;
+  const int npix = C * H * W;
+  Kokkos::parallel_for(
+      "lca::LcaSolver::col2im",
+      Kokkos::MDRangePolicy<exec_space, Kokkos::Rank<2>>({0, 0}, {batch_, npix}),
+      KOKKOS_LAMBDA(int b, int t) {
+        const int ch = t / (H * W), i = (t / W) % H, j = t % W;
+        // positions y with 0 <= i + pad - s*y < k
+        const int y_hi = (i + pad) / s < Hs - 1 ? (i + pad) / s : Hs - 1;
+        const int y_lo = i + pad - k + 1 > 0 ? (i + pad - k + s) / s : 0;
+        const int x_hi = (j + pad) / s < Ws - 1 ? (j + pad) / s : Ws - 1;
+        const int x_lo = j + pad - k + 1 > 0 ? (j + pad - k + s) / s : 0;
+        Scalar acc = 0;
+        for (int y = y_lo; y <= y_hi; ++y)
+          for (int xx = x_lo; xx <= x_hi; ++xx) {
+            const int e = (ch * k + (i + pad - s * y)) * k + (j + pad - s * xx);
+            acc += P((b * Hs + y) * Ws + xx, e);
+          }
+        out(b, t) = (has_x ? x(b, t) : Scalar(0)) + sign * acc;
+      });
+}
+
 template <class Scalar, class Space> void LcaSolver<Scalar, Space>::im2col(const ConstImages& r) {
   Region region("lca::LcaSolver::im2col");
   const int C = geom_.channels, H = geom_.height, W = geom_.width, k = geom_.kernel,
@@ -322,7 +356,10 @@ void LcaSolver<Scalar, Space>::set_activities(const Matrix& a) {
 template <class Scalar, class Space>
 void LcaSolver<Scalar, Space>::compute_residual(const Dictionary<Scalar, Space>& dict,
                                                 const ConstImages& x) {
-  reconstruct(dict, x, r_, Scalar(-1));
+  if (dense_)
+    reconstruct_dense(dict, a_, x, r_, Scalar(-1));
+  else
+    reconstruct(dict, x, r_, Scalar(-1));
   im2col(r_);
 }
 
@@ -347,7 +384,7 @@ struct FistaStep {
   Scalar inv_l, threshold;
   bool symmetric;
   int nf, npos;
-  KOKKOS_INLINE_FUNCTION void operator()(int pos) const {
+  KOKKOS_INLINE_FUNCTION void operator()(int pos, std::int64_t& active) const {
     const Scalar be = beta(pos / npos);
     int n = 0;
     for (int m = 0; m < nf; ++m) {
@@ -365,12 +402,13 @@ struct FistaStep {
       }
     }
     cnt(pos) = n;
+    active += n;
   }
 };
 } // namespace
 
 template <class Scalar, class Space>
-void LcaSolver<Scalar, Space>::fista_update(Scalar inv_l, const std::vector<double>& beta) {
+std::int64_t LcaSolver<Scalar, Space>::fista_update(Scalar inv_l, const std::vector<double>& beta) {
   Region region("lca::LcaSolver::fista_update");
   auto h = Kokkos::create_mirror_view(beta_);
   for (int b = 0; b < batch_; ++b)
@@ -391,10 +429,12 @@ void LcaSolver<Scalar, Space>::fista_update(Scalar inv_l, const std::vector<doub
                params_.transfer.symmetric,
                geom_.nf,
                geom_.positions()};
-  Kokkos::parallel_for("lca::LcaSolver::fista_update",
-                       Kokkos::RangePolicy<exec_space>(0, int(a_.extent(0))), f);
+  std::int64_t active = 0;
+  Kokkos::parallel_reduce("lca::LcaSolver::fista_update",
+                          Kokkos::RangePolicy<exec_space>(0, int(a_.extent(0))), f, active);
   std::swap(a_, a_prev_); // a_ = a_{k+1}, a_prev_ = a_k
   std::swap(g_, g_prev_); // g_prev_ = G_k; g_ is overwritten by the next drive
+  return active;
 }
 
 template <class Scalar, class Space>
@@ -407,7 +447,8 @@ void LcaSolver<Scalar, Space>::measure(const ConstImages& x, bool track_support)
   // Walk each image's neurons in memory order: position-major on CPUs, feature-major on GPUs.
   const bool rows = std::is_same<typename V::layout, Kokkos::LayoutRight>::value;
   const auto R = r_;
-  const auto A = a_, G = g_, C = a_check_;
+  const auto A = a_, G = g_, C = a_check_, val = act_val_;
+  const auto cnt = act_cnt_;
   const auto M = measures_;
   Kokkos::parallel_for(
       "lca::LcaSolver::measure", team_policy(batch_, Kokkos::AUTO),
@@ -423,16 +464,19 @@ void LcaSolver<Scalar, Space>::measure(const ConstImages& x, bool track_support)
             pixels, [&](int t, double& s) { s += double(R(b, t)) * double(R(b, t)); }, rr);
         Kokkos::parallel_reduce(
             pixels, [&](int t, double& s) { s += double(R(b, t)) * double(x(b, t)); }, rx);
+        // |a| and the count from the active lists: work in proportion to the active neurons.
+        const auto positions = Kokkos::TeamThreadRange(team, npos);
         Kokkos::parallel_reduce(
-            neurons,
-            [&](int t, double& s) {
-              const Scalar a = A(pos(t), feat(t));
-              s += a < Scalar(0) ? -double(a) : double(a);
+            positions,
+            [&](int q, double& s) {
+              for (int u = 0; u < cnt(row0 + q); ++u) {
+                const Scalar a = val(row0 + q, u);
+                s += a < Scalar(0) ? -double(a) : double(a);
+              }
             },
             l1);
         Kokkos::parallel_reduce(
-            neurons, [&](int t, double& s) { s += A(pos(t), feat(t)) != Scalar(0) ? 1.0 : 0.0; },
-            nnz);
+            positions, [&](int q, double& s) { s += double(cnt(row0 + q)); }, nnz);
         Kokkos::parallel_reduce(
             neurons,
             [&](int t, double& m) {
@@ -495,6 +539,22 @@ template <class Scalar, class Space>
 double LcaSolver<Scalar, Space>::estimate_lipschitz(const Dictionary<Scalar, Space>& dict,
                                                     int iterations) {
   Region region("lca::LcaSolver::estimate_lipschitz");
+  // ||Phi^T Phi|| does not depend on the image: one image slot of a helper solver does, its
+  // vector kept between calls (a warm start that tracks a dictionary changed by learning).
+  if (!power_solver_) {
+    LcaParams p = params_;
+    p.solver = "lca", p.timescale = "fixed", p.stop_gap = 0;
+    power_solver_ = std::make_shared<LcaSolver>(geom_, p);
+    power_solver_->reset(1);
+    iterations = std::max(iterations, 30);
+  }
+  lipschitz_ = power_solver_->power_iteration(dict, iterations);
+  return lipschitz_;
+}
+
+template <class Scalar, class Space>
+double LcaSolver<Scalar, Space>::power_iteration(const Dictionary<Scalar, Space>& dict,
+                                                 int iterations) {
   const int npix = geom_.pixels();
   if (power_.extent(0) != std::size_t(batch_)) { // a fresh start: a portable pseudo-random image
     power_ = Images("lca::LcaSolver::power", batch_, npix);
@@ -505,7 +565,6 @@ double LcaSolver<Scalar, Space>::estimate_lipschitz(const Dictionary<Scalar, Spa
                              0x1.0p-53 -
                          0.5);
     Kokkos::deep_copy(power_, h);
-    iterations = std::max(iterations, 30);
   }
   using team_policy = Kokkos::TeamPolicy<exec_space>;
   using member = typename team_policy::member_type;
@@ -537,15 +596,12 @@ double LcaSolver<Scalar, Space>::estimate_lipschitz(const Dictionary<Scalar, Spa
     if (it == iterations)
       break;
     im2col(power_);
-    apply_drive(dict); // g = Phi^T v
-    rebuild_active_lists(g_);
-    reconstruct(dict, ConstImages(), power_, Scalar(1)); // w = Phi Phi^T v
+    apply_drive(dict);                                             // g = Phi^T v
+    reconstruct_dense(dict, g_, ConstImages(), power_, Scalar(1)); // w = Phi Phi^T v
   }
-  rebuild_active_lists(); // the code's own lists again
   // Power iteration approaches from below; the margin keeps 1/L a safe step (FISTA also
   // raises L if an unaccelerated step ever increases the energy).
-  lipschitz_ = 1.02 * estimate;
-  return lipschitz_;
+  return 1.02 * estimate;
 }
 
 template <class Scalar, class Space>
@@ -774,7 +830,7 @@ SolveInfo LcaSolver<Scalar, Space>::solve(const Dictionary<Scalar, Space>& dict,
   const bool polishing = eps > 0 && params_.polish;
   const bool track_dv = !fista && params_.stop_tol > 0;
   if (fista)
-    estimate_lipschitz(dict, 3);
+    estimate_lipschitz(dict, 2);
   std::optional<AdaptiveTimeScaleController> ats;
   if (adaptive)
     ats.emplace(params_.adaptive, B);
@@ -783,6 +839,7 @@ SolveInfo LcaSolver<Scalar, Space>::solve(const Dictionary<Scalar, Space>& dict,
   std::vector<double> energy(B), gap(B, std::numeric_limits<double>::infinity());
   std::vector<int> tried(B, 0), accepted(B, 0);
   SolveInfo info;
+  use_dense(false);
   int cap = params_.iterations, it = 0;
   bool after_polish = false;
   for (;;) {
@@ -858,7 +915,10 @@ SolveInfo LcaSolver<Scalar, Space>::solve(const Dictionary<Scalar, Space>& dict,
       }
       if (raise_l)
         lipschitz_ *= 1.5;
-      fista_update(Scalar(1 / lipschitz_), beta);
+      // FISTA's early codes are dense: past a density the GEMM + col2im path is cheaper
+      // than the scatter over active lists.
+      const std::int64_t active = fista_update(Scalar(1 / lipschitz_), beta);
+      use_dense(double(active) > kDenseDensity * double(B) * double(geom_.neurons()));
     } else {
       if (adaptive)
         set_decay(ats->update(energy));
@@ -869,6 +929,7 @@ SolveInfo LcaSolver<Scalar, Space>::solve(const Dictionary<Scalar, Space>& dict,
     ++it;
   }
   info.iterations = it;
+  use_dense(false);
   if (lasso) {
     for (int b = 0; b < B; ++b) {
       info.certificates.push_back(certify(b));

@@ -59,13 +59,20 @@ TYPED_TEST(Conv, ReconstructMatchesReference) {
     solver.reconstruct(d, {}, out, S(1));
     const auto ref = ref_reconstruct(g, w, a, sh.B);
     EXPECT_LE(max_abs_diff(from_images(out), ref), TypeParam::tol * max_abs(ref) * 10);
-    // out = x - Phi a
+    // The dense path (GEMM + col2im gather) on the same code.
+    solver.reconstruct_dense(d, solver.activities(), {}, out, S(1));
+    EXPECT_LE(max_abs_diff(from_images(out), ref), TypeParam::tol * max_abs(ref) * 10);
+    // out = x - Phi a, by both paths
     const auto x = random_vector(std::size_t(sh.B) * g.pixels(), seed++);
-    solver.compute_residual(d, to_images<S, Sp>(x, sh.B, g.pixels()));
-    auto r = from_images(solver.residual());
-    for (std::size_t i = 0; i < r.size(); ++i)
-      r[i] = x[i] - r[i];
-    EXPECT_LE(max_abs_diff(r, ref), TypeParam::tol * max_abs(ref) * 10);
+    for (const bool dense : {false, true}) {
+      SCOPED_TRACE(dense ? "dense" : "scatter");
+      solver.use_dense(dense);
+      solver.compute_residual(d, to_images<S, Sp>(x, sh.B, g.pixels()));
+      auto r = from_images(solver.residual());
+      for (std::size_t i = 0; i < r.size(); ++i)
+        r[i] = x[i] - r[i];
+      EXPECT_LE(max_abs_diff(r, ref), TypeParam::tol * max_abs(ref) * 10);
+    }
   }
 }
 

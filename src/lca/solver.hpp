@@ -23,6 +23,7 @@
 #include "lca/params.hpp"
 
 #include <functional>
+#include <memory>
 #include <vector>
 
 namespace lca {
@@ -128,9 +129,11 @@ public:
   /// activities() against x (call compute_residual(x) and apply_drive first). Soft presets.
   std::vector<Certificate> certificate(const ConstImages& x);
   /// An upper estimate of ||Phi^T Phi|| (FISTA's step is its inverse): power iteration on
-  /// every image slot, warm-started from the previous call's vectors, times a safety factor.
+  /// one image slot, warm-started from the previous call's vector, times a safety factor.
   double estimate_lipschitz(const Dictionary<Scalar, Space>& dict, int iterations);
   double lipschitz() const { return lipschitz_; }
+  /// Power iteration on this solver's own image slots (estimate_lipschitz's helper).
+  double power_iteration(const Dictionary<Scalar, Space>& dict, int iterations);
   /// Benchmarks: called at every gap check (every check_every iterations, also without
   /// stop_gap) with the iterations and CG iterations so far and every image's certificate.
   using Trace = std::function<void(int, int, const std::vector<Certificate>&)>;
@@ -153,11 +156,17 @@ public:
   void
   reconstruct(const Dictionary<Scalar, Space>& dict, const ConstImages& x, const Images& out,
               Scalar sign) const; ///< out = x + sign * Phi a (x may be empty: out = sign Phi a)
+  /// out = x + sign * Phi a for any a (not the active lists): GEMM into patch space + col2im.
+  /// compute_residual uses it instead of the scatter while use_dense(true).
+  void reconstruct_dense(const Dictionary<Scalar, Space>& dict, const Matrix& a,
+                         const ConstImages& x, const Images& out, Scalar sign);
+  void use_dense(bool dense) { dense_ = dense; }
   void im2col(const ConstImages& r);
   void apply_drive(const Dictionary<Scalar, Space>& dict); ///< g = patches * D
   Scalar update(bool track_dv);
-  /// One FISTA step with per-image momentum beta and step 1/L = inv_l.
-  void fista_update(Scalar inv_l, const std::vector<double>& beta);
+  /// One FISTA step with per-image momentum beta and step 1/L = inv_l; returns the number
+  /// of active neurons of the new code.
+  std::int64_t fista_update(Scalar inv_l, const std::vector<double>& beta);
   void rebuild_active_lists(const Matrix& from);
   void rebuild_active_lists() { rebuild_active_lists(a_); }
   /// Per-image sums (the columns of Measure, copied to the host) from residual(), drive()
@@ -178,6 +187,9 @@ public:
   void cg_finish(const std::vector<int>& accept, bool project);
 
   static constexpr int kMaxCgIterations = 50;
+  /// Fraction of active neurons above which Phi a goes through GEMM + col2im (measured on
+  /// W128, perf/README.md).
+  static constexpr double kDenseDensity = 0.1;
   /// FISTA restarts when the energy rises by more than this (relative): rounding is not a rise.
   static constexpr double kRestartSlack = 1e-6;
 
@@ -199,6 +211,8 @@ private:
   typename Kokkos::View<double**, Kokkos::LayoutRight, typename V::memory_space>::HostMirror
       measures_h_;
   double lipschitz_ = 0;
+  bool dense_ = false;                      ///< reconstruct through GEMM + col2im (dense codes)
+  std::shared_ptr<LcaSolver> power_solver_; ///< batch 1, for estimate_lipschitz
   Trace trace_;
   typename V::IndexMatrix act_idx_; ///< (B*positions, nf): active features of each position
   Matrix act_val_;                  ///< their activities
