@@ -43,8 +43,6 @@ int analyze(const std::string& sweep_file, std::string out, int bootstrap, std::
                           : "one dictionary trained per (nf, lambda)") +
                      ". Settings: " + s.settings;
   const std::string csv = out + "/results.csv", md = out + "/results.md";
-  lca::write_results_table(csv, md, r, note);
-  lca::plot_study(out, points, r);
   // Response function chi(lambda) per size, when the sweep measured it (§7).
   std::map<int, lca::ResponseCurve> curves;
   for (const auto& p : s.points)
@@ -55,9 +53,9 @@ int analyze(const std::string& sweep_file, std::string out, int bootstrap, std::
       c.chi.push_back(p.response_mean);
     }
   std::string chi_table;
+  std::vector<lca::ResponseCurve> cv;
+  std::vector<lca::PowerLawFit> fits;
   if (!curves.empty()) {
-    std::vector<lca::ResponseCurve> cv;
-    std::vector<lca::PowerLawFit> fits;
     chi_table = "\n## Response function chi(lambda) ~ lambda^g (algorithm.md §7)\n\n| size | g "
                 "(fit +- se) | points |\n|---|---|---|\n";
     for (auto& [nf, c] : curves) {
@@ -69,13 +67,11 @@ int analyze(const std::string& sweep_file, std::string out, int bootstrap, std::
                     fits.back().slope_se, fits.back().n);
       chi_table += row;
     }
-    lca::plot_response(out, cv, fits);
-    std::FILE* f = std::fopen(md.c_str(), "a");
-    if (!f)
-      throw lca::IoError(md + ": cannot append the response table");
-    std::fputs(chi_table.c_str(), f);
-    std::fclose(f);
   }
+  lca::write_results_table(csv, md, r, note, chi_table);
+  lca::plot_study(out, points, r);
+  if (!curves.empty())
+    lca::plot_response(out, cv, fits);
   std::ifstream in(md);
   std::cout << in.rdbuf() << "\n";
   std::cout << "lca-scaling analyze: " << (r.valid ? "" : "WARNING: " + r.warning + "\n")

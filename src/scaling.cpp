@@ -92,7 +92,7 @@ std::string sweep_settings(const SweepConfig& cfg, const ImageSet& train, const 
 }
 
 void write_sweep(const std::string& path, const Sweep& s) {
-  h5::atomic_write(path, [&](h5::File& f) {
+  h5::atomic_write(path, "sweep file", [&](h5::File& f) {
     const std::size_t n = s.points.size();
     const std::size_t n_test = n ? s.points[0].image_error.size() : 0;
     f.set_attribute("/", "format", "kokkos-lca-sweep");
