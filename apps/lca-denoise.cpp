@@ -25,16 +25,25 @@ int main(int argc, char** argv) {
         ->required();
     lca::app::add_dataset_options(app, data_spec);
     app.add_option("--sigma", cfg.sigma, "Gaussian noise level (normalised units)")
+        ->check(lca::app::at_least(0))
         ->capture_default_str();
-    app.add_option("--noise-seed", cfg.noise_seed, "noise seed")->capture_default_str();
-    app.add_option("--lambda", lambda, "override the checkpoint's lambda (named presets only)");
-    app.add_option("--iterations", iterations, "override the checkpoint's LCA iterations");
-    app.add_option("--batch", cfg.batch, "images per solve on each rank")->capture_default_str();
+    app.add_option("--noise-seed", cfg.noise_seed, "noise seed")
+        ->check(lca::app::at_least(0))
+        ->capture_default_str();
+    app.add_option("--lambda", lambda, "override the checkpoint's lambda (named presets only)")
+        ->check(lca::app::at_least(0));
+    app.add_option("--iterations", iterations, "override the checkpoint's LCA iterations (0: keep)")
+        ->check(lca::app::at_least(0));
+    app.add_option("--batch", cfg.batch, "images per solve on each rank")
+        ->check(lca::app::at_least(1))
+        ->capture_default_str();
     app.add_flag("--save-codes", cfg.keep_codes, "also write the final activities (sparse)");
     app.add_option("--response", cfg.response_epsilon,
                    "also measure the response chi with this perturbation size (0: off)")
+        ->check(lca::app::at_least(0))
         ->capture_default_str();
-    app.add_option("--progress", cfg.progress_seconds, "seconds between progress lines")
+    app.add_option("--progress", cfg.progress_seconds, "seconds between progress lines (0: none)")
+        ->check(lca::app::at_least(0))
         ->capture_default_str();
     app.add_option("--output,-o", output, "results file (HDF5)")->capture_default_str();
     if (int rc = lca::app::parse(app, "lca-denoise", argc, argv); rc >= 0)

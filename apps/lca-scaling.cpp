@@ -103,29 +103,41 @@ int main(int argc, char** argv) {
     model.add(*run, true);
     run->add_option("--test-split", test_split, "split used for the denoising test")
         ->capture_default_str();
-    run->add_option("--test-subset", test_subset, "test images (0: all)")->capture_default_str();
+    run->add_option("--test-subset", test_subset, "test images (0: all)")
+        ->check(lca::app::at_least(0))
+        ->capture_default_str();
     run->add_option("--sizes", cfg.sizes, "nf values (system size L = nf * H/s * W/s)")
+        ->check(lca::app::at_least(1))
         ->required()
         ->delimiter(',')
         ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
     run->add_option("--lambdas", cfg.lambdas,
                     "explicit lambda grid (else log-spaced from --lambda-min/max/count)")
+        ->check(lca::app::greater_than(0))
         ->delimiter(',')
         ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
-    run->add_option("--lambda-min", lmin)->capture_default_str();
-    run->add_option("--lambda-max", lmax)->capture_default_str();
-    run->add_option("--lambda-count", lcount)->capture_default_str();
+    run->add_option("--lambda-min", lmin)->check(lca::app::greater_than(0))->capture_default_str();
+    run->add_option("--lambda-max", lmax)->check(lca::app::greater_than(0))->capture_default_str();
+    run->add_option("--lambda-count", lcount)->check(lca::app::at_least(2))->capture_default_str();
     run->add_option("--mode", cfg.mode,
                     "full: train per point; reference: train once per size at --reference-lambda")
         ->check(CLI::IsMember({"full", "reference"}))
         ->capture_default_str();
-    run->add_option("--reference-lambda", cfg.reference_lambda)->capture_default_str();
-    run->add_option("--sigma", cfg.test.sigma, "test noise level")->capture_default_str();
-    run->add_option("--noise-seed", cfg.test.noise_seed)->capture_default_str();
+    run->add_option("--reference-lambda", cfg.reference_lambda)
+        ->check(lca::app::greater_than(0))
+        ->capture_default_str();
+    run->add_option("--sigma", cfg.test.sigma, "test noise level")
+        ->check(lca::app::at_least(0))
+        ->capture_default_str();
+    run->add_option("--noise-seed", cfg.test.noise_seed)
+        ->check(lca::app::at_least(0))
+        ->capture_default_str();
     run->add_option("--test-batch", cfg.test.batch, "test images per solve on each rank")
+        ->check(lca::app::at_least(1))
         ->capture_default_str();
     run->add_option("--response", cfg.test.response_epsilon,
                     "also measure chi with this epsilon (0: off)")
+        ->check(lca::app::at_least(0))
         ->capture_default_str();
     run->add_option("--out-dir", cfg.out_dir, "sweep.h5 and per-point checkpoints")
         ->capture_default_str();
@@ -140,8 +152,11 @@ int main(int argc, char** argv) {
         ->check(CLI::ExistingFile);
     an->add_option("--out", out, "output folder (default: <sweep dir>/analysis)");
     an->add_option("--bootstrap", bootstrap, "bootstrap replicates over test images")
+        ->check(lca::app::at_least(0))
         ->capture_default_str();
-    an->add_option("--seed", seed, "bootstrap seed")->capture_default_str();
+    an->add_option("--seed", seed, "bootstrap seed")
+        ->check(lca::app::at_least(0))
+        ->capture_default_str();
     if (int rc = lca::app::parse(app, "lca-scaling", argc, argv); rc >= 0)
       return rc;
 

@@ -47,6 +47,8 @@ def fixtures(tmp):
         f.write("nf = 8\nashift = []\n")
     with open(f"{tmp}/open-array.toml", "w") as f:
         f.write("lambda = [0.5\n")
+    with open(f"{tmp}/negative-progress.toml", "w") as f:
+        f.write("subset = 16\nprogress = -1\n")
     with open(f"{tmp}/text.h5", "w") as f:
         f.write("not HDF5\n")
     ck = f"{tmp}/ck.h5"
