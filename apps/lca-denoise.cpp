@@ -61,6 +61,8 @@ int main(int argc, char** argv) {
     lca::validate(p);
     lca::ImageSet data = lca::load_dataset(data_spec);
     lca::normalize_images(data);
+    // The test does not look at the stop flag: from here a signal ends it the default way.
+    lca::app::default_stop_signals("before the test started");
     const int rank = lca::app::rank();
     if (rank == 0) {
       const auto dir = std::filesystem::path(output).parent_path();

@@ -160,8 +160,10 @@ int main(int argc, char** argv) {
     if (int rc = lca::app::parse(app, "lca-scaling", argc, argv); rc >= 0)
       return rc;
 
-    if (an->parsed())
+    if (an->parsed()) {
+      lca::app::default_stop_signals("before the analysis started");
       return lca::app::rank() == 0 ? analyze(sweep_file, out, bootstrap, seed) : 0;
+    }
 
     if (cfg.lambdas.empty())
       cfg.lambdas = log_spaced(lmin, lmax, lcount);
@@ -173,13 +175,13 @@ int main(int argc, char** argv) {
     lca::normalize_images(test);
     model.finish(train);
     cfg.train = model.cfg;
+    lca::app::stop_point("before the sweep started");
     if (lca::app::rank() == 0) {
       std::filesystem::create_directories(cfg.out_dir);
       std::cout << "lca-scaling run: " << cfg.sizes.size() << " sizes x " << cfg.lambdas.size()
                 << " lambdas (" << cfg.mode << " mode), " << train.n << " training / " << test.n
                 << " test images, backend " << lca::backend_name() << std::endl;
     }
-    lca::install_stop_handlers();
     const auto t0 = std::chrono::steady_clock::now();
     const lca::Sweep s = lca::run_sweep(cfg, train, test, MPI_COMM_WORLD, &std::cout);
     if (lca::app::rank() == 0)

@@ -46,6 +46,7 @@ int main(int argc, char** argv) {
     cfg.checkpoint = output;
     int ranks = 1;
     MPI_Comm_size(MPI_COMM_WORLD, &ranks);
+    lca::app::stop_point("before training started");
     if (rank == 0) {
       const auto dir = std::filesystem::path(output).parent_path();
       if (!dir.empty())
@@ -59,7 +60,6 @@ int main(int argc, char** argv) {
                 << (ck ? ", resuming at image " + std::to_string(ck->images_seen) : "")
                 << std::endl;
     }
-    lca::install_stop_handlers();
     if (inject_fault == rank)
       throw lca::Error("injected fault (--inject-fault)"); // app::run adds "(rank N)"
     const auto s = lca::train(cfg, data, ck, MPI_COMM_WORLD, &std::cout);
