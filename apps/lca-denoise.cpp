@@ -3,6 +3,7 @@
 #include "lca/checkpoint.hpp"
 #include "lca/core.hpp"
 #include "lca/denoise.hpp"
+#include "no_overwrite.hpp"
 #include "options.hpp"
 
 #include <cmath>
@@ -48,6 +49,13 @@ int main(int argc, char** argv) {
     app.add_option("--output,-o", output, "results file (HDF5)")->capture_default_str();
     if (int rc = lca::app::parse(app, "lca-denoise", argc, argv); rc >= 0)
       return rc;
+    {
+      std::vector<lca::app::FileRole> inputs{{"--checkpoint", checkpoint}};
+      for (const auto& file : lca::dataset_files(data_spec))
+        inputs.push_back({"input data", file});
+      lca::app::add_config_inputs(app, inputs);
+      lca::app::refuse_overwriting_inputs(inputs, {{"--output", output}});
+    }
 
     const lca::Checkpoint ck = lca::read_checkpoint(checkpoint);
     lca::LcaParams p = ck.lca;

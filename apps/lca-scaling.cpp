@@ -6,6 +6,7 @@
 #include "lca/core.hpp"
 #include "lca/plot.hpp"
 #include "lca/scaling.hpp"
+#include "no_overwrite.hpp"
 #include "options.hpp"
 
 #include <chrono>
@@ -29,10 +30,24 @@ std::vector<double> log_spaced(double lo, double hi, int n) {
   return v;
 }
 
-int analyze(const std::string& sweep_file, std::string out, int bootstrap, std::uint64_t seed) {
+/// Where analyze writes: --out, by default <sweep dir>/analysis.
+std::string analysis_dir(const std::string& sweep_file, const std::string& out) {
+  return out.empty() ? (std::filesystem::path(sweep_file).parent_path() / "analysis").string()
+                     : out;
+}
+
+/// Every file analyze may write in `out`.
+std::vector<lca::app::FileRole> analysis_outputs(const std::string& out) {
+  std::vector<lca::app::FileRole> files{{"--out output", out + "/results.csv"},
+                                        {"--out output", out + "/results.md"}};
+  for (const auto& file : lca::plot_files(out))
+    files.push_back({"--out output", file});
+  return files;
+}
+
+int analyze(const std::string& sweep_file, const std::string& out, int bootstrap,
+            std::uint64_t seed) {
   const lca::Sweep s = lca::read_sweep(sweep_file);
-  if (out.empty())
-    out = (std::filesystem::path(sweep_file).parent_path() / "analysis").string();
   std::filesystem::create_directories(out);
   const auto points = lca::to_points(s);
   const lca::StudyResult r = lca::analyze_study(points, bootstrap, seed);
@@ -160,13 +175,29 @@ int main(int argc, char** argv) {
     if (int rc = lca::app::parse(app, "lca-scaling", argc, argv); rc >= 0)
       return rc;
 
+    std::vector<lca::app::FileRole> inputs;
+    lca::app::add_config_inputs(app, inputs);
     if (an->parsed()) {
+      out = analysis_dir(sweep_file, out);
+      inputs.push_back({"the sweep file", sweep_file});
+      lca::app::refuse_overwriting_inputs(inputs, analysis_outputs(out));
       lca::app::default_stop_signals("before the analysis started");
       return lca::app::rank() == 0 ? analyze(sweep_file, out, bootstrap, seed) : 0;
     }
 
     if (cfg.lambdas.empty())
       cfg.lambdas = log_spaced(lmin, lmax, lcount);
+    {
+      lca::DatasetSpec test_spec = data;
+      test_spec.split = test_split;
+      for (const auto* spec : {&data, &test_spec})
+        for (const auto& file : lca::dataset_files(*spec))
+          inputs.push_back({"input data", file});
+      std::vector<lca::app::FileRole> outputs;
+      for (const auto& file : lca::sweep_outputs(cfg))
+        outputs.push_back({"--out-dir output", file});
+      lca::app::refuse_overwriting_inputs(inputs, outputs);
+    }
     lca::ImageSet train = lca::load_dataset(data);
     lca::DatasetSpec test_spec = data;
     test_spec.split = test_split, test_spec.subset = test_subset;

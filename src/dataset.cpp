@@ -169,6 +169,25 @@ std::vector<std::string> cifar_files(const std::string& path, const std::string&
   return files;
 }
 
+/// The PNG files a list names (relative paths are relative to the list's directory).
+std::vector<std::string> png_list_files(const std::string& list_path) {
+  std::ifstream list(list_path);
+  if (!list)
+    throw IoError(list_path + ": cannot open PNG list (" + std::strerror(errno) + ")");
+  const fs::path dir = fs::path(list_path).parent_path();
+  std::vector<std::string> files;
+  for (std::string line; std::getline(list, line);) {
+    const auto first = line.find_first_not_of(" \t\r");
+    if (first == std::string::npos || line[first] == '#')
+      continue;
+    const fs::path p = line.substr(first, line.find_last_not_of(" \t\r") + 1 - first);
+    files.push_back((p.is_relative() ? dir / p : p).string());
+  }
+  if (list.bad())
+    throw IoError(list_path + ": read error in PNG list");
+  return files;
+}
+
 /// Keeps images `keep` (in that order) of `set`.
 void gather(ImageSet& set, const std::vector<std::int64_t>& keep) {
   const std::int64_t size = set.image_size();
@@ -273,20 +292,7 @@ ImageSet read_png_list(const std::string& list_path, int channels, int height, i
   if (height <= 0 || width <= 0)
     throw InvalidArgument(list_path + ": PNG list image size must be positive, got " +
                           std::to_string(height) + "x" + std::to_string(width));
-  std::ifstream list(list_path);
-  if (!list)
-    throw IoError(list_path + ": cannot open PNG list (" + std::strerror(errno) + ")");
-  const fs::path dir = fs::path(list_path).parent_path();
-  std::vector<std::string> files;
-  for (std::string line; std::getline(list, line);) {
-    const auto first = line.find_first_not_of(" \t\r");
-    if (first == std::string::npos || line[first] == '#')
-      continue;
-    const fs::path p = line.substr(first, line.find_last_not_of(" \t\r") + 1 - first);
-    files.push_back((p.is_relative() ? dir / p : p).string());
-  }
-  if (list.bad())
-    throw IoError(list_path + ": read error in PNG list");
+  const std::vector<std::string> files = png_list_files(list_path);
   if (files.empty())
     throw IoError(list_path + ": the PNG list names no files");
 
@@ -373,6 +379,41 @@ ImageSet load_dataset(const DatasetSpec& spec) {
                  " path=" + fs::absolute(path()).lexically_normal().string() +
                  " split=" + spec.split + " subset=" + selection + " " + shape_of(set);
   return set;
+}
+
+std::vector<std::string> dataset_files(const DatasetSpec& spec) {
+  std::string path = spec.path;
+  if (path.empty() && spec.format == "fashion-mnist")
+    path = kFashionMnistDir;
+  if (path.empty())
+    return {};
+  std::vector<std::string> files;
+  const auto images_and_labels = [&](const std::string& images) {
+    files.push_back(images);
+    if (const std::string labels = idx_label_sibling(images); !labels.empty())
+      files.push_back(labels);
+  };
+  try {
+    if (spec.format == "fashion-mnist" || spec.format == "mnist-idx") {
+      files.push_back(path);
+      images_and_labels(idx_images_in(path, spec.split == "test" ? "test" : "train"));
+    } else if (spec.format == "idx") {
+      images_and_labels(path);
+    } else if (spec.format == "cifar10") {
+      files.push_back(path);
+      for (const auto& f : cifar_files(path, spec.split))
+        files.push_back(f);
+    } else if (spec.format == "png-list") {
+      files.push_back(path);
+      for (const auto& f : png_list_files(path))
+        files.push_back(f);
+    } else {
+      files.push_back(path);
+    }
+  } catch (const Error&) {
+    // A missing or unreadable input: load_dataset reports it; what was found so far is listed.
+  }
+  return files;
 }
 
 std::int64_t normalize_images(ImageSet& set) {

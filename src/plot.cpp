@@ -183,6 +183,15 @@ void make_dir(const std::string& dir) {
 
 } // namespace
 
+std::vector<std::string> plot_files(const std::string& out_dir) {
+  std::vector<std::string> files;
+  for (const char* name : {"study_curves.dat", "study_minima.dat", "study.gp", "study.gp.log",
+                           "error_vs_active.png", "min_error_vs_L.png", "min_location_vs_L.png",
+                           "response.dat", "response.gp", "response.gp.log", "response.png"})
+    files.push_back((fs::path(out_dir) / name).string());
+  return files;
+}
+
 void plot_study(const std::string& out_dir, const std::vector<SweepPoint>& points,
                 const StudyResult& r) {
   const std::vector<SizeCurve> curves = size_curves(points);

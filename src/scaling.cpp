@@ -5,6 +5,7 @@
 #include "lca/h5.hpp"
 #include "lca/version.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -71,6 +72,20 @@ std::vector<double> matrix(const Sweep& s, std::vector<double> SweepRecord::*fie
 
 std::string sweep_path(const std::string& out_dir) {
   return (std::filesystem::path(out_dir) / "sweep.h5").string();
+}
+
+std::vector<std::string> sweep_outputs(const SweepConfig& cfg) {
+  std::vector<std::string> files{sweep_path(cfg.out_dir)};
+  for (int nf : cfg.sizes)
+    for (double lambda : cfg.lambdas) {
+      const std::string ck =
+          (std::filesystem::path(point_dir(cfg, nf, lambda)) / "checkpoint.h5").string();
+      if (std::find(files.begin(), files.end(), ck) == files.end()) {
+        files.push_back(ck);
+        files.push_back(features_png_path(ck));
+      }
+    }
+  return files;
 }
 
 std::string sweep_settings(const SweepConfig& cfg, const ImageSet& train, const ImageSet& test) {

@@ -59,6 +59,11 @@ struct DatasetSpec {
 /// the readers.
 ImageSet load_dataset(const DatasetSpec& spec);
 
+/// The files load_dataset(spec) would read (the dataset directory or list too), so that the apps
+/// can refuse an output that would overwrite one. Best effort, never throws: a missing
+/// directory or list yields only the paths known without it.
+std::vector<std::string> dataset_files(const DatasetSpec& spec);
+
 /// algorithm.md §2: each image minus its mean over all pixels and channels, divided by its
 /// population standard deviation (both in double). An image whose std is at most 1e-6 of
 /// |mean| (in particular std == 0) is constant up to float rounding: it is set to zero

@@ -101,6 +101,16 @@ class Apps(unittest.TestCase):
             np.testing.assert_array_equal(a["momentum"][...], b["momentum"][...])
             self.assertEqual(a.attrs["batches"], b.attrs["batches"])
 
+    def test_resume_in_place_through_another_path(self):
+        """No app writes over its inputs (tests/bad-inputs/cases.tsv), except lca-train
+        --resume ck.h5 -o ck.h5, which continues in place, however the two paths are spelt."""
+        ck = f"{self.tmp}/ck.h5"
+        self.train(ck, "--images", "16")
+        os.makedirs(f"{self.tmp}/sub")
+        self.train(f"{self.tmp}/sub/../ck.h5", "--images", "32", "--resume", f"{self.tmp}/./ck.h5")
+        with h5py.File(ck) as f:
+            self.assertEqual(f.attrs["images_seen"], 32)
+
     def test_resume_across_epochs_with_shuffle(self):
         straight, half, resumed = (f"{self.tmp}/{n}.h5" for n in ("straight", "half", "resumed"))
         args = ["--subset", "24", "--epochs", "3"]
