@@ -1,4 +1,4 @@
-"""End-to-end tests of lca-train, lca-denoise and lca-scaling (issues: apps I and II).
+"""End-to-end tests of lca-train, lca-denoise and lca-scaling (issues: apps I and II, front door).
 Run one with: python3 tests/apps/test_apps.py Apps.test_name (LCA_BIN_DIR = the apps folder)."""
 import errno
 import filecmp
