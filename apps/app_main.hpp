@@ -1,15 +1,25 @@
 #pragma once
-// What every app's main does (style.md): MPI init -> Kokkos -> run -> catch at the top,
-// print one clear line, and end all ranks (MPI_Abort when there is more than one, so a
+// What every app's main does (style.md): stop handlers -> MPI init -> Kokkos -> run -> catch at
+// the top, print one clear line, and end all ranks (MPI_Abort when there is more than one, so a
 // failing rank never leaves the others hanging).
 #include "lca/error.hpp"
+#include "lca/train.hpp"
 
 #include <CLI/CLI.hpp>
 #include <Kokkos_Core.hpp>
 #include <mpi.h>
 
+#include <sched.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
 #include <iostream>
 #include <string>
+#include <vector>
 
 namespace lca::app {
 
@@ -19,9 +29,65 @@ inline int rank() {
   return r;
 }
 
+/// A combination of flags found wrong after parsing (an output that is also an input): exit 2
+/// like a parse error. Thrown on every rank alike (see collective_check).
+struct UsageError : Error {
+  using Error::Error;
+};
+
+/// SIGINT/SIGTERM before the work started: every rank ends with exit 128 + signal, and nothing
+/// was written.
+struct Interrupted : Error {
+  Interrupted(int sig, const std::string& what) : Error(what), signal(sig) {}
+  int signal;
+};
+
+inline const char* signal_name(int sig) {
+  return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "a signal";
+}
+
+/// Collective: if any rank got SIGINT/SIGTERM (lca::install_stop_handlers, installed by run()
+/// first thing), every rank throws Interrupted("interrupted by SIGTERM <when>; nothing written").
+inline void stop_point(const std::string& when) {
+  int sig = lca::stop_signal(), any = 0;
+  MPI_Allreduce(&sig, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+  if (any != 0)
+    throw Interrupted(any, std::string("interrupted by ") + signal_name(any) + " " + when +
+                               "; nothing was written");
+}
+
+/// For work that does not look at the stop flag (denoising, the analysis): SIGINT/SIGTERM get
+/// their default action again (end the process), and a signal that came before ends the run
+/// here, cleanly. Collective.
+inline void default_stop_signals(const std::string& when) {
+  std::signal(SIGINT, SIG_DFL);
+  std::signal(SIGTERM, SIG_DFL);
+  stop_point(when);
+}
+
+/// Rank 0 runs `check` (a problem, or ""); every rank throws UsageError if it found one, so all
+/// ranks agree even where their views of the file system could differ.
+inline void collective_check(const std::function<std::string()>& check) {
+  std::string problem = rank() == 0 ? check() : std::string();
+  int size = int(problem.size());
+  MPI_Bcast(&size, 1, MPI_INT, 0, MPI_COMM_WORLD);
+  problem.resize(std::size_t(size));
+  MPI_Bcast(problem.data(), size, MPI_CHAR, 0, MPI_COMM_WORLD);
+  if (!problem.empty())
+    throw UsageError(problem);
+}
+
+/// Kokkos' own flags, mentioned at the end of every --help.
+constexpr const char* kKokkosFooter =
+    "Kokkos flags (--kokkos-threads=N, --kokkos-numa=N, --kokkos-device-id=N, "
+    "--kokkos-disable-warnings, ...) are passed to Kokkos; --kokkos-help lists them.";
+
 /// Parses the flags (every rank sees the same ones, so all agree). Returns -1 to go on, or
 /// the exit code: 0 after --help, 2 after a bad flag (one line on stderr from rank 0).
 inline int parse(CLI::App& app, const char* name, int argc, char** argv) {
+  app.footer(kKokkosFooter);
+  for (CLI::App* sub : app.get_subcommands({}))
+    sub->footer(kKokkosFooter);
   try {
     app.parse(argc, argv);
     return -1;
@@ -36,25 +102,120 @@ inline int parse(CLI::App& app, const char* name, int argc, char** argv) {
   }
 }
 
+/// argv split in two: Kokkos gets only its own --kokkos-* flags (Kokkos 3.4 prints its whole
+/// help for a plain --help, and would read flags of the app), the app gets the rest.
+struct SplitArgs {
+  std::vector<char*> kokkos, app; ///< each starts with argv[0] and ends with nullptr
+  bool kokkos_help = false;
+
+  SplitArgs(int argc, char** argv, bool print_kokkos_help) {
+    kokkos.push_back(argv[0]);
+    app.push_back(argv[0]);
+    for (int i = 1; i < argc; ++i) {
+      const bool ours = std::strncmp(argv[i], "--kokkos-", 9) == 0;
+      if (ours && std::strcmp(argv[i], "--kokkos-help") == 0) {
+        kokkos_help = true;
+        if (!print_kokkos_help) // once per job
+          continue;
+      }
+      (ours ? kokkos : app).push_back(argv[i]);
+    }
+    kokkos.push_back(nullptr);
+    app.push_back(nullptr);
+  }
+  int kokkos_argc() const { return int(kokkos.size()) - 1; }
+  int app_argc() const { return int(app.size()) - 1; }
+};
+
+#ifdef KOKKOS_ENABLE_OPENMP
+/// True when pinning OpenMP threads cannot hurt: the threads cover every CPU this process may
+/// use (OMP_NUM_THREADS / --kokkos-threads not below that), and no other rank on this node
+/// shares those CPUs (one local rank, or the launcher bound each rank to its own CPUs).
+inline bool pinning_is_safe(int argc, char** argv) {
+  cpu_set_t mask;
+  CPU_ZERO(&mask);
+  if (sched_getaffinity(0, sizeof mask, &mask) != 0)
+    return false;
+  const int cpus = CPU_COUNT(&mask);
+  int threads = cpus;
+  if (const char* n = std::getenv("OMP_NUM_THREADS"))
+    threads = std::atoi(n);
+  for (int i = 1; i < argc; ++i)
+    if (std::strncmp(argv[i], "--kokkos-threads=", 17) == 0)
+      threads = std::atoi(argv[i] + 17);
+  if (threads < cpus)
+    return false;
+  int local_ranks = 1;
+  for (const char* var : {"OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS"})
+    if (const char* n = std::getenv(var))
+      local_ranks = std::max(local_ranks, std::atoi(n));
+  return local_ranks == 1 || cpus < sysconf(_SC_NPROCESSORS_ONLN);
+}
+#endif
+
+/// OpenMP thread binding when the user chose none (neither OMP_PROC_BIND nor OMP_PLACES set).
+/// libgomp reads OMP_* when it is loaded, before main, so the process execs itself once more
+/// with OMP_PROC_BIND=spread OMP_PLACES=threads (same pid: fine under mpirun) when pinning is
+/// safe. Otherwise it runs unbound as before, and Kokkos' four-line warning becomes one line
+/// (`hint`, for rank 0) saying what to set. Returns only when no exec happened.
+inline void default_openmp_binding(int argc, char** argv, std::string& hint) {
+#ifdef KOKKOS_ENABLE_OPENMP
+  if (std::getenv("OMP_PROC_BIND") || std::getenv("OMP_PLACES"))
+    return;
+  if (pinning_is_safe(argc, argv)) {
+    setenv("OMP_PROC_BIND", "spread", 1);
+    setenv("OMP_PLACES", "threads", 1);
+    execv("/proc/self/exe", argv);
+    unsetenv("OMP_PLACES"); // exec failed: go on unbound
+  }
+  // libgomp is unbound now (its default without OMP_PROC_BIND and OMP_PLACES): say so to
+  // Kokkos, which would print four lines about it.
+  setenv("OMP_PROC_BIND", "false", 1);
+  hint = "OpenMP threads are not pinned; for speed set OMP_PROC_BIND=spread OMP_PLACES=threads "
+         "(OMP_PROC_BIND=false silences this)";
+#else
+  (void)argc, (void)argv, (void)hint;
+#endif
+}
+
 /// body(argc, argv) parses its own flags with CLI11 and returns the exit code.
 template <class Body> int run(const char* name, int argc, char** argv, Body body) {
+  std::string binding_hint;
+  default_openmp_binding(argc, argv, binding_hint);
+  // First, so that a SIGINT/SIGTERM while the data loads ends the run cleanly (stop_point).
+  lca::install_stop_handlers();
   MPI_Init(&argc, &argv);
   int size = 1;
   MPI_Comm_size(MPI_COMM_WORLD, &size);
+  if (!binding_hint.empty() && rank() == 0)
+    std::cout << name << ": " << binding_hint << std::endl;
   int rc = 0;
   std::string error;
+  bool all_ranks = false; // an error every rank raised alike: rank 0 reports, no MPI_Abort
   try {
-    Kokkos::ScopeGuard kokkos(argc, argv);
-    rc = body(argc, argv);
+    SplitArgs args(argc, argv, rank() == 0);
+    int kokkos_argc = args.kokkos_argc();
+    Kokkos::ScopeGuard kokkos(kokkos_argc, args.kokkos.data());
+    rc = args.kokkos_help ? 0 : body(args.app_argc(), args.app.data());
+  } catch (const UsageError& e) {
+    error = e.what(), rc = 2, all_ranks = true;
+  } catch (const Interrupted& e) {
+    error = e.what(), rc = 128 + e.signal, all_ranks = true;
   } catch (const std::exception& e) {
     error = e.what();
     rc = 1;
   }
   if (!error.empty()) {
-    std::cerr << name << ": error: " << error
-              << (size > 1 ? " (rank " + std::to_string(rank()) + ")" : std::string()) << std::endl;
-    if (size > 1)
-      MPI_Abort(MPI_COMM_WORLD, rc);
+    if (all_ranks) {
+      if (rank() == 0)
+        std::cerr << name << ": " << (rc == 2 ? "error: " : "") << error << std::endl;
+    } else {
+      std::cerr << name << ": error: " << error
+                << (size > 1 ? " (rank " + std::to_string(rank()) + ")" : std::string())
+                << std::endl;
+      if (size > 1)
+        MPI_Abort(MPI_COMM_WORLD, rc);
+    }
   }
   MPI_Finalize();
   return rc;

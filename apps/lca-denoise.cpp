@@ -3,6 +3,7 @@
 #include "lca/checkpoint.hpp"
 #include "lca/core.hpp"
 #include "lca/denoise.hpp"
+#include "no_overwrite.hpp"
 #include "options.hpp"
 
 #include <cmath>
@@ -25,22 +26,38 @@ int main(int argc, char** argv) {
         ->required();
     lca::app::add_dataset_options(app, data_spec);
     app.add_option("--sigma", cfg.sigma, "Gaussian noise level (normalised units)")
+        ->check(lca::app::at_least(0))
         ->capture_default_str();
-    app.add_option("--noise-seed", cfg.noise_seed, "noise seed")->capture_default_str();
-    app.add_option("--lambda", lambda, "override the checkpoint's lambda (named presets only)");
-    app.add_option("--iterations", iterations, "override the checkpoint's LCA iterations");
+    app.add_option("--noise-seed", cfg.noise_seed, "noise seed")
+        ->check(lca::app::at_least(0))
+        ->capture_default_str();
+    app.add_option("--lambda", lambda, "override the checkpoint's lambda (named presets only)")
+        ->check(lca::app::at_least(0));
+    app.add_option("--iterations", iterations, "override the checkpoint's LCA iterations (0: keep)")
+        ->check(lca::app::at_least(0));
+    app.add_option("--batch", cfg.batch, "images per solve on each rank")
+        ->check(lca::app::at_least(1))
+        ->capture_default_str();
     lca::LcaParams solver_flags; // each flag given overrides the checkpoint's setting
     lca::app::add_solver_options(app, solver_flags);
-    app.add_option("--batch", cfg.batch, "images per solve on each rank")->capture_default_str();
     app.add_flag("--save-codes", cfg.keep_codes, "also write the final activities (sparse)");
     app.add_option("--response", cfg.response_epsilon,
                    "also measure the response chi with this perturbation size (0: off)")
+        ->check(lca::app::at_least(0))
         ->capture_default_str();
-    app.add_option("--progress", cfg.progress_seconds, "seconds between progress lines")
+    app.add_option("--progress", cfg.progress_seconds, "seconds between progress lines (0: none)")
+        ->check(lca::app::at_least(0))
         ->capture_default_str();
     app.add_option("--output,-o", output, "results file (HDF5)")->capture_default_str();
     if (int rc = lca::app::parse(app, "lca-denoise", argc, argv); rc >= 0)
       return rc;
+    {
+      std::vector<lca::app::FileRole> inputs{{"--checkpoint", checkpoint}};
+      for (const auto& file : lca::dataset_files(data_spec))
+        inputs.push_back({"input data", file});
+      lca::app::add_config_inputs(app, inputs);
+      lca::app::refuse_overwriting_inputs(inputs, {{"--output", output}});
+    }
 
     const lca::Checkpoint ck = lca::read_checkpoint(checkpoint);
     lca::LcaParams p = ck.lca;
@@ -73,6 +90,8 @@ int main(int argc, char** argv) {
     lca::validate(p);
     lca::ImageSet data = lca::load_dataset(data_spec);
     lca::normalize_images(data);
+    // The test does not look at the stop flag: from here a signal ends it the default way.
+    lca::app::default_stop_signals("before the test started");
     const int rank = lca::app::rank();
     if (rank == 0) {
       const auto dir = std::filesystem::path(output).parent_path();

@@ -6,6 +6,7 @@
 #include "lca/core.hpp"
 #include "lca/plot.hpp"
 #include "lca/scaling.hpp"
+#include "no_overwrite.hpp"
 #include "options.hpp"
 
 #include <chrono>
@@ -29,10 +30,24 @@ std::vector<double> log_spaced(double lo, double hi, int n) {
   return v;
 }
 
-int analyze(const std::string& sweep_file, std::string out, int bootstrap, std::uint64_t seed) {
+/// Where analyze writes: --out, by default <sweep dir>/analysis.
+std::string analysis_dir(const std::string& sweep_file, const std::string& out) {
+  return out.empty() ? (std::filesystem::path(sweep_file).parent_path() / "analysis").string()
+                     : out;
+}
+
+/// Every file analyze may write in `out`.
+std::vector<lca::app::FileRole> analysis_outputs(const std::string& out) {
+  std::vector<lca::app::FileRole> files{{"--out output", out + "/results.csv"},
+                                        {"--out output", out + "/results.md"}};
+  for (const auto& file : lca::plot_files(out))
+    files.push_back({"--out output", file});
+  return files;
+}
+
+int analyze(const std::string& sweep_file, const std::string& out, int bootstrap,
+            std::uint64_t seed) {
   const lca::Sweep s = lca::read_sweep(sweep_file);
-  if (out.empty())
-    out = (std::filesystem::path(sweep_file).parent_path() / "analysis").string();
   std::filesystem::create_directories(out);
   const auto points = lca::to_points(s);
   const lca::StudyResult r = lca::analyze_study(points, bootstrap, seed);
@@ -43,8 +58,6 @@ int analyze(const std::string& sweep_file, std::string out, int bootstrap, std::
                           : "one dictionary trained per (nf, lambda)") +
                      ". Settings: " + s.settings;
   const std::string csv = out + "/results.csv", md = out + "/results.md";
-  lca::write_results_table(csv, md, r, note);
-  lca::plot_study(out, points, r);
   // Response function chi(lambda) per size, when the sweep measured it (§7).
   std::map<int, lca::ResponseCurve> curves;
   for (const auto& p : s.points)
@@ -55,9 +68,9 @@ int analyze(const std::string& sweep_file, std::string out, int bootstrap, std::
       c.chi.push_back(p.response_mean);
     }
   std::string chi_table;
+  std::vector<lca::ResponseCurve> cv;
+  std::vector<lca::PowerLawFit> fits;
   if (!curves.empty()) {
-    std::vector<lca::ResponseCurve> cv;
-    std::vector<lca::PowerLawFit> fits;
     chi_table = "\n## Response function chi(lambda) ~ lambda^g (algorithm.md §7)\n\n| size | g "
                 "(fit +- se) | points |\n|---|---|---|\n";
     for (auto& [nf, c] : curves) {
@@ -69,13 +82,11 @@ int analyze(const std::string& sweep_file, std::string out, int bootstrap, std::
                     fits.back().slope_se, fits.back().n);
       chi_table += row;
     }
-    lca::plot_response(out, cv, fits);
-    std::FILE* f = std::fopen(md.c_str(), "a");
-    if (!f)
-      throw lca::IoError(md + ": cannot append the response table");
-    std::fputs(chi_table.c_str(), f);
-    std::fclose(f);
   }
+  lca::write_results_table(csv, md, r, note, chi_table);
+  lca::plot_study(out, points, r);
+  if (!curves.empty())
+    lca::plot_response(out, cv, fits);
   std::ifstream in(md);
   std::cout << in.rdbuf() << "\n";
   std::cout << "lca-scaling analyze: " << (r.valid ? "" : "WARNING: " + r.warning + "\n")
@@ -107,29 +118,41 @@ int main(int argc, char** argv) {
     model.add(*run, true);
     run->add_option("--test-split", test_split, "split used for the denoising test")
         ->capture_default_str();
-    run->add_option("--test-subset", test_subset, "test images (0: all)")->capture_default_str();
+    run->add_option("--test-subset", test_subset, "test images (0: all)")
+        ->check(lca::app::at_least(0))
+        ->capture_default_str();
     run->add_option("--sizes", cfg.sizes, "nf values (system size L = nf * H/s * W/s)")
+        ->check(lca::app::at_least(1))
         ->required()
         ->delimiter(',')
         ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
     run->add_option("--lambdas", cfg.lambdas,
                     "explicit lambda grid (else log-spaced from --lambda-min/max/count)")
+        ->check(lca::app::greater_than(0))
         ->delimiter(',')
         ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
-    run->add_option("--lambda-min", lmin)->capture_default_str();
-    run->add_option("--lambda-max", lmax)->capture_default_str();
-    run->add_option("--lambda-count", lcount)->capture_default_str();
+    run->add_option("--lambda-min", lmin)->check(lca::app::greater_than(0))->capture_default_str();
+    run->add_option("--lambda-max", lmax)->check(lca::app::greater_than(0))->capture_default_str();
+    run->add_option("--lambda-count", lcount)->check(lca::app::at_least(2))->capture_default_str();
     run->add_option("--mode", cfg.mode,
                     "full: train per point; reference: train once per size at --reference-lambda")
         ->check(CLI::IsMember({"full", "reference"}))
         ->capture_default_str();
-    run->add_option("--reference-lambda", cfg.reference_lambda)->capture_default_str();
-    run->add_option("--sigma", cfg.test.sigma, "test noise level")->capture_default_str();
-    run->add_option("--noise-seed", cfg.test.noise_seed)->capture_default_str();
+    run->add_option("--reference-lambda", cfg.reference_lambda)
+        ->check(lca::app::greater_than(0))
+        ->capture_default_str();
+    run->add_option("--sigma", cfg.test.sigma, "test noise level")
+        ->check(lca::app::at_least(0))
+        ->capture_default_str();
+    run->add_option("--noise-seed", cfg.test.noise_seed)
+        ->check(lca::app::at_least(0))
+        ->capture_default_str();
     run->add_option("--test-batch", cfg.test.batch, "test images per solve on each rank")
+        ->check(lca::app::at_least(1))
         ->capture_default_str();
     run->add_option("--response", cfg.test.response_epsilon,
                     "also measure chi with this epsilon (0: off)")
+        ->check(lca::app::at_least(0))
         ->capture_default_str();
     run->add_option("--out-dir", cfg.out_dir, "sweep.h5 and per-point checkpoints")
         ->capture_default_str();
@@ -144,16 +167,37 @@ int main(int argc, char** argv) {
         ->check(CLI::ExistingFile);
     an->add_option("--out", out, "output folder (default: <sweep dir>/analysis)");
     an->add_option("--bootstrap", bootstrap, "bootstrap replicates over test images")
+        ->check(lca::app::at_least(0))
         ->capture_default_str();
-    an->add_option("--seed", seed, "bootstrap seed")->capture_default_str();
+    an->add_option("--seed", seed, "bootstrap seed")
+        ->check(lca::app::at_least(0))
+        ->capture_default_str();
     if (int rc = lca::app::parse(app, "lca-scaling", argc, argv); rc >= 0)
       return rc;
 
-    if (an->parsed())
+    std::vector<lca::app::FileRole> inputs;
+    lca::app::add_config_inputs(app, inputs);
+    if (an->parsed()) {
+      out = analysis_dir(sweep_file, out);
+      inputs.push_back({"the sweep file", sweep_file});
+      lca::app::refuse_overwriting_inputs(inputs, analysis_outputs(out));
+      lca::app::default_stop_signals("before the analysis started");
       return lca::app::rank() == 0 ? analyze(sweep_file, out, bootstrap, seed) : 0;
+    }
 
     if (cfg.lambdas.empty())
       cfg.lambdas = log_spaced(lmin, lmax, lcount);
+    {
+      lca::DatasetSpec test_spec = data;
+      test_spec.split = test_split;
+      for (const auto* spec : {&data, &test_spec})
+        for (const auto& file : lca::dataset_files(*spec))
+          inputs.push_back({"input data", file});
+      std::vector<lca::app::FileRole> outputs;
+      for (const auto& file : lca::sweep_outputs(cfg))
+        outputs.push_back({"--out-dir output", file});
+      lca::app::refuse_overwriting_inputs(inputs, outputs);
+    }
     lca::ImageSet train = lca::load_dataset(data);
     lca::DatasetSpec test_spec = data;
     test_spec.split = test_split, test_spec.subset = test_subset;
@@ -162,13 +206,13 @@ int main(int argc, char** argv) {
     lca::normalize_images(test);
     model.finish(train);
     cfg.train = model.cfg;
+    lca::app::stop_point("before the sweep started");
     if (lca::app::rank() == 0) {
       std::filesystem::create_directories(cfg.out_dir);
       std::cout << "lca-scaling run: " << cfg.sizes.size() << " sizes x " << cfg.lambdas.size()
                 << " lambdas (" << cfg.mode << " mode), " << train.n << " training / " << test.n
                 << " test images, backend " << lca::backend_name() << std::endl;
     }
-    lca::install_stop_handlers();
     const auto t0 = std::chrono::steady_clock::now();
     const lca::Sweep s = lca::run_sweep(cfg, train, test, MPI_COMM_WORLD, &std::cout);
     if (lca::app::rank() == 0)

@@ -2,6 +2,7 @@
 #include "app_main.hpp"
 #include "lca/checkpoint.hpp"
 #include "lca/core.hpp"
+#include "no_overwrite.hpp"
 #include "options.hpp"
 
 #include <cmath>
@@ -27,6 +28,19 @@ int main(int argc, char** argv) {
     app.add_option("--inject-fault", inject_fault, "rank that fails before training")->group("");
     if (int rc = lca::app::parse(app, "lca-train", argc, argv); rc >= 0)
       return rc;
+    if (!resume.empty() && app.count("--output") == 0)
+      output = resume; // continue in place
+    {
+      std::vector<lca::app::FileRole> inputs,
+          outputs{{"--output", output}, {"the feature montage", lca::features_png_path(output)}};
+      for (const auto& file : lca::dataset_files(data_spec))
+        inputs.push_back({"input data", file});
+      lca::app::add_config_inputs(app, inputs);
+      // The one allowed case: --resume ck.h5 -o ck.h5 continues in place (read, then replaced).
+      if (!resume.empty() && !lca::app::same_file(resume, output))
+        inputs.push_back({"--resume", resume});
+      lca::app::refuse_overwriting_inputs(inputs, outputs);
+    }
 
     const int rank = lca::app::rank();
     lca::ImageSet data = lca::load_dataset(data_spec);
@@ -41,12 +55,11 @@ int main(int argc, char** argv) {
           ck->shuffle_seed != cfg.shuffle_seed)
         throw lca::InvalidArgument("checkpoint " + resume +
                                    " is incompatible: batch size or shuffle settings differ");
-      if (app.count("--output") == 0)
-        output = resume;
     }
     cfg.checkpoint = output;
     int ranks = 1;
     MPI_Comm_size(MPI_COMM_WORLD, &ranks);
+    lca::app::stop_point("before training started");
     if (rank == 0) {
       const auto dir = std::filesystem::path(output).parent_path();
       if (!dir.empty())
@@ -61,7 +74,6 @@ int main(int argc, char** argv) {
                 << (ck ? ", resuming at image " + std::to_string(ck->images_seen) : "")
                 << std::endl;
     }
-    lca::install_stop_handlers();
     if (inject_fault == rank)
       throw lca::Error("injected fault (--inject-fault)"); // app::run adds "(rank N)"
     const auto s = lca::train(cfg, data, ck, MPI_COMM_WORLD, &std::cout);

@@ -3,6 +3,7 @@
 #include "lca/dataset.hpp"
 #include "lca/params.hpp"
 #include "lca/train.hpp"
+#include "validators.hpp"
 
 #include <CLI/CLI.hpp>
 
@@ -82,16 +83,23 @@ inline void add_dataset_options(CLI::App& app, DatasetSpec& d) {
       ->check(CLI::IsMember({"train", "test"}))
       ->capture_default_str();
   app.add_option("--subset", d.subset, "use only this many images (0: all)")
-      ->check(CLI::NonNegativeNumber)
+      ->check(at_least(0))
       ->capture_default_str();
   app.add_option("--subset-mode", d.subset_mode, "first or random")
       ->check(CLI::IsMember({"first", "random"}))
       ->capture_default_str();
-  app.add_option("--data-seed", d.seed, "seed of a random subset")->capture_default_str();
-  app.add_option("--png-channels", d.channels, "png-list: channels (1 or 3)")
+  app.add_option("--data-seed", d.seed, "seed of a random subset")
+      ->check(at_least(0))
       ->capture_default_str();
-  app.add_option("--png-height", d.height, "png-list: image height")->capture_default_str();
-  app.add_option("--png-width", d.width, "png-list: image width")->capture_default_str();
+  app.add_option("--png-channels", d.channels, "png-list: channels (1 or 3)")
+      ->check(one_of({1, 3}))
+      ->capture_default_str();
+  app.add_option("--png-height", d.height, "png-list: image height")
+      ->check(at_least(1))
+      ->capture_default_str();
+  app.add_option("--png-width", d.width, "png-list: image width")
+      ->check(at_least(1))
+      ->capture_default_str();
 }
 
 /// Solver and stopping flags (algorithm.md §9), shared by every app that runs inference.
@@ -105,20 +113,25 @@ inline void add_solver_options(CLI::App& app, LcaParams& l) {
       ->check(CLI::IsMember({"fixed", "adaptive"}))
       ->capture_default_str();
   grp->add_option("--ats-base-min", l.adaptive.base_min, "adaptive time scale: baseMin")
+      ->check(greater_than(0))
       ->capture_default_str();
   grp->add_option("--ats-base-max", l.adaptive.base_max, "adaptive time scale: baseMax")
+      ->check(greater_than(0))
       ->capture_default_str();
   grp->add_option("--ats-tau-factor", l.adaptive.tau_factor, "adaptive time scale: tauFactor")
+      ->check(greater_than(0))
       ->capture_default_str();
   grp->add_option("--ats-growth-factor", l.adaptive.growth_factor,
                   "adaptive time scale: growthFactor")
+      ->check(at_least(0))
       ->capture_default_str();
   grp->add_option("--stop-gap", l.stop_gap,
                   "stop a batch once every image's relative duality gap is <= this (0: never; "
                   "soft presets), with --iterations as the cap")
+      ->check(at_least(0))
       ->capture_default_str();
   grp->add_option("--check-every", l.check_every, "iterations between gap checks")
-      ->check(CLI::PositiveNumber)
+      ->check(at_least(1))
       ->capture_default_str();
   grp->add_flag("!--no-polish", l.polish,
                 "with --stop-gap: do not polish stable supports by conjugate gradient");
@@ -188,22 +201,30 @@ struct ModelOptions {
     if (!training)
       return;
     auto& n = cfg.learn;
-    app.add_option("--epochs", cfg.epochs, "passes over the training set")->capture_default_str();
+    app.add_option("--epochs", cfg.epochs, "passes over the training set")
+        ->check(at_least(0))
+        ->capture_default_str();
     app.add_option("--images", cfg.max_images, "stop after this many images (0: epochs * n)")
+        ->check(at_least(0))
         ->capture_default_str();
     app.add_option("--eta", n.eta, "learning rate per batch")->capture_default_str();
     app.add_option("--momentum-tau", n.momentum_tau, "momentum time constant in batches (0: none)")
         ->capture_default_str();
     app.add_option("--decay", n.decay, "weight decay")->capture_default_str();
-    app.add_option("--seed", n.seed, "dictionary initialisation seed")->capture_default_str();
+    app.add_option("--seed", n.seed, "dictionary initialisation seed")
+        ->check(at_least(0))
+        ->capture_default_str();
     app.add_option("--shuffle", cfg.shuffle, "shuffle the images every epoch")
         ->capture_default_str();
     app.add_option("--shuffle-seed", cfg.shuffle_seed, "seed of the epoch order")
+        ->check(at_least(0))
         ->capture_default_str();
     app.add_option("--checkpoint-every", cfg.checkpoint_every,
                    "batches between checkpoints (0: at the end only)")
+        ->check(at_least(0))
         ->capture_default_str();
     app.add_option("--progress", cfg.progress_seconds, "seconds between progress lines (0: none)")
+        ->check(at_least(0))
         ->capture_default_str();
   }
 

@@ -1,15 +1,13 @@
 // Statistics of the phase-transition study, algorithm.md §5-§7.
 #include "lca/analysis.hpp"
 
+#include "lca/atomic_file.hpp"
 #include "lca/error.hpp"
 #include "lca/random.hpp"
 
 #include <algorithm>
-#include <cerrno>
 #include <cmath>
 #include <cstdio>
-#include <cstring>
-#include <fstream>
 #include <limits>
 #include <map>
 #include <numeric>
@@ -366,28 +364,13 @@ PowerLawFit fit_response(const std::vector<double>& lambda, const std::vector<do
   return fit_power_law(x, y);
 }
 
-void write_text_file(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out)
-      throw IoError("cannot open " + tmp + " for writing: " + std::strerror(errno));
-    out << text;
-    out.close();
-    if (!out) {
-      std::remove(tmp.c_str());
-      throw IoError("cannot write " + tmp);
-    }
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const std::string why = std::strerror(errno);
-    std::remove(tmp.c_str());
-    throw IoError("cannot rename " + tmp + " to " + path + ": " + why);
-  }
+void write_text_file(const std::string& path, const std::string& text, const std::string& what) {
+  write_file_atomically(path, what, text);
 }
 
 void write_results_table(const std::string& csv_path, const std::string& md_path,
-                         const StudyResult& r, const std::string& note) {
+                         const StudyResult& r, const std::string& note,
+                         const std::string& md_appendix) {
   const Exponents& x = r.exponents;
   const int ok = r.bootstrap_samples - r.bootstrap_failed;
   struct Row {
@@ -418,7 +401,7 @@ void write_results_table(const std::string& csv_path, const std::string& md_path
     csv << "exponent,,,,,,,," << row.csv_name << ',' << num(row.value, "%.10g") << ','
         << num(row.se, "%.10g") << ',' << num(row.lo, "%.10g") << ',' << num(row.hi, "%.10g") << ','
         << num(row.seed, "%.10g") << '\n';
-  write_text_file(csv_path, csv.str());
+  write_text_file(csv_path, csv.str(), "table");
 
   auto md_num = [](double v) { return std::isnan(v) ? std::string("n/a") : num(v, "%.4g"); };
   auto pm = [&](double v, double se) {
@@ -460,7 +443,8 @@ void write_results_table(const std::string& csv_path, const std::string& md_path
     md << "| " << row.md_name << " | " << pm(row.value, row.se) << " | " << interval << " | "
        << num(row.seed, "%.4g") << " |\n";
   }
-  write_text_file(md_path, md.str());
+  md << md_appendix;
+  write_text_file(md_path, md.str(), "table");
 }
 
 } // namespace lca

@@ -168,7 +168,7 @@ void write_checkpoint(const std::string& path, const Checkpoint& ck) {
   require_finite(path, "dictionary", ck.dictionary);
   require_finite(path, "momentum", ck.momentum);
 
-  h5::atomic_write(path, [&](h5::File& file) {
+  h5::atomic_write(path, "checkpoint", [&](h5::File& file) {
     file.set_attribute("/", "format", kFormat);
     file.set_attribute("/", "format_version", kFormatVersion);
     visit_fields(ck, [&](const char* name, const auto& value) { put(file, name, value); });

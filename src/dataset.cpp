@@ -86,6 +86,43 @@ public:
     return got;
   }
 
+  /// Moves forward to byte `offset` of the (decompressed) data: a seek in a plain file, a
+  /// decompress-and-discard in a gzip one. Only forward.
+  void skip_to(std::uint64_t offset) {
+    const z_off_t at = gztell(f_);
+    if (at < 0 || std::uint64_t(at) > offset)
+      throw IoError(path_ + ": cannot seek backwards in the file");
+    if (std::uint64_t(at) != offset && gzseek(f_, z_off_t(offset), SEEK_SET) < 0) {
+      int code = 0;
+      throw IoError(path_ + ": seek error (" + gzerror(f_, &code) + ")");
+    }
+  }
+
+  /// Reads exactly `count` bytes at `offset` (forward of the current position).
+  void read_at(std::uint64_t offset, void* buf, std::size_t count, std::uint64_t promised) {
+    skip_to(offset);
+    if (read(buf, count) != count)
+      throw IoError(path_ + ": truncated: the IDX header promises " + std::to_string(promised) +
+                    " data bytes but the file ends before byte " + std::to_string(offset + count));
+  }
+
+  /// For a plain (not gzip) regular file, checks its size against the header without reading
+  /// the data (a partial read cannot see a truncated or overlong file otherwise).
+  void check_plain_size(std::uint64_t header_bytes, std::uint64_t count) {
+    std::error_code ec;
+    if (!gzdirect(f_) || !fs::is_regular_file(path_, ec))
+      return;
+    const std::uint64_t size = fs::file_size(path_, ec);
+    if (ec)
+      return;
+    if (size < header_bytes + count)
+      throw IoError(path_ + ": truncated: the IDX header promises " + std::to_string(count) +
+                    " data bytes but the file ends after " + std::to_string(size - header_bytes));
+    if (size > header_bytes + count)
+      throw IoError(path_ + ": more data than the IDX header describes (" + std::to_string(count) +
+                    " bytes); not an IDX file?");
+  }
+
   /// IDX header words are big-endian.
   std::uint32_t read_be32() {
     unsigned char b[4];
@@ -169,110 +206,8 @@ std::vector<std::string> cifar_files(const std::string& path, const std::string&
   return files;
 }
 
-/// Keeps images `keep` (in that order) of `set`.
-void gather(ImageSet& set, const std::vector<std::int64_t>& keep) {
-  const std::int64_t size = set.image_size();
-  std::vector<float> pixels(keep.size() * size);
-  std::vector<int> labels(keep.size());
-  for (std::size_t i = 0; i < keep.size(); ++i) {
-    std::copy_n(set.image(keep[i]), size, pixels.data() + i * size);
-    labels[i] = set.labels[keep[i]];
-  }
-  set.pixels = std::move(pixels);
-  set.labels = std::move(labels);
-  set.n = std::int64_t(keep.size());
-}
-
-} // namespace
-
-ImageSet read_cifar10(const std::vector<std::string>& files) {
-  if (files.empty())
-    throw InvalidArgument("read_cifar10: no files given");
-  // Sizes first, so the whole set is allocated once and a bad file fails before any reading.
-  std::vector<std::int64_t> records;
-  for (const auto& f : files) {
-    std::error_code ec;
-    const auto size = fs::file_size(f, ec);
-    if (ec)
-      throw IoError(f + ": cannot read CIFAR-10 file (" + ec.message() + ")");
-    if (size == 0 || size % kCifarRecord != 0)
-      throw IoError(f + ": truncated or not a CIFAR-10 binary file (size " + std::to_string(size) +
-                    " is not a positive multiple of 3073)");
-    records.push_back(std::int64_t(size / kCifarRecord));
-  }
-
-  ImageSet set;
-  set.channels = 3;
-  set.height = set.width = 32;
-  set.n = std::accumulate(records.begin(), records.end(), std::int64_t(0));
-  set.pixels.resize(set.n * kCifarPixels);
-  set.labels.resize(set.n);
-  std::vector<std::uint8_t> record(kCifarRecord);
-  std::int64_t i = 0;
-  for (std::size_t fi = 0; fi < files.size(); ++fi) {
-    std::ifstream in(files[fi], std::ios::binary);
-    if (!in)
-      throw IoError(files[fi] + ": cannot open (" + std::strerror(errno) + ")");
-    for (std::int64_t r = 0; r < records[fi]; ++r, ++i) {
-      if (!in.read(reinterpret_cast<char*>(record.data()), kCifarRecord))
-        throw IoError(files[fi] + ": read failed at record " + std::to_string(r));
-      if (record[0] > 9)
-        throw IoError(files[fi] + ": record " + std::to_string(r) + " has label " +
-                      std::to_string(record[0]) + ", not 0..9; not a CIFAR-10 file?");
-      set.labels[i] = record[0];
-      std::transform(record.begin() + 1, record.end(), set.image(i), unit);
-    }
-  }
-  set.identity = "cifar10:";
-  for (std::size_t fi = 0; fi < files.size(); ++fi)
-    set.identity += (fi ? "," : "") + files[fi];
-  set.identity += " " + shape_of(set);
-  return set;
-}
-
-ImageSet read_idx(const std::string& images_path) {
-  GzInput in(images_path);
-  in.expect_magic(kIdxImagesMagic, "unsigned-byte image");
-  const std::uint32_t n = in.read_be32(), h = in.read_be32(), w = in.read_be32();
-  if (n == 0 || h == 0 || w == 0)
-    throw IoError(images_path + ": IDX header has a zero dimension (" + std::to_string(n) + "x" +
-                  std::to_string(h) + "x" + std::to_string(w) + ")");
-  if (std::uint64_t(h) * w > kIdxMaxImagePixels)
-    throw IoError(images_path + ": IDX header claims " + std::to_string(h) + "x" +
-                  std::to_string(w) + " images, implausibly large; corrupt header?");
-  const std::vector<std::uint8_t> raw = in.read_payload(std::uint64_t(n) * h * w);
-
-  ImageSet set;
-  set.n = n;
-  set.channels = 1;
-  set.height = int(h);
-  set.width = int(w);
-  set.pixels.resize(raw.size());
-  std::transform(raw.begin(), raw.end(), set.pixels.begin(), unit);
-  set.labels.assign(n, -1);
-
-  const std::string labels_path = idx_label_sibling(images_path);
-  if (!labels_path.empty() && fs::exists(labels_path)) {
-    GzInput lin(labels_path);
-    lin.expect_magic(kIdxLabelsMagic, "unsigned-byte label");
-    const std::uint32_t count = lin.read_be32();
-    if (count != n)
-      throw IoError(labels_path + ": has " + std::to_string(count) + " labels but " + images_path +
-                    " has " + std::to_string(n) + " images");
-    const std::vector<std::uint8_t> labels = lin.read_payload(n);
-    std::copy(labels.begin(), labels.end(), set.labels.begin());
-  }
-  set.identity = "idx:" + images_path + " " + shape_of(set);
-  return set;
-}
-
-ImageSet read_png_list(const std::string& list_path, int channels, int height, int width) {
-  if (channels != 1 && channels != 3)
-    throw InvalidArgument(list_path + ": PNG list images need 1 or 3 channels, got " +
-                          std::to_string(channels));
-  if (height <= 0 || width <= 0)
-    throw InvalidArgument(list_path + ": PNG list image size must be positive, got " +
-                          std::to_string(height) + "x" + std::to_string(width));
+/// The PNG files a list names (relative paths are relative to the list's directory).
+std::vector<std::string> png_list_files(const std::string& list_path) {
   std::ifstream list(list_path);
   if (!list)
     throw IoError(list_path + ": cannot open PNG list (" + std::strerror(errno) + ")");
@@ -287,8 +222,149 @@ ImageSet read_png_list(const std::string& list_path, int channels, int height, i
   }
   if (list.bad())
     throw IoError(list_path + ": read error in PNG list");
+  return files;
+}
+
+} // namespace
+
+ImageSet read_cifar10(const std::vector<std::string>& files, const ImageSelection& select) {
+  if (files.empty())
+    throw InvalidArgument("read_cifar10: no files given");
+  // Sizes first, so the whole set is allocated once and a bad file fails before any reading.
+  std::vector<std::int64_t> records;
+  for (const auto& f : files) {
+    std::error_code ec;
+    const auto size = fs::file_size(f, ec);
+    if (ec)
+      throw IoError(f + ": cannot read CIFAR-10 file (" + ec.message() + ")");
+    if (size == 0 || size % kCifarRecord != 0)
+      throw IoError(f + ": truncated or not a CIFAR-10 binary file (size " + std::to_string(size) +
+                    " is not a positive multiple of 3073)");
+    records.push_back(std::int64_t(size / kCifarRecord));
+  }
+  std::string source = "cifar10:";
+  for (std::size_t fi = 0; fi < files.size(); ++fi)
+    source += (fi ? "," : "") + files[fi];
+  const std::int64_t total = std::accumulate(records.begin(), records.end(), std::int64_t(0));
+  const std::vector<std::int64_t> keep =
+      select ? select(total, source) : std::vector<std::int64_t>();
+  const bool all = keep.empty();
+
+  ImageSet set;
+  set.channels = 3;
+  set.height = set.width = 32;
+  set.n = all ? total : std::int64_t(keep.size());
+  set.pixels.resize(set.n * kCifarPixels);
+  set.labels.resize(set.n);
+  std::vector<std::uint8_t> record(kCifarRecord);
+  std::int64_t i = 0, first = 0; // i: next image of the set; first: file's first global index
+  std::size_t next = 0;          // next entry of keep
+  for (std::size_t fi = 0; fi < files.size() && i < set.n; first += records[fi], ++fi) {
+    if (!all && (next == keep.size() || keep[next] >= first + records[fi]))
+      continue; // nothing wanted from this file
+    std::ifstream in(files[fi], std::ios::binary);
+    if (!in)
+      throw IoError(files[fi] + ": cannot open (" + std::strerror(errno) + ")");
+    for (std::int64_t r = 0; r < records[fi]; ++r) {
+      if (!all) {
+        if (next == keep.size() || keep[next] >= first + records[fi])
+          break;
+        r = keep[next++] - first;
+        in.seekg(std::streamoff(r * kCifarRecord));
+      }
+      if (!in.read(reinterpret_cast<char*>(record.data()), kCifarRecord))
+        throw IoError(files[fi] + ": read failed at record " + std::to_string(r));
+      if (record[0] > 9)
+        throw IoError(files[fi] + ": record " + std::to_string(r) + " has label " +
+                      std::to_string(record[0]) + ", not 0..9; not a CIFAR-10 file?");
+      set.labels[i] = record[0];
+      std::transform(record.begin() + 1, record.end(), set.image(i), unit);
+      ++i;
+    }
+  }
+  set.identity = source + " " + shape_of(set);
+  return set;
+}
+
+ImageSet read_idx(const std::string& images_path, const ImageSelection& select) {
+  GzInput in(images_path);
+  in.expect_magic(kIdxImagesMagic, "unsigned-byte image");
+  const std::uint32_t n = in.read_be32(), h = in.read_be32(), w = in.read_be32();
+  if (n == 0 || h == 0 || w == 0)
+    throw IoError(images_path + ": IDX header has a zero dimension (" + std::to_string(n) + "x" +
+                  std::to_string(h) + "x" + std::to_string(w) + ")");
+  if (std::uint64_t(h) * w > kIdxMaxImagePixels)
+    throw IoError(images_path + ": IDX header claims " + std::to_string(h) + "x" +
+                  std::to_string(w) + " images, implausibly large; corrupt header?");
+  const std::uint64_t plane = std::uint64_t(h) * w, payload = std::uint64_t(n) * plane;
+  const std::vector<std::int64_t> keep =
+      select ? select(n, "idx:" + images_path + " n=" + std::to_string(n) + " 1x" +
+                             std::to_string(h) + "x" + std::to_string(w))
+             : std::vector<std::int64_t>();
+
+  ImageSet set;
+  set.n = keep.empty() ? n : std::int64_t(keep.size());
+  set.channels = 1;
+  set.height = int(h);
+  set.width = int(w);
+  if (keep.empty()) {
+    const std::vector<std::uint8_t> raw = in.read_payload(payload);
+    set.pixels.resize(raw.size());
+    std::transform(raw.begin(), raw.end(), set.pixels.begin(), unit);
+  } else { // only the images kept: a subset of Fashion-MNIST need not decode all 60,000
+    in.check_plain_size(16, payload);
+    set.pixels.resize(std::size_t(set.n) * plane);
+    std::vector<std::uint8_t> raw(plane);
+    for (std::size_t i = 0; i < keep.size(); ++i) {
+      in.read_at(16 + std::uint64_t(keep[i]) * plane, raw.data(), raw.size(), payload);
+      std::transform(raw.begin(), raw.end(), set.image(std::int64_t(i)), unit);
+    }
+  }
+  set.labels.assign(set.n, -1);
+
+  const std::string labels_path = idx_label_sibling(images_path);
+  if (!labels_path.empty() && fs::exists(labels_path)) {
+    GzInput lin(labels_path);
+    lin.expect_magic(kIdxLabelsMagic, "unsigned-byte label");
+    const std::uint32_t count = lin.read_be32();
+    if (count != n)
+      throw IoError(labels_path + ": has " + std::to_string(count) + " labels but " + images_path +
+                    " has " + std::to_string(n) + " images");
+    if (keep.empty()) {
+      const std::vector<std::uint8_t> labels = lin.read_payload(n);
+      std::copy(labels.begin(), labels.end(), set.labels.begin());
+    } else {
+      lin.check_plain_size(8, n);
+      for (std::size_t i = 0; i < keep.size(); ++i) {
+        std::uint8_t label = 0;
+        lin.read_at(8 + std::uint64_t(keep[i]), &label, 1, n);
+        set.labels[i] = label;
+      }
+    }
+  }
+  set.identity = "idx:" + images_path + " " + shape_of(set);
+  return set;
+}
+
+ImageSet read_png_list(const std::string& list_path, int channels, int height, int width,
+                       const ImageSelection& select) {
+  if (channels != 1 && channels != 3)
+    throw InvalidArgument(list_path + ": PNG list images need 1 or 3 channels, got " +
+                          std::to_string(channels));
+  if (height <= 0 || width <= 0)
+    throw InvalidArgument(list_path + ": PNG list image size must be positive, got " +
+                          std::to_string(height) + "x" + std::to_string(width));
+  std::vector<std::string> files = png_list_files(list_path);
   if (files.empty())
     throw IoError(list_path + ": the PNG list names no files");
+  if (select) // only the images kept are decoded
+    if (const auto keep = select(std::int64_t(files.size()), "png-list:" + list_path);
+        !keep.empty()) {
+      std::vector<std::string> kept;
+      for (const std::int64_t i : keep)
+        kept.push_back(files[std::size_t(i)]);
+      files = std::move(kept);
+    }
 
   ImageSet set;
   set.n = std::int64_t(files.size());
@@ -338,15 +414,34 @@ ImageSet load_dataset(const DatasetSpec& spec) {
     throw InvalidArgument("dataset format '" + spec.format + "' needs a path");
   };
 
+  // The subset is chosen from the image count alone, so the readers read only those images
+  // (a --subset 64 of Fashion-MNIST no longer decodes all 60,000).
+  const ImageSelection select = [&](std::int64_t n, const std::string& source) {
+    std::vector<std::int64_t> keep;
+    if (spec.subset == 0)
+      return keep; // all
+    if (spec.subset > n)
+      throw InvalidArgument("dataset subset " + std::to_string(spec.subset) + " exceeds the " +
+                            std::to_string(n) + " images of " + source);
+    keep.resize(std::size_t(n));
+    std::iota(keep.begin(), keep.end(), std::int64_t(0));
+    if (spec.subset_mode == "random") {
+      SplitMix64 rng(hash_combine(spec.seed, kSubsetStream));
+      shuffle_prefix(keep, spec.subset, rng);
+      std::sort(keep.begin(), keep.begin() + spec.subset); // a subset, in file order
+    }
+    keep.resize(std::size_t(spec.subset));
+    return keep;
+  };
   ImageSet set;
   if (spec.format == "fashion-mnist" || spec.format == "mnist-idx")
-    set = read_idx(idx_images_in(path(), spec.split));
+    set = read_idx(idx_images_in(path(), spec.split), select);
   else if (spec.format == "idx")
-    set = read_idx(path());
+    set = read_idx(path(), select);
   else if (spec.format == "cifar10")
-    set = read_cifar10(cifar_files(path(), spec.split));
+    set = read_cifar10(cifar_files(path(), spec.split), select);
   else if (spec.format == "png-list")
-    set = read_png_list(path(), spec.channels, spec.height, spec.width);
+    set = read_png_list(path(), spec.channels, spec.height, spec.width, select);
   else
     throw InvalidArgument("unknown dataset format '" + spec.format +
                           "' (expected fashion-mnist, mnist-idx, idx, cifar10 or png-list)");
@@ -354,25 +449,49 @@ ImageSet load_dataset(const DatasetSpec& spec) {
   // The identity describes the data itself: the seed only matters for a random subset.
   std::string selection = "all";
   if (spec.subset > 0) {
-    if (spec.subset > set.n)
-      throw InvalidArgument("dataset subset " + std::to_string(spec.subset) + " exceeds the " +
-                            std::to_string(set.n) + " images of " + set.identity);
-    std::vector<std::int64_t> keep(set.n);
-    std::iota(keep.begin(), keep.end(), std::int64_t(0));
     selection = std::to_string(spec.subset) + " " + spec.subset_mode;
-    if (spec.subset_mode == "random") {
-      SplitMix64 rng(hash_combine(spec.seed, kSubsetStream));
-      shuffle_prefix(keep, spec.subset, rng);
-      std::sort(keep.begin(), keep.begin() + spec.subset); // a subset, in file order
+    if (spec.subset_mode == "random")
       selection += " seed=" + std::to_string(spec.seed);
-    }
-    keep.resize(spec.subset);
-    gather(set, keep);
   }
   set.identity = "format=" + spec.format +
                  " path=" + fs::absolute(path()).lexically_normal().string() +
                  " split=" + spec.split + " subset=" + selection + " " + shape_of(set);
   return set;
+}
+
+std::vector<std::string> dataset_files(const DatasetSpec& spec) {
+  std::string path = spec.path;
+  if (path.empty() && spec.format == "fashion-mnist")
+    path = kFashionMnistDir;
+  if (path.empty())
+    return {};
+  std::vector<std::string> files;
+  const auto images_and_labels = [&](const std::string& images) {
+    files.push_back(images);
+    if (const std::string labels = idx_label_sibling(images); !labels.empty())
+      files.push_back(labels);
+  };
+  try {
+    if (spec.format == "fashion-mnist" || spec.format == "mnist-idx") {
+      files.push_back(path);
+      images_and_labels(idx_images_in(path, spec.split == "test" ? "test" : "train"));
+    } else if (spec.format == "idx") {
+      images_and_labels(path);
+    } else if (spec.format == "cifar10") {
+      files.push_back(path);
+      for (const auto& f : cifar_files(path, spec.split))
+        files.push_back(f);
+    } else if (spec.format == "png-list") {
+      files.push_back(path);
+      for (const auto& f : png_list_files(path))
+        files.push_back(f);
+    } else {
+      files.push_back(path);
+    }
+  } catch (const Error&) {
+    // A missing or unreadable input: load_dataset reports it; what was found so far is listed.
+  }
+  return files;
 }
 
 std::int64_t normalize_images(ImageSet& set) {

@@ -224,7 +224,7 @@ DenoiseResult denoise(const Geometry& g, const LcaParams& p, const std::vector<f
 
 void write_denoise_results(const std::string& path, const DenoiseRecord& rec,
                            const DenoiseResult& res) {
-  h5::atomic_write(path, [&](h5::File& f) {
+  h5::atomic_write(path, "results file", [&](h5::File& f) {
     const auto n = res.error.size();
     const auto set = [&](const char* name, auto v) { f.set_attribute("/", name, v); };
     set("format", "kokkos-lca-denoise");

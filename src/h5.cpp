@@ -1,5 +1,6 @@
 #include "lca/h5.hpp"
 
+#include "lca/atomic_file.hpp"
 #include "lca/error.hpp"
 
 #include <hdf5.h>
@@ -9,9 +10,7 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstdio>
 #include <cstring>
-#include <filesystem>
 #include <limits>
 
 static_assert(std::is_same_v<hsize_t, unsigned long long>, "h5.hpp's Dims must be hsize_t");
@@ -185,20 +184,7 @@ void probe(const std::string& path, int flags, const std::string& label, const c
   ::close(fd);
 }
 
-/// fsync through a fresh descriptor: HDF5 does not expose its own.
-void sync_path(const std::string& path, int flags, const std::string& label) {
-  const int fd = ::open(path.c_str(), flags | O_CLOEXEC);
-  if (fd < 0 || ::fsync(fd) != 0) {
-    const int err = errno;
-    if (fd >= 0)
-      ::close(fd);
-    throw IoError(label + ": cannot sync " + path + " (" + std::strerror(err) + ")");
-  }
-  if (::close(fd) != 0)
-    throw IoError(label + ": cannot sync " + path + " (" + std::strerror(errno) + ")");
-}
-
-/// STRONG closing degree: H5Fclose really closes the file (atomic_write renames it next).
+/// STRONG closing degree: H5Fclose really closes the file and every object still open in it.
 Handle file_access(const std::string& label) {
   Handle fapl(H5Pcreate(H5P_FILE_ACCESS), label, "cannot create a property list");
   check(H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG), label, "cannot set a property list");
@@ -303,16 +289,31 @@ unsigned long long File::count(const Dims& dims) {
 }
 
 File File::create(const std::string& path) {
-  return create_as(path, path);
+  init();
+  probe(path, O_WRONLY | O_CREAT | O_TRUNC, path, "create");
+  Handle fapl = file_access(path);
+  const hid_t id = check(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl), path,
+                         "cannot create an HDF5 file");
+  return File(id, path);
 }
 
-File File::create_as(const std::string& path, const std::string& name) {
+File File::create_in_memory(const std::string& name) {
   init();
-  probe(path, O_WRONLY | O_CREAT | O_TRUNC, name, "create");
   Handle fapl = file_access(name);
-  const hid_t id = check(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl), name,
-                         "cannot create an HDF5 file");
+  // Grows in 1 MiB steps; no backing store: H5Fcreate opens nothing on disk.
+  check(H5Pset_fapl_core(fapl, std::size_t(1) << 20, 0), name, "cannot set a property list");
+  const hid_t id = check(H5Fcreate(name.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl), name,
+                         "cannot create an HDF5 file in memory");
   return File(id, name);
+}
+
+std::vector<char> File::image() {
+  flush();
+  const ssize_t size =
+      check(H5Fget_file_image(id_, nullptr, 0), name_, "cannot get the file image");
+  std::vector<char> bytes(std::size_t(size), 0);
+  check(H5Fget_file_image(id_, bytes.data(), bytes.size()), name_, "cannot get the file image");
+  return bytes;
 }
 
 File File::open_read(const std::string& path) {
@@ -547,26 +548,20 @@ void File::get_attribute(const std::string& object, const std::string& name,
   value = read_integer<std::uint64_t>(name_, open_attribute(id_, name_, object, name));
 }
 
-void atomic_write(const std::string& path, const std::function<void(File&)>& fill) {
-  namespace fs = std::filesystem;
-  const fs::path target(path);
-  const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
-  const std::string tmp =
-      (dir / ("." + target.filename().string() + ".tmp." + std::to_string(::getpid()))).string();
-  try {
-    File file = File::create_as(tmp, path);
+void atomic_write(const std::string& path, const std::string& what,
+                  const std::function<void(File&)>& fill) {
+  // The temp file exists from the start, so a kill while the content is built leaves a stale
+  // temp file (as a kill during the write would), never a damaged target.
+  AtomicFile out(path, what);
+  std::vector<char> bytes;
+  {
+    File file = File::create_in_memory(path); // closed however fill() ends
     fill(file);
-    file.flush();
+    bytes = file.image();
     file.close();
-    sync_path(tmp, O_RDONLY, path);
-    if (std::rename(tmp.c_str(), path.c_str()) != 0)
-      throw IoError(path + ": cannot replace it with " + tmp + " (" + std::strerror(errno) + ")");
-  } catch (...) {
-    ::unlink(tmp.c_str()); // the temp may not exist yet; nothing else to undo
-    throw;
   }
-  // Make the rename itself durable.
-  sync_path(dir.string(), O_RDONLY | O_DIRECTORY, path);
+  out.write(bytes.data(), bytes.size());
+  out.commit();
 }
 
 } // namespace lca::h5

@@ -1,5 +1,6 @@
 #include "lca/image_png.hpp"
 
+#include "lca/atomic_file.hpp"
 #include "lca/error.hpp"
 
 #include <png.h>
@@ -10,6 +11,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <string_view>
 #include <system_error>
 
 namespace lca {
@@ -141,18 +143,15 @@ void write_png(const std::string& path, int width, int height, int channels,
   img.height = png_uint_32(height);
   img.format = channels == 3 ? PNG_FORMAT_RGB : PNG_FORMAT_GRAY;
 
-  // Write beside the target and rename, so a reader never sees a half-written figure.
-  const std::string tmp = path + ".tmp";
-  if (!png_image_write_to_file(&img, tmp.c_str(), 0, rgb_or_gray.data(), 0, nullptr)) {
-    std::remove(tmp.c_str());
-    throw IoError(path + ": cannot write PNG (" + img.message + ")");
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    std::remove(tmp.c_str());
-    throw IoError(path + ": cannot move the written PNG into place (" + ec.message() + ")");
-  }
+  // Encoded in memory, then written all or nothing.
+  png_alloc_size_t size = 0;
+  if (!png_image_write_get_memory_size(img, size, 0, rgb_or_gray.data(), 0, nullptr))
+    throw IoError("cannot write PNG " + path + ": " + img.message);
+  std::vector<std::uint8_t> encoded(size);
+  if (!png_image_write_to_memory(&img, encoded.data(), &size, 0, rgb_or_gray.data(), 0, nullptr))
+    throw IoError("cannot write PNG " + path + ": " + img.message);
+  write_file_atomically(path, "PNG",
+                        std::string_view(reinterpret_cast<const char*>(encoded.data()), size));
 }
 
 void write_feature_montage(const std::string& path, const float* dict, int nf, int c, int k,

@@ -1,6 +1,7 @@
 // Poster plots through gnuplot: data files + script in out_dir, then one gnuplot run.
 #include "lca/plot.hpp"
 
+#include "lca/atomic_file.hpp"
 #include "lca/error.hpp"
 
 #include <algorithm>
@@ -9,8 +10,11 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <sstream>
+
 #include <sys/wait.h>
+#include <unistd.h>
 
 namespace lca {
 namespace {
@@ -54,8 +58,10 @@ std::string plot_command(const std::vector<std::string>& elements) {
 }
 
 /// Terminal choice at plot time, so that a re-plot works where only the gd png terminal exists.
-/// `suffix` lets the library write to temporary names; a user's re-plot writes the final ones.
-const char* kPreamble = R"(if (!exists("suffix")) suffix = ''
+/// `prefix` and `suffix` let the library write to AtomicFile's temporary names; a user's re-plot
+/// writes the final ones.
+const char* kPreamble = R"(if (!exists("prefix")) prefix = ''
+if (!exists("suffix")) suffix = ''
 if (strstrt(GPVAL_TERMINALS, 'pngcairo') > 0) {
   set terminal pngcairo enhanced size 1100,750 font 'sans,13'
 } else {
@@ -70,7 +76,7 @@ const char* kKeyBelow = "below left Left reverse maxcols 1 spacing 1.3";
 /// Common settings of one plot; reset clears the previous plot's axes but keeps the terminal.
 std::string begin_plot(const std::string& png, const std::string& title, const std::string& xlabel,
                        const std::string& ylabel, const std::string& key) {
-  return "\nreset\nset encoding utf8\nset output '" + png + "'.suffix\nset title '" + title +
+  return "\nreset\nset encoding utf8\nset output prefix.'" + png + "'.suffix\nset title '" + title +
          "'\nset xlabel '" + xlabel + "'\nset ylabel '" + ylabel +
          "'\nset grid xtics ytics mxtics mytics\nset key " + key + "\n";
 }
@@ -120,20 +126,37 @@ std::string log_axis(char axis, const LogRange& r) {
   return cmd + ")\n";
 }
 
-/// Run `gnuplot script` in dir, then move each png from its temporary name into place.
+/// True if `path` holds a whole PNG: the signature, and the IEND chunk at the end.
+bool complete_png(const std::string& path) {
+  static const char signature[] = "\x89PNG\r\n\x1a\n", iend[] = "IEND\xae\x42\x60\x82";
+  std::ifstream in(path, std::ios::binary);
+  char head[8] = {}, tail[8] = {};
+  if (!in.read(head, 8) || !in.seekg(-8, std::ios::end) || !in.read(tail, 8))
+    return false;
+  return std::equal(head, head + 8, signature) && std::equal(tail, tail + 8, iend);
+}
+
+/// Run `gnuplot script` in dir, writing each png to its AtomicFile's temp file, then commit them.
 void run_gnuplot(const std::string& dir, const std::string& script,
                  const std::vector<std::string>& pngs) {
   if (std::system("command -v gnuplot >/dev/null 2>&1") != 0)
     throw IoError("gnuplot not found; install gnuplot-nox");
   const fs::path d(dir);
+  std::vector<std::unique_ptr<AtomicFile>> out; // removed unless committed
+  for (const std::string& png : pngs)
+    out.push_back(std::make_unique<AtomicFile>((d / png).string(), "plot"));
+  // AtomicFile's temp names are ".<name>.tmp.<pid>".
+  const std::string prefix = ".", suffix = ".tmp." + std::to_string(::getpid());
+  for (std::size_t i = 0; i < pngs.size(); ++i)
+    if (fs::path(out[i]->temp_path()).filename() != prefix + pngs[i] + suffix)
+      throw Error("run_gnuplot: unexpected temp name " + out[i]->temp_path());
   const std::string log = script + ".log";
-  const std::string cmd = "cd " + shell_quote(dir) + " && gnuplot -e \"suffix='.tmp'\" " +
-                          shell_quote(script) + " >" + shell_quote(log) + " 2>&1";
+  const std::string cmd = "cd " + shell_quote(dir) + " && gnuplot -e \"prefix='" + prefix +
+                          "'; suffix='" + suffix + "'\" " + shell_quote(script) + " >" +
+                          shell_quote(log) + " 2>&1";
   const int status = std::system(cmd.c_str());
   std::error_code ec; // cleanup failures must not hide the real error
   if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    for (const std::string& png : pngs)
-      fs::remove(d / (png + ".tmp"), ec);
     // One line: gnuplot's messages without the blank and caret-only lines of its echo.
     std::ifstream in(d / log);
     std::string output, line;
@@ -143,15 +166,11 @@ void run_gnuplot(const std::string& dir, const std::string& script,
     throw IoError("gnuplot failed (status " + std::to_string(status) + ") on " +
                   (d / script).string() + ": " + output);
   }
-  for (const std::string& png : pngs) {
-    const fs::path tmp = d / (png + ".tmp");
-    const auto bytes = fs::file_size(tmp, ec);
-    if (ec || bytes == 0)
-      throw IoError("gnuplot wrote no image " + tmp.string());
-    fs::rename(tmp, d / png, ec);
-    if (ec)
-      throw IoError("cannot rename " + tmp.string() + ": " + ec.message());
-  }
+  for (const auto& png : out)
+    if (!complete_png(png->temp_path()))
+      png->fail("gnuplot wrote no complete image (is the disk full?)");
+  for (const auto& png : out)
+    png->commit();
   fs::remove(d / log, ec);
 }
 
@@ -163,6 +182,15 @@ void make_dir(const std::string& dir) {
 }
 
 } // namespace
+
+std::vector<std::string> plot_files(const std::string& out_dir) {
+  std::vector<std::string> files;
+  for (const char* name : {"study_curves.dat", "study_minima.dat", "study.gp", "study.gp.log",
+                           "error_vs_active.png", "min_error_vs_L.png", "min_location_vs_L.png",
+                           "response.dat", "response.gp", "response.gp.log", "response.png"})
+    files.push_back((fs::path(out_dir) / name).string());
+  return files;
+}
 
 void plot_study(const std::string& out_dir, const std::vector<SweepPoint>& points,
                 const StudyResult& r) {
@@ -187,7 +215,7 @@ void plot_study(const std::string& out_dir, const std::vector<SweepPoint>& point
       }
     dat << "\n\n";
   }
-  write_text_file((d / "study_curves.dat").string(), dat.str());
+  write_text_file((d / "study_curves.dat").string(), dat.str(), "plot data");
 
   std::ostringstream mins;
   bool any_edge = false, any_interior = false;
@@ -202,7 +230,7 @@ void plot_study(const std::string& out_dir, const std::vector<SweepPoint>& point
     mins << r.nf[s] << ' ' << num(r.L[s]) << ' ' << num(m.error) << ' ' << num(m.active) << ' '
          << num(m.lambda) << ' ' << int(m.at_edge) << ' ' << int(m.refined) << '\n';
   }
-  write_text_file((d / "study_minima.dat").string(), mins.str());
+  write_text_file((d / "study_minima.dat").string(), mins.str(), "plot data");
 
   std::ostringstream gp;
   gp << "# Poster plots of the phase-transition study. Re-plot: cd into this folder, gnuplot "
@@ -260,7 +288,7 @@ void plot_study(const std::string& out_dir, const std::vector<SweepPoint>& point
     gp << begin_plot(p.png, p.title, "system size L (neurons)", p.ylabel, kKeyBelow)
        << log_axis('x', L) << log_axis('y', p.y) << plot_command(el);
   }
-  write_text_file((d / "study.gp").string(), gp.str());
+  write_text_file((d / "study.gp").string(), gp.str(), "plot script");
   run_gnuplot(out_dir, "study.gp",
               {"error_vs_active.png", "min_error_vs_L.png", "min_location_vs_L.png"});
 }
@@ -302,14 +330,15 @@ void plot_response(const std::string& out_dir, const std::vector<ResponseCurve>&
     throw InvalidArgument("plot_response: no positive chi to plot");
   make_dir(out_dir);
   const fs::path d(out_dir);
-  write_text_file((d / "response.dat").string(), dat.str());
+  write_text_file((d / "response.dat").string(), dat.str(), "plot data");
   write_text_file((d / "response.gp").string(),
                   "# Response function chi(lambda). Re-plot: cd into this folder, gnuplot "
                   "response.gp\n" +
                       std::string(kPreamble) +
                       begin_plot("response.png", "Response to a small input perturbation",
                                  "sparsity λ", "response χ = ⟨‖a(x+εη) − a(x)‖⟩/ε", kKeyRight) +
-                      log_axis('x', lambda) + log_axis('y', chi) + plot_command(el));
+                      log_axis('x', lambda) + log_axis('y', chi) + plot_command(el),
+                  "plot script");
   run_gnuplot(out_dir, "response.gp", {"response.png"});
 }
 

@@ -5,6 +5,7 @@
 #include "lca/h5.hpp"
 #include "lca/version.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -82,6 +83,20 @@ std::string sweep_path(const std::string& out_dir) {
   return (std::filesystem::path(out_dir) / "sweep.h5").string();
 }
 
+std::vector<std::string> sweep_outputs(const SweepConfig& cfg) {
+  std::vector<std::string> files{sweep_path(cfg.out_dir)};
+  for (int nf : cfg.sizes)
+    for (double lambda : cfg.lambdas) {
+      const std::string ck =
+          (std::filesystem::path(point_dir(cfg, nf, lambda)) / "checkpoint.h5").string();
+      if (std::find(files.begin(), files.end(), ck) == files.end()) {
+        files.push_back(ck);
+        files.push_back(features_png_path(ck));
+      }
+    }
+  return files;
+}
+
 std::string sweep_settings(const SweepConfig& cfg, const ImageSet& train, const ImageSet& test) {
   const auto& t = cfg.train;
   const auto& g = t.geometry;
@@ -115,7 +130,7 @@ std::string sweep_settings(const SweepConfig& cfg, const ImageSet& train, const 
 }
 
 void write_sweep(const std::string& path, const Sweep& s) {
-  h5::atomic_write(path, [&](h5::File& f) {
+  h5::atomic_write(path, "sweep file", [&](h5::File& f) {
     const std::size_t n = s.points.size();
     const std::size_t n_test = n ? s.points[0].image_error.size() : 0;
     f.set_attribute("/", "format", "kokkos-lca-sweep");

@@ -16,9 +16,9 @@
 namespace lca {
 namespace {
 
-volatile std::sig_atomic_t stop_requested = 0;
-extern "C" void on_stop_signal(int) {
-  stop_requested = 1;
+volatile std::sig_atomic_t stop_requested = 0; // the signal number
+extern "C" void on_stop_signal(int sig) {
+  stop_requested = sig;
 }
 
 using Clock = std::chrono::steady_clock;
@@ -71,6 +71,10 @@ std::string features_png_path(const std::string& checkpoint) {
 void install_stop_handlers() {
   std::signal(SIGINT, on_stop_signal);
   std::signal(SIGTERM, on_stop_signal);
+}
+
+int stop_signal() {
+  return stop_requested;
 }
 
 std::string format_duration(double s) {

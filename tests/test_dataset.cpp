@@ -497,6 +497,147 @@ TEST_F(DatasetTest, SubsetsAreDeterministic) {
   }
 }
 
+/// The subset load_dataset chose before it read only the chosen images (reference, written
+/// plainly): all n images read, then the first `subset`, or Fisher-Yates on the first `subset`
+/// positions of 0..n-1 from SplitMix64(hash_combine(seed, "SUBSET")), sorted.
+std::vector<std::int64_t> reference_subset(std::int64_t n, std::int64_t subset,
+                                           const std::string& mode, std::uint64_t seed) {
+  std::vector<std::int64_t> keep(n);
+  std::iota(keep.begin(), keep.end(), std::int64_t(0));
+  if (mode == "random") {
+    lca::SplitMix64 rng(lca::hash_combine(seed, 0x5355425345540000ULL));
+    for (std::int64_t i = 0; i < subset && i + 1 < n; ++i)
+      std::swap(keep[i], keep[i + std::int64_t(rng.bounded(std::uint64_t(n - i)))]);
+    std::sort(keep.begin(), keep.begin() + subset);
+  }
+  keep.resize(subset);
+  return keep;
+}
+
+// --subset 64 decoded all 60,000 Fashion-MNIST images before; now the readers read only the
+// chosen ones. The result must be what it was: the same images, labels and identity as picking
+// them from a full read, for every reader and both modes.
+TEST_F(DatasetTest, SubsetReadsOnlyTheChosenImagesAsAFullReadWould) {
+  const std::uint32_t n = 50;
+  write_idx_pair(path("plain-images-idx3-ubyte"), path("plain-labels-idx1-ubyte"), n, 3, 5, false);
+  write_idx_pair(path("gz-images-idx3-ubyte.gz"), path("gz-labels-idx1-ubyte.gz"), n, 3, 5, true);
+  for (const char* name : {"a.bin", "b.bin"}) { // 20 + 30 CIFAR-10 records
+    Bytes records;
+    const int count = name[0] == 'a' ? 20 : 30;
+    for (int r = 0; r < count; ++r) {
+      records.push_back(std::uint8_t((r + (name[0] == 'b') * 20) % 10));
+      const Bytes px = pattern(3072, unsigned(r + 100 * (name[0] == 'b')));
+      records.insert(records.end(), px.begin(), px.end());
+    }
+    write_file(path(name), records);
+  }
+  std::string list;
+  for (std::uint32_t i = 0; i < n; ++i) {
+    const std::string png = "p" + std::to_string(i) + ".png";
+    lca::write_png(path(png), 4, 3, 1, pattern(12, i));
+    list += png + "\n";
+  }
+  write_list(path("list.txt"), list);
+
+  std::vector<lca::DatasetSpec> specs(5);
+  specs[0].format = "idx", specs[0].path = path("plain-images-idx3-ubyte");
+  specs[1].format = "idx", specs[1].path = path("gz-images-idx3-ubyte.gz");
+  specs[2].format = "cifar10", specs[2].path = path("b.bin"); // one file
+  specs[3].format = "png-list", specs[3].path = path("list.txt");
+  specs[3].channels = 1, specs[3].height = 3, specs[3].width = 4;
+  specs[4].format = "mnist-idx", specs[4].path = dir_.string(); // train-images-idx3-ubyte
+  write_idx_pair(path("train-images-idx3-ubyte"), path("train-labels-idx1-ubyte"), n, 2, 2, false);
+  for (lca::DatasetSpec spec : specs) {
+    const lca::ImageSet full = lca::load_dataset(spec);
+    for (const std::string mode : {"first", "random"})
+      for (const std::uint64_t seed : {1u, 5u, 123u})
+        for (const std::int64_t subset : {std::int64_t(1), std::int64_t(7), full.n - 1, full.n}) {
+          spec.subset = subset, spec.subset_mode = mode, spec.seed = seed;
+          const lca::ImageSet sub = lca::load_dataset(spec);
+          const auto keep = reference_subset(full.n, subset, mode, seed);
+          SCOPED_TRACE(spec.format + " " + spec.path + " subset " + std::to_string(subset) + " " +
+                       mode + " seed " + std::to_string(seed));
+          ASSERT_EQ(sub.n, subset);
+          ASSERT_EQ(sub.image_size(), full.image_size());
+          for (std::int64_t i = 0; i < subset; ++i) {
+            ASSERT_TRUE(
+                std::equal(sub.image(i), sub.image(i) + sub.image_size(), full.image(keep[i])))
+                << "image " << i;
+            ASSERT_EQ(sub.labels[i], full.labels[keep[i]]) << "image " << i;
+          }
+          const std::string selected = "subset=" + std::to_string(subset) + " " + mode +
+                                       (mode == "random" ? " seed=" + std::to_string(seed) : "");
+          EXPECT_NE(sub.identity.find(selected), std::string::npos) << sub.identity;
+        }
+    spec.subset = full.n + 1;
+    EXPECT_THROW(lca::load_dataset(spec), lca::InvalidArgument);
+  }
+  // Two CIFAR-10 files: the records of both, across the boundary.
+  const lca::ImageSet both = lca::read_cifar10({path("a.bin"), path("b.bin")});
+  const std::vector<std::int64_t> pick{0, 19, 20, 21, 49};
+  const lca::ImageSet some = lca::read_cifar10({path("a.bin"), path("b.bin")},
+                                               [&](std::int64_t count, const std::string&) {
+                                                 EXPECT_EQ(count, 50);
+                                                 return pick;
+                                               });
+  ASSERT_EQ(some.n, 5);
+  for (std::size_t i = 0; i < pick.size(); ++i) {
+    EXPECT_TRUE(std::equal(some.image(i), some.image(i) + 3072, both.image(pick[i]))) << i;
+    EXPECT_EQ(some.labels[i], both.labels[pick[i]]) << i;
+  }
+}
+
+// The random subsets the code chose before this change (50 images, subset 10), pinned: the
+// first pixel of image i is i.
+TEST_F(DatasetTest, RandomSubsetsAreThoseOfEarlierVersions) {
+  Bytes file = idx_header(0x803, {50, 2, 3});
+  for (int i = 0; i < 50; ++i)
+    for (int p = 0; p < 6; ++p)
+      file.push_back(std::uint8_t(p == 0 ? i : (i * 7 + p) & 0xff));
+  write_file(path("x-images-idx3-ubyte"), file);
+  const std::vector<std::pair<std::uint64_t, std::vector<int>>> chosen{
+      {1, {3, 8, 10, 14, 23, 36, 37, 41, 43, 44}},
+      {5, {3, 6, 20, 21, 22, 25, 27, 29, 44, 45}},
+      {123, {1, 19, 22, 23, 25, 28, 40, 41, 42, 44}}};
+  for (const auto& [seed, images] : chosen) {
+    lca::DatasetSpec spec;
+    spec.format = "idx", spec.path = path("x-images-idx3-ubyte");
+    spec.subset = 10, spec.subset_mode = "random", spec.seed = seed;
+    const lca::ImageSet set = lca::load_dataset(spec);
+    std::vector<int> got;
+    for (std::int64_t i = 0; i < set.n; ++i)
+      got.push_back(int(std::lround(set.image(i)[0] * 255)));
+    EXPECT_EQ(got, images) << "seed " << seed;
+  }
+}
+
+// A subset stops reading where its last image ends: the tail of a gzip file is never
+// decompressed. A plain file's size is still checked against its header.
+TEST_F(DatasetTest, SubsetReadStopsEarlyButChecksPlainFileSize) {
+  Bytes img = idx_header(0x803, {100, 4, 4});
+  const Bytes px = pattern(16 * 100, 9);
+  img.insert(img.end(), px.begin(), px.begin() + 16 * 10); // only 10 of the 100 images
+  write_gz(path("short-images-idx3-ubyte.gz"), img);
+  write_file(path("short-images-idx3-ubyte"), img);
+  lca::DatasetSpec spec;
+  spec.format = "idx", spec.path = path("short-images-idx3-ubyte.gz");
+  spec.subset = 10;
+  const lca::ImageSet set = lca::load_dataset(spec);
+  EXPECT_EQ(set.n, 10);
+  EXPECT_EQ(set.pixels[16 * 9 + 15], float(px[16 * 9 + 15]) / 255.0f);
+  spec.subset = 11; // the 11th image is not there
+  EXPECT_THROW(lca::load_dataset(spec), lca::IoError);
+  spec.subset = 0;
+  EXPECT_THROW(lca::load_dataset(spec), lca::IoError);
+  spec.path = path("short-images-idx3-ubyte"), spec.subset = 5;
+  try {
+    lca::load_dataset(spec);
+    ADD_FAILURE() << "a truncated plain file was accepted";
+  } catch (const lca::IoError& e) {
+    EXPECT_NE(std::string(e.what()).find("truncated"), std::string::npos) << e.what();
+  }
+}
+
 TEST_F(DatasetTest, LoadDatasetRejectsBadSpecs) {
   write_idx_pair(path("train-images-idx3-ubyte"), path("train-labels-idx1-ubyte"), 5, 2, 2, false);
   lca::DatasetSpec spec;

@@ -111,12 +111,15 @@ constexpr double kSeedNu = -1.32;
 
 /// CSV (one header, one row per size with kind=size, then kind=exponent rows for gamma, nu and
 /// the two slopes) and Markdown (note on top, validity, minima, fits, exponent table with the
-/// seed poster's values). Throws IoError if a file cannot be written.
+/// seed poster's values), then `md_appendix` (more Markdown sections). Throws IoError if a file
+/// cannot be written.
 void write_results_table(const std::string& csv_path, const std::string& md_path,
-                         const StudyResult& r, const std::string& note);
+                         const StudyResult& r, const std::string& note,
+                         const std::string& md_appendix = "");
 
-/// Write text to path through a temporary file and a rename, so that readers never see a
-/// partial file. Throws IoError.
-void write_text_file(const std::string& path, const std::string& text);
+/// Writes text to path all or nothing (lca::AtomicFile). `what` names the file in errors:
+/// "cannot write <what> <path>: <reason>". Throws IoError.
+void write_text_file(const std::string& path, const std::string& text,
+                     const std::string& what = "file");
 
 } // namespace lca

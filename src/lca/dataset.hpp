@@ -3,6 +3,7 @@
 // normalisation of algorithm.md §2 and the deterministic epoch order. Host-side only: the
 // solver copies batches to the device.
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -23,22 +24,31 @@ struct ImageSet {
   float* image(std::int64_t i) { return pixels.data() + i * image_size(); }
 };
 
+/// Which images a reader keeps, chosen from their number n alone (and `source`, a description of
+/// the file(s) for messages): indices in increasing order, or empty for all. The readers then
+/// read only those images, so a small subset of a large file costs little.
+using ImageSelection =
+    std::function<std::vector<std::int64_t>(std::int64_t n, const std::string& source)>;
+
 /// CIFAR-10 binary batches: records of 1 label byte + 3072 pixel bytes (3x32x32,
 /// channel-major), concatenated in the order given. Throws IoError.
-ImageSet read_cifar10(const std::vector<std::string>& files);
+ImageSet read_cifar10(const std::vector<std::string>& files, const ImageSelection& select = {});
 
 /// IDX unsigned-byte images of rank 3 (n, h, w), plain or gzip-compressed (MNIST,
 /// Fashion-MNIST); c = 1. Labels come from the sibling file by the usual naming
 /// (...images-idx3-ubyte[.gz] -> ...labels-idx1-ubyte[.gz]) when it exists, else -1.
 /// Throws IoError for a wrong magic, implausible header or truncated data.
-ImageSet read_idx(const std::string& images_path);
+/// With a selection, only the selected images (and labels) are read; a plain file's size is
+/// still checked against the header, a gzip file's tail is not decompressed.
+ImageSet read_idx(const std::string& images_path, const ImageSelection& select = {});
 
 /// A text file listing one PNG per line (relative paths are relative to the list file's
 /// directory; blank lines and lines starting with # are skipped). Each image is converted to
 /// `channels` (1 or 3): gray->RGB replicates, RGB->gray uses luminance 0.299/0.587/0.114,
 /// alpha is dropped, 16-bit is scaled to 8. Every image must be exactly height x width.
 /// Throws IoError (InvalidArgument for a bad channel count or size).
-ImageSet read_png_list(const std::string& list_path, int channels, int height, int width);
+ImageSet read_png_list(const std::string& list_path, int channels, int height, int width,
+                       const ImageSelection& select = {});
 
 /// What to load, as the apps' --dataset flags describe it.
 struct DatasetSpec {
@@ -58,6 +68,11 @@ struct DatasetSpec {
 /// unknown format, split or subset mode, or a subset larger than the dataset; IoError from
 /// the readers.
 ImageSet load_dataset(const DatasetSpec& spec);
+
+/// The files load_dataset(spec) would read (the dataset directory or list too), so that the apps
+/// can refuse an output that would overwrite one. Best effort, never throws: a missing
+/// directory or list yields only the paths known without it.
+std::vector<std::string> dataset_files(const DatasetSpec& spec);
 
 /// algorithm.md §2: each image minus its mean over all pixels and channels, divided by its
 /// population standard deviation (both in double). An image whose std is at most 1e-6 of

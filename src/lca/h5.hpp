@@ -57,7 +57,7 @@ public:
 
   void flush();
   void close(); ///< checked close; the File is then empty
-  /// The name used in error messages (the target path, also while atomic_write fills a temp).
+  /// The name used in error messages (the target path, also while atomic_write fills it in memory).
   const std::string& name() const { return name_; }
 
   /// True if every component of `path` exists ("/" always does).
@@ -125,8 +125,12 @@ public:
 
 private:
   File(std::int64_t id, std::string name) : id_(id), name_(std::move(name)) {}
-  static File create_as(const std::string& path, const std::string& name);
-  friend void atomic_write(const std::string&, const std::function<void(File&)>&);
+  /// A new file held in memory only (HDF5's core driver without a backing store).
+  static File create_in_memory(const std::string& name);
+  /// The bytes of the whole file (flushed first); for files made by create_in_memory.
+  std::vector<char> image();
+  friend void atomic_write(const std::string&, const std::string&,
+                           const std::function<void(File&)>&);
 
   void write_raw(const std::string& path, Type type, const void* data, std::size_t size,
                  const Dims& dims, bool existing);
@@ -143,9 +147,16 @@ private:
   std::string name_;
 };
 
-/// Writes `path` all-or-nothing: fill() writes a temp file "<dir>/.<name>.tmp.<pid>" which is
-/// then flushed, closed, fsync'ed and renamed onto `path`, and the directory is fsync'ed. On any
-/// exception the temp file is removed and the previous file at `path` is left untouched.
-void atomic_write(const std::string& path, const std::function<void(File&)>& fill);
+/// Writes `path` all-or-nothing: fill() builds the file in memory, so HDF5 itself never writes
+/// to disk, and the bytes then go through lca::AtomicFile (temp file "<dir>/.<name>.tmp.<pid>",
+/// fsync, rename, directory fsync). On any exception every HDF5 handle is closed, the temp file
+/// is removed and the previous file at `path` is left untouched; a failed write is one IoError
+/// line "cannot write <what> <path>: <reason from errno>", e.g. "no space left on device".
+void atomic_write(const std::string& path, const std::string& what,
+                  const std::function<void(File&)>& fill);
+/// atomic_write(path, "HDF5 file", fill).
+inline void atomic_write(const std::string& path, const std::function<void(File&)>& fill) {
+  atomic_write(path, "HDF5 file", fill);
+}
 
 } // namespace lca::h5

@@ -20,8 +20,8 @@ struct PngImage {
 PngImage read_png(const std::string& path, int height = 0, int width = 0);
 
 /// Writes an 8-bit gray (channels 1) or RGB (channels 3) PNG from interleaved row-major
-/// samples. Atomic: writes path + ".tmp" and renames it over `path`. Throws IoError naming
-/// the path, InvalidArgument for inconsistent sizes.
+/// samples, encoded in memory and written with lca::AtomicFile (all or nothing). Throws IoError
+/// naming the path, InvalidArgument for inconsistent sizes.
 void write_png(const std::string& path, int width, int height, int channels,
                const std::vector<std::uint8_t>& rgb_or_gray);
 

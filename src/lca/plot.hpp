@@ -18,6 +18,9 @@ namespace lca {
 void plot_study(const std::string& out_dir, const std::vector<SweepPoint>& points,
                 const StudyResult& r);
 
+/// Every file plot_study and plot_response write in out_dir (data, scripts, gnuplot logs, PNGs).
+std::vector<std::string> plot_files(const std::string& out_dir);
+
 /// chi(lambda) of one size, algorithm.md §7.
 struct ResponseCurve {
   int nf = 0;

@@ -49,6 +49,8 @@ struct Sweep {
 
 /// The sweep file's path inside out_dir.
 std::string sweep_path(const std::string& out_dir);
+/// Every file run_sweep may write: the sweep file, each point's checkpoint and feature montage.
+std::vector<std::string> sweep_outputs(const SweepConfig& cfg);
 /// Canonical text of everything that defines the results of a grid point.
 std::string sweep_settings(const SweepConfig& cfg, const ImageSet& train, const ImageSet& test);
 Sweep read_sweep(const std::string& path); ///< throws IoError for a missing or foreign file

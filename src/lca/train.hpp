@@ -56,6 +56,8 @@ std::string features_png_path(const std::string& checkpoint);
 
 /// SIGINT/SIGTERM make train() finish its batch, checkpoint and return (interrupted = true).
 void install_stop_handlers();
+/// The signal (SIGINT or SIGTERM) that arrived since install_stop_handlers(), or 0.
+int stop_signal();
 
 /// "1h02m03s" style durations for progress lines.
 std::string format_duration(double seconds);

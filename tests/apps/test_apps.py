@@ -1,9 +1,12 @@
-"""End-to-end tests of lca-train, lca-denoise and lca-scaling (issues: apps I and II).
+"""End-to-end tests of lca-train, lca-denoise and lca-scaling (issues: apps I and II, front door).
 Run one with: python3 tests/apps/test_apps.py Apps.test_name (LCA_BIN_DIR = the apps folder)."""
+import errno
 import filecmp
+import hashlib
 import os
 import re
 import signal
+import struct
 import subprocess
 import sys
 import time
@@ -17,6 +20,51 @@ from common import ENV, FMNIST, MPIRUN, app, run, tmpdir, write_idx  # noqa: E40
 
 TINY = ["--subset", "64", "--nf", "6", "--iterations", "20", "--progress", "0", "--eta", "0.1",
         "--batch", "8"]
+NO_OMP = {k: v for k, v in ENV.items() if not k.startswith("OMP_")}  # as a user starts the apps
+TEMP = re.compile(r"^\..+\.tmp\.\d+$")  # lca::AtomicFile's temp files
+
+
+def idx_bytes(images):
+    images = np.asarray(images, dtype=np.uint8)
+    return struct.pack(">IIII", 0x00000803, *images.shape) + images.tobytes()
+
+
+def feed_fifo(fifo, payload, p, before_write=None, timeout=60):
+    """Writes payload into the FIFO once p has opened it for reading (calling before_write()
+    first); False if p ended or the time ran out before."""
+    deadline = time.monotonic() + timeout
+    while p.poll() is None and time.monotonic() < deadline:
+        try:
+            fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError as e:
+            if e.errno != errno.ENXIO:  # ENXIO: no reader yet
+                raise
+            time.sleep(0.01)
+            continue
+        if before_write:
+            before_write()
+        os.set_blocking(fd, True)
+        try:
+            os.write(fd, payload)
+        except BrokenPipeError:
+            pass
+        os.close(fd)
+        return True
+    return False
+
+
+def snapshot(root):
+    """sha256 of every file under root (the filler of a full disk by size only)."""
+    out = {}
+    for d, _, files in os.walk(root):
+        for name in files:
+            path = os.path.join(d, name)
+            if name == "filler":
+                out[path] = os.path.getsize(path)
+                continue
+            with open(path, "rb") as f:
+                out[path] = hashlib.sha256(f.read()).hexdigest()
+    return out
 
 
 class Apps(unittest.TestCase):
@@ -53,6 +101,16 @@ class Apps(unittest.TestCase):
             np.testing.assert_array_equal(a["momentum"][...], b["momentum"][...])
             self.assertEqual(a.attrs["batches"], b.attrs["batches"])
 
+    def test_resume_in_place_through_another_path(self):
+        """No app writes over its inputs (tests/bad-inputs/cases.tsv), except lca-train
+        --resume ck.h5 -o ck.h5, which continues in place, however the two paths are spelt."""
+        ck = f"{self.tmp}/ck.h5"
+        self.train(ck, "--images", "16")
+        os.makedirs(f"{self.tmp}/sub")
+        self.train(f"{self.tmp}/sub/../ck.h5", "--images", "32", "--resume", f"{self.tmp}/./ck.h5")
+        with h5py.File(ck) as f:
+            self.assertEqual(f.attrs["images_seen"], 32)
+
     def test_resume_across_epochs_with_shuffle(self):
         straight, half, resumed = (f"{self.tmp}/{n}.h5" for n in ("straight", "half", "resumed"))
         args = ["--subset", "24", "--epochs", "3"]
@@ -85,10 +143,18 @@ class Apps(unittest.TestCase):
         ck, straight = f"{self.tmp}/ck.h5", f"{self.tmp}/straight.h5"
         args = [app("lca-train"), "--subset", "64", "--nf", "16", "--iterations", "200", "--progress",
                 "0", "--batch", "8", "--epochs", "4", "--checkpoint-every", "0"]
-        p = subprocess.Popen([*args, "-o", ck], env=ENV, stdout=subprocess.PIPE, text=True)
-        time.sleep(1.5)
+        # Signal once training runs, as its first progress line says (a fixed sleep failed on a
+        # loaded machine); --progress 1e-9 prints one per batch, and the later flag wins.
+        p = subprocess.Popen([*args, "--progress", "1e-9", "-o", ck], env=ENV, stdout=subprocess.PIPE,
+                             text=True)
+        head = []
+        for line in p.stdout:
+            head.append(line)
+            if line.startswith("[train]"):
+                break
         p.send_signal(signal.SIGTERM)
-        out, _ = p.communicate(timeout=60)
+        out, _ = p.communicate(timeout=120)
+        out = "".join(head) + out
         self.assertEqual(p.returncode, 0)
         self.assertIn("interrupted (checkpoint saved)", out)
         with h5py.File(ck) as f:
@@ -99,6 +165,182 @@ class Apps(unittest.TestCase):
         run([*args, "-o", straight])
         with h5py.File(straight) as a, h5py.File(ck) as b:
             np.testing.assert_array_equal(a["dictionary"][...], b["dictionary"][...])
+
+    def test_sigterm_before_training_ends_cleanly(self):
+        """SIGTERM while the data loads ends every app with one line and exit 128 + 15, writing
+        nothing. The training images are a FIFO: the app blocks on it until the test writes, so
+        the signal surely arrives during loading (the handlers are installed first thing)."""
+        ck = f"{self.tmp}/ck.h5"
+        self.train(ck, "--images", "16")
+        payload = idx_bytes(np.random.default_rng(1).integers(0, 256, size=(32, 28, 28)))
+        os.makedirs(f"{self.tmp}/data")
+        fifo = f"{self.tmp}/data/train-images-idx3-ubyte"
+        with open(f"{self.tmp}/data/t10k-images-idx3-ubyte", "wb") as f:  # lca-scaling's test set
+            f.write(payload)
+        data = ["--data", "mnist-idx", "--data-path", f"{self.tmp}/data"]
+        cases = [
+            ("lca-train", "before training started", f"{self.tmp}/train",
+             [app("lca-train"), *data, "--nf", "4", "--iterations", "2", "--progress", "0",
+              "-o", f"{self.tmp}/train/ck.h5"]),
+            ("lca-denoise", "before the test started", f"{self.tmp}/denoise",
+             [app("lca-denoise"), "-c", ck, *data, "--split", "train", "--progress", "0", "-o",
+              f"{self.tmp}/denoise/results.h5"]),
+            ("lca-scaling", "before the sweep started", f"{self.tmp}/sweep",
+             [app("lca-scaling"), "run", *data, "--sizes", "4", "--lambdas", "0.5", "--iterations",
+              "2", "--progress", "0", "--out-dir", f"{self.tmp}/sweep"]),
+        ]
+        for name, when, out_dir, cmd in cases:
+            with self.subTest(app=name):
+                os.mkfifo(fifo)
+                p = subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True)
+                self.assertTrue(feed_fifo(fifo, payload, p, lambda: p.send_signal(signal.SIGTERM)))
+                out, err = p.communicate(timeout=120)
+                os.unlink(fifo)
+                self.assertEqual(p.returncode, 128 + signal.SIGTERM, out + err)
+                self.assertEqual(err.splitlines(),
+                                 [f"{name}: interrupted by SIGTERM {when}; nothing was written"])
+                self.assertFalse(os.path.exists(out_dir))
+
+    def test_help_is_the_apps_own(self):
+        """--help shows the app's help only (Kokkos 3.4 printed its ~40 lines first), with one
+        line about Kokkos' flags, which still reach Kokkos."""
+        for cmd in (["lca-train"], ["lca-denoise"], ["lca-scaling"], ["lca-scaling", "run"],
+                    ["lca-scaling", "analyze"]):
+            for env in (ENV, NO_OMP):
+                _, out, err = run([app(cmd[0]), *cmd[1:], "--help"], env=env)
+                self.assertEqual(err, "")
+                self.assertNotIn("Kokkos command line arguments", out)
+                self.assertNotIn("OMP_PROC_BIND", out)
+                self.assertIn("Usage:", out.splitlines()[1])
+                self.assertEqual(out.count("--kokkos-help lists them"), 1, cmd)
+        _, out, _ = run([app("lca-train"), "--kokkos-help"])
+        self.assertIn("Kokkos command line arguments", out)
+        threads = (os.cpu_count() or 1) + 1  # more than the cores: Kokkos says what it was asked
+        _, out, _ = run([app("lca-train"), f"--kokkos-threads={threads}", "--subset", "16", "--nf", "4",
+                         "--iterations", "2", "--images", "16", "--progress", "0", "-o",
+                         f"{self.tmp}/k.h5"])
+        self.assertRegex(out, rf"requested thread :\s*{threads}\b")
+
+    def test_no_openmp_binding_warning(self):
+        """No run prints Kokkos' four-line OMP_PROC_BIND warning: without OMP_* the apps pin
+        their threads (OMP_PROC_BIND=spread OMP_PLACES=threads, by re-executing themselves, also
+        under mpirun); where pinning could hurt (fewer threads than CPUs) one line says what to
+        set; OMP_PROC_BIND=false (the tests) gives silence."""
+        tiny = [app("lca-train"), "--subset", "16", "--nf", "4", "--iterations", "2", "--images", "16",
+                "--progress", "0", "-o", f"{self.tmp}/ck.h5"]
+        for env, mpi, hint in ((NO_OMP, False, 0), (NO_OMP, True, 0), (ENV, False, 0),
+                               (dict(NO_OMP, OMP_NUM_THREADS="1"), False, 1)):
+            _, out, err = run(([*MPIRUN, "-np", "2"] if mpi else []) + tiny, env=env)
+            self.assertNotIn("WARNING: OMP_PROC_BIND", out + err)
+            mentions = [line for line in (out + err).splitlines() if "OMP_PROC_BIND" in line]
+            if hint and (os.cpu_count() or 1) > 1:
+                self.assertEqual(len(mentions), 1, out + err)
+                self.assertIn("set OMP_PROC_BIND=spread OMP_PLACES=threads", mentions[0])
+            else:
+                self.assertEqual(mentions, [], env)
+        # The running process carries the binding it restarted itself with, and is pinned.
+        p = subprocess.Popen([*tiny[:-2], "--images", "100000", "--progress", "1e-9", "-o",
+                              f"{self.tmp}/long.h5"], env=NO_OMP, stdout=subprocess.PIPE, text=True)
+        try:
+            for line in p.stdout:
+                if line.startswith("[train]"):
+                    break
+            with open(f"/proc/{p.pid}/environ", "rb") as f:
+                environ = f.read().split(b"\0")
+            self.assertIn(b"OMP_PROC_BIND=spread", environ)
+            self.assertIn(b"OMP_PLACES=threads", environ)
+        finally:
+            p.send_signal(signal.SIGTERM)
+            p.communicate(timeout=60)
+        self.assertEqual(p.returncode, 0)
+
+    def test_disk_full_fails_cleanly(self):
+        """The user's report: on a 300 KB tmpfs the checkpoint write of an nf 128 run failed with
+        four lines of HDF5 internals, then a segfault in MPI_Finalize (exit 139). Every writer on
+        a full disk must print one line naming the file with 'no space left on device', exit 1,
+        leave the previous file intact and no temp file. Needs root (mount); CI runs as root."""
+        disk = f"{self.tmp}/disk"
+        os.makedirs(disk)
+        mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=300k", "tmpfs", disk],
+                                 capture_output=True, text=True)
+        if mounted.returncode != 0:
+            self.skipTest(f"cannot mount a tmpfs (needs root): {mounted.stderr.strip()}")
+        try:
+            self.disk_full_cases(disk)
+        finally:
+            subprocess.run(["umount", "-l", disk], check=True)
+
+    def disk_full_cases(self, disk):
+        filler = f"{disk}/filler"
+
+        def fill(leave=0):
+            """Fills the tmpfs up to `leave` bytes."""
+            if os.path.exists(filler):
+                os.unlink(filler)
+            with open(filler, "wb", buffering=0) as f:
+                try:
+                    while True:
+                        f.write(b"x" * 4096)
+                except OSError as e:
+                    self.assertEqual(e.errno, errno.ENOSPC)
+            os.truncate(filler, max(0, os.path.getsize(filler) - leave))
+
+        def fails_cleanly(cmd, what):
+            before = snapshot(disk)
+            rc, out, err = run(cmd, check=False)
+            lines = [line for line in err.splitlines() if line.strip()]
+            self.assertEqual(rc, 1, f"{cmd}\n{out}\n{err}")  # not 139: no crash at exit
+            self.assertEqual(len(lines), 1, err)
+            self.assertIn(f"cannot write {what}", lines[0])
+            self.assertIn("no space left on device", lines[0])
+            after = snapshot(disk)
+            self.assertEqual({p: h for p, h in after.items() if p in before}, before)
+            left = [p for p in after if p not in before]
+            self.assertEqual(left, [], "temp or partial files left")
+            self.assertFalse([p for p in after if TEMP.match(os.path.basename(p))])
+
+        # lca-train, nf 128: the previous checkpoint (written while there was room) survives a
+        # resumed run whose checkpoint no longer fits (32 KiB left, the file needs ~75).
+        ck = f"{disk}/ck.h5"
+        train = [app("lca-train"), "--subset", "64", "--nf", "128", "--iterations", "5", "--progress",
+                 "0", "--checkpoint-every", "0"]
+        run([*train, "--images", "16", "-o", ck])
+        fill(leave=32 * 1024)
+        fails_cleanly([*train, "--images", "32", "--resume", ck], f"checkpoint {ck}")
+        with h5py.File(ck) as f:
+            self.assertEqual(f.attrs["images_seen"], 16)
+
+        # lca-denoise: a previous results file, then a full disk.
+        res = f"{disk}/results.h5"
+        os.unlink(filler)
+        denoise = [app("lca-denoise"), "-c", ck, "--subset", "8", "--iterations", "2", "--progress",
+                   "0", "-o", res]
+        run(denoise)
+        fill()
+        fails_cleanly(denoise, f"results file {res}")
+
+        # lca-scaling run: one point done while there was room; the next point's checkpoint
+        # does not fit (the sweep settings do not include the grid, so this resumes the sweep).
+        os.unlink(filler)
+        sweep = [app("lca-scaling"), "run", "--subset", "16", "--test-subset", "4", "--images", "16",
+                 "--lambdas", "0.5", "--iterations", "2", "--progress", "0", "--out-dir",
+                 f"{disk}/sweep"]
+        run([*sweep, "--sizes", "2"])
+        fill()
+        fails_cleanly([*sweep, "--sizes", "2,4"], "checkpoint ")
+
+        # lca-scaling analyze: a sweep made elsewhere, analysed onto the full disk.
+        os.unlink(filler)
+        src = f"{self.tmp}/sweep-src"
+        run([app("lca-scaling"), "run", "--subset", "32", "--test-subset", "8", "--images", "32",
+             "--sizes", "2,4", "--lambdas", "0.1,0.5,1", "--iterations", "5", "--progress", "0",
+             "--out-dir", src])
+        analyze = [app("lca-scaling"), "analyze", f"{src}/sweep.h5", "--bootstrap", "5", "--out",
+                   f"{disk}/analysis"]
+        run(analyze)
+        fill()
+        fails_cleanly(analyze, f"table {disk}/analysis/results.csv")
 
     def test_nan_stops_and_keeps_last_checkpoint(self):
         # tau = 1 makes the explicit LCA step unstable within a batch or two

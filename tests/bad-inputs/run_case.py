@@ -3,6 +3,8 @@ one line on stderr containing the expected fragment, leaving existing files unto
 import hashlib
 import os
 import shlex
+import shutil
+import struct
 import sys
 
 import numpy as np
@@ -27,7 +29,6 @@ def fixtures(tmp):
         f.write(bytes(3073 * 4))
     os.makedirs(f"{tmp}/png")
     import zlib
-    import struct
 
     def png(path, w, h):
         raw = b"".join(b"\x00" + bytes(w) for _ in range(h))
@@ -47,13 +48,33 @@ def fixtures(tmp):
         f.write("nf = 8\nashift = []\n")
     with open(f"{tmp}/open-array.toml", "w") as f:
         f.write("lambda = [0.5\n")
+    with open(f"{tmp}/negative-progress.toml", "w") as f:
+        f.write("subset = 16\nprogress = -1\n")
     with open(f"{tmp}/text.h5", "w") as f:
         f.write("not HDF5\n")
+    # Inputs that an output must never overwrite (lca-denoise -c ck.h5 -o ck.h5 once did).
+    images = np.random.default_rng(0).integers(0, 256, size=(32, 28, 28))
+    write_idx(f"{tmp}/good-images-idx3-ubyte", images)
+    with open(f"{tmp}/good-labels-idx1-ubyte", "wb") as f:
+        f.write(struct.pack(">II", 0x00000801, 32) + bytes(range(32)))
+    os.symlink(f"{tmp}/good-images-idx3-ubyte", f"{tmp}/link.h5")
+    png(f"{tmp}/png/x_features.png", 8, 8)
+    with open(f"{tmp}/png/features.txt", "w") as f:
+        f.write("a.png\nx_features.png\n")
+    with open(f"{tmp}/cfg.toml", "w") as f:
+        f.write("subset = 16\n")
+    for d in ("sw3", "sw4/points/nf4_lambda0.5"):
+        os.makedirs(f"{tmp}/{d}")
+    write_idx(f"{tmp}/sw3/sweep.h5", images)
+    write_idx(f"{tmp}/sw4/points/nf4_lambda0.5/checkpoint.h5", images)
     ck = f"{tmp}/ck.h5"
     run([app("lca-train"), "--subset", "32", "--nf", "4", "--iterations", "5", "--images", "32",
          "--progress", "0", "-o", ck])
     run([app("lca-denoise"), "-c", ck, "--subset", "4", "--iterations", "2", "--progress", "0",
          "-o", f"{tmp}/results.h5"])
+    os.link(ck, f"{tmp}/hardlink.h5")
+    os.makedirs(f"{tmp}/an")
+    shutil.copy(f"{tmp}/results.h5", f"{tmp}/an/results.csv")
     return ck
 
 

@@ -23,7 +23,7 @@ from common import ENV, app, run, tmpdir  # noqa: E402
 
 SEED = int(os.environ.get("LCA_KILL_SEED", "1"))
 KILLS = 12  # kill points per test
-TEMP = re.compile(r"^\..+\.tmp\.\d+$")  # h5::atomic_write's temp files
+TEMP = re.compile(r"^\..+\.tmp\.\d+$")  # lca::AtomicFile's temp files (every writer)
 
 # lca/checkpoint.hpp's schema: every root attribute a checkpoint must have.
 CHECKPOINT_ATTRS = """format format_version nf channels height width kernel stride tau dt iterations
