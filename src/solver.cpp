@@ -95,6 +95,7 @@ template <class Scalar, class Space> void LcaSolver<Scalar, Space>::reset(int ba
       cg_p_ = Matrix(scratch("lca::LcaSolver::cg_p"), n, nf);
       cg_q_ = Matrix(scratch("lca::LcaSolver::cg_q"), n, nf);
       a_save_ = Matrix(scratch("lca::LcaSolver::A_save"), n, nf);
+      cg_sign_ = Matrix(scratch("lca::LcaSolver::cg_sign"), n, nf);
     }
     decay_ = decltype(decay_)(scratch("lca::LcaSolver::decay"), batch);
     beta_ = decltype(beta_)(scratch("lca::LcaSolver::beta"), batch);
@@ -609,7 +610,7 @@ std::vector<double> LcaSolver<Scalar, Space>::masked_dot(const Matrix& X, const 
   using team_policy = Kokkos::TeamPolicy<exec_space>;
   using member = typename team_policy::member_type;
   const int npos = geom_.positions(), nf = geom_.nf;
-  const auto S = a_save_;
+  const auto S = cg_sign_;
   const auto mask = mask_;
   Kokkos::View<double*, typename V::memory_space> out("lca::LcaSolver::masked_dot", batch_);
   Kokkos::parallel_for(
@@ -634,22 +635,33 @@ std::vector<double> LcaSolver<Scalar, Space>::masked_dot(const Matrix& X, const 
 }
 
 template <class Scalar, class Space> void LcaSolver<Scalar, Space>::cg_start() {
-  // Restricted to the support S of a (kept in a_save_), the energy is a least-squares problem
-  // Phi_S^T Phi_S a_S = Phi_S^T x - lambda sign(a_S); CG starts from a_S, whose residual is
-  // the drive's excess G - lambda sign(a) on S.
+  // The working set W of a masked image: its support, plus the neurons whose drive breaks
+  // the dual constraint (|G| > lambda; G > lambda for non-negative codes) with the sign of
+  // their drive, as working-set LASSO solvers do. Restricted to W with those signs, the
+  // energy is least squares: Phi_W^T Phi_W a_W = Phi_W^T x - lambda sign_W; CG starts from
+  // a_W (violators at 0), whose residual is G - lambda sign on W. a is saved for a rollback.
   const int npos = geom_.positions();
   const Scalar lambda = Scalar(params_.transfer.lambda);
-  const auto A = a_, G = g_, S = a_save_, R = cg_r_, P = cg_p_;
+  const bool symmetric = params_.transfer.symmetric;
+  const auto A = a_, G = g_, S = a_save_, Sg = cg_sign_, R = cg_r_, P = cg_p_;
   const auto mask = mask_;
   Kokkos::parallel_for(
       "lca::LcaSolver::cg_start",
       Kokkos::MDRangePolicy<exec_space, Kokkos::Rank<2>>({0, 0}, {A.extent(0), A.extent(1)}),
       KOKKOS_LAMBDA(std::int64_t pos, std::int64_t m) {
-        const Scalar a = A(pos, m);
+        const Scalar a = A(pos, m), g = G(pos, m);
         S(pos, m) = a;
-        const Scalar r = mask(pos / npos) && a != Scalar(0)
-                             ? G(pos, m) - (a > Scalar(0) ? lambda : -lambda)
-                             : Scalar(0);
+        Scalar sign = 0;
+        if (mask(pos / npos)) {
+          if (a != Scalar(0))
+            sign = a > Scalar(0) ? Scalar(1) : Scalar(-1);
+          else if (g > lambda)
+            sign = Scalar(1);
+          else if (symmetric && g < -lambda)
+            sign = Scalar(-1);
+        }
+        Sg(pos, m) = sign;
+        const Scalar r = sign != Scalar(0) ? g - sign * lambda : Scalar(0);
         R(pos, m) = r;
         P(pos, m) = r;
       });
@@ -672,7 +684,7 @@ void LcaSolver<Scalar, Space>::cg_step(const std::vector<double>& alpha) {
     h(b) = Scalar(alpha[b]);
   Kokkos::deep_copy(alpha_, h);
   const int npos = geom_.positions();
-  const auto A = a_, S = a_save_, R = cg_r_, P = cg_p_, Q = cg_q_;
+  const auto A = a_, S = cg_sign_, R = cg_r_, P = cg_p_, Q = cg_q_;
   const auto al = alpha_;
   Kokkos::parallel_for(
       "lca::LcaSolver::cg_step",
@@ -693,7 +705,7 @@ void LcaSolver<Scalar, Space>::cg_direction(const std::vector<double>& beta) {
     h(b) = Scalar(beta[b]);
   Kokkos::deep_copy(beta_, h);
   const int npos = geom_.positions();
-  const auto S = a_save_, R = cg_r_, P = cg_p_;
+  const auto S = cg_sign_, R = cg_r_, P = cg_p_;
   const auto be = beta_;
   Kokkos::parallel_for(
       "lca::LcaSolver::cg_direction",
@@ -716,21 +728,19 @@ void LcaSolver<Scalar, Space>::cg_finish(const std::vector<int>& accept, bool pr
   const int npos = geom_.positions();
   const Scalar lambda = Scalar(params_.transfer.lambda);
   const bool lca = params_.solver == "lca";
-  const auto A = a_, S = a_save_, Vm = v_;
+  const auto A = a_, S = a_save_, Sg = cg_sign_, Vm = v_;
   Kokkos::parallel_for(
       "lca::LcaSolver::cg_finish",
       Kokkos::MDRangePolicy<exec_space, Kokkos::Rank<2>>({0, 0}, {A.extent(0), A.extent(1)}),
       KOKKOS_LAMBDA(std::int64_t pos, std::int64_t m) {
-        const Scalar s = S(pos, m);
-        if (s == Scalar(0))
-          return;
+        const Scalar sign = Sg(pos, m);
         if (project) {
           const Scalar a = A(pos, m);
-          if ((s > Scalar(0)) != (a > Scalar(0)) || a == Scalar(0))
+          if (sign != Scalar(0) && (a == Scalar(0) || (sign > Scalar(0)) != (a > Scalar(0))))
             A(pos, m) = Scalar(0);
         } else if (!keep(pos / npos)) {
-          A(pos, m) = s;
-        } else if (lca) {
+          A(pos, m) = S(pos, m);
+        } else if (lca && sign != Scalar(0)) {
           const Scalar a = A(pos, m);
           Vm(pos, m) = a > Scalar(0) ? a + lambda : a < Scalar(0) ? a - lambda : Scalar(0);
         }
@@ -842,6 +852,7 @@ SolveInfo LcaSolver<Scalar, Space>::solve(const Dictionary<Scalar, Space>& dict,
   use_dense(false);
   int cap = params_.iterations, it = 0;
   bool after_polish = false;
+  int next_polish = 0, cooldown = 2 * params_.check_every;
   for (;;) {
     compute_residual(dict, x_in);
     apply_drive(dict);
@@ -869,28 +880,34 @@ SolveInfo LcaSolver<Scalar, Space>::solve(const Dictionary<Scalar, Space>& dict,
       if (all)
         break;
       if (polishing && !last) {
-        // Polish the images whose support did not change since the last check.
-        // A round costs whole-batch products, so it waits until at least half of the
-        // unconverged images are ready.
+        // Polish the images whose support barely moved since the last check (a retry on an
+        // unchanged support would give the same result). A round costs whole-batch
+        // products, so it waits until at least half of the unconverged images are ready.
         std::vector<int> mask(B, 0);
         int ready = 0, open = 0;
         for (int b = 0; b < B; ++b) {
-          if (!after_polish && measures_h_(b, changes) > 0)
+          const double moved = measures_h_(b, changes), active = measures_h_(b, nnz);
+          if (!after_polish && moved > 0)
             tried[b] = 0;
-          mask[b] =
-              gap[b] > eps && !tried[b] && measures_h_(b, nnz) > 0 && measures_h_(b, changes) == 0;
+          mask[b] = gap[b] > eps && !tried[b] && active > 0 &&
+                    moved <= std::max(1.0, kSupportSlack * active);
           ready += mask[b];
           open += gap[b] > eps;
         }
-        if (!after_polish && ready > 0 && 2 * ready >= open) {
+        if (!after_polish && it >= next_polish && ready > 0 && 2 * ready >= open) {
+          next_polish = it + cooldown;
           info.polish_iterations += polish(dict, x_in, mask, gap, accepted);
           ++info.polishes;
+          bool any_accepted = false;
           for (int b = 0; b < B; ++b)
             if (mask[b]) {
               tried[b] = 1;
+              any_accepted |= accepted[b] != 0;
               if (accepted[b]) // restart the momentum from the polished code
                 t[b] = t_prev[b] = 1.0, beta_prev[b] = 0.0, e_prev[b] = 0.0;
             }
+          // Rounds that help nobody (supports still wrong) back off exponentially.
+          cooldown = any_accepted ? 2 * params_.check_every : 2 * cooldown;
           after_polish = true;
           continue;
         }

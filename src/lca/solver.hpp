@@ -179,14 +179,17 @@ public:
   int polish(const Dictionary<Scalar, Space>& dict, const ConstImages& x,
              const std::vector<int>& mask, std::vector<double>& gap, std::vector<int>& accepted);
   // Polishing steps (public only for CUDA lambdas).
-  std::vector<double> masked_dot(const Matrix& X, const Matrix& Y); ///< per image, on S
+  std::vector<double> masked_dot(const Matrix& X, const Matrix& Y); ///< per image, on W
   void cg_start();
   void cg_apply(const Dictionary<Scalar, Space>& dict);
   void cg_step(const std::vector<double>& alpha);
   void cg_direction(const std::vector<double>& beta);
   void cg_finish(const std::vector<int>& accept, bool project);
 
-  static constexpr int kMaxCgIterations = 50;
+  static constexpr int kMaxCgIterations = 100;
+  /// Polishing starts once an image's support changed by at most this fraction (or one
+  /// neuron) between two gap checks.
+  static constexpr double kSupportSlack = 0.01;
   /// Fraction of active neurons above which Phi a goes through GEMM + col2im (measured on
   /// W128, perf/README.md).
   static constexpr double kDenseDensity = 0.1;
@@ -203,7 +206,7 @@ private:
   int batch_ = 0;
   Matrix v_, a_, g_, p_;
   Matrix a_prev_, g_prev_;                       ///< FISTA: a_{k-1}, G_{k-1}
-  Matrix a_check_, cg_r_, cg_p_, cg_q_, a_save_; ///< polishing
+  Matrix a_check_, cg_r_, cg_p_, cg_q_, a_save_, cg_sign_; ///< polishing
   Images r_, power_;
   Kokkos::View<Scalar*, typename V::memory_space> decay_, beta_, alpha_;
   Kokkos::View<int*, typename V::memory_space> mask_;
