@@ -67,8 +67,8 @@ int main(int argc, char** argv) {
     std::vector<double> levels{1e-2, 1e-3};
     std::vector<std::string> methods{"lca-tau100", "lca-tau50", "lca-adaptive", "fista"};
     bool no_polish = false;
-    double reference_gap = 1e-8;
-    int reference_cap = 20000;
+    double reference_gap = 1e-6;
+    int reference_cap = 5000;
     app.add_option("--checkpoint,-c", checkpoint, "trained dictionary (lca-train)")->required();
     app.add_option("--data", spec.format)->capture_default_str();
     app.add_option("--data-path", spec.path);

@@ -8,6 +8,11 @@ bin=build/openmp
 out=perf/results
 mkdir -p "$out"
 export OMP_PROC_BIND=spread OMP_PLACES=threads
+# The benchmarks are not apps: name the OpenBLAS kernels the apps would pick (apps/app_main.hpp).
+if [ -z "${OPENBLAS_CORETYPE:-}" ]; then
+  if grep -qw avx512bw /proc/cpuinfo; then export OPENBLAS_CORETYPE=SKYLAKEX
+  elif grep -qw avx2 /proc/cpuinfo; then export OPENBLAS_CORETYPE=HASWELL; fi
+fi
 for threads in 2 1; do
   for shape in 3x32x32 1x28x28; do
     for run in 1 2 3; do

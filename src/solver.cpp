@@ -582,11 +582,10 @@ double LcaSolver<Scalar, Space>::power_iteration(const Dictionary<Scalar, Space>
           Kokkos::parallel_reduce(
               Kokkos::TeamThreadRange(team, npix),
               [&](int t, double& s) { s += double(w(b, t)) * double(w(b, t)); }, ss);
-          const Scalar scale = ss > 0 ? Scalar(1 / Kokkos::Experimental::sqrt(ss)) : Scalar(0);
+          const Scalar scale = ss > 0 ? Scalar(1 / device_sqrt(ss)) : Scalar(0);
           Kokkos::parallel_for(Kokkos::TeamThreadRange(team, npix),
                                [&](int t) { w(b, t) *= scale; });
-          Kokkos::single(Kokkos::PerTeam(team),
-                         [&]() { norms(b) = Kokkos::Experimental::sqrt(ss); });
+          Kokkos::single(Kokkos::PerTeam(team), [&]() { norms(b) = device_sqrt(ss); });
         });
     if (it > 0) {
       auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), norms);
@@ -894,7 +893,10 @@ SolveInfo LcaSolver<Scalar, Space>::solve(const Dictionary<Scalar, Space>& dict,
           ready += mask[b];
           open += gap[b] > eps;
         }
-        if (!after_polish && it >= next_polish && ready > 0 && 2 * ready >= open) {
+        // CG may cost at most half of the iterations so far (plus one round): polishing
+        // must pay for itself (on coherent learned dictionaries it rarely does).
+        const bool affordable = 2 * info.polish_iterations <= it;
+        if (!after_polish && affordable && it >= next_polish && ready > 0 && 2 * ready >= open) {
           next_polish = it + cooldown;
           info.polish_iterations += polish(dict, x_in, mask, gap, accepted);
           ++info.polishes;

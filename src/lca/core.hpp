@@ -42,6 +42,16 @@ struct Region {
   Region& operator=(const Region&) = delete;
 };
 
+/// sqrt inside kernels: Kokkos 3.4 has it as Kokkos::Experimental::sqrt, Kokkos 4 as
+/// Kokkos::sqrt (the Experimental name is gone there).
+KOKKOS_INLINE_FUNCTION double device_sqrt(double x) {
+#if KOKKOS_VERSION >= 40000
+  return Kokkos::sqrt(x);
+#else
+  return Kokkos::Experimental::sqrt(x);
+#endif
+}
+
 /// The Kokkos backend this build runs on, e.g. "OpenMP" or "Cuda".
 inline std::string backend_name() {
   return Kokkos::DefaultExecutionSpace::name();

@@ -205,7 +205,7 @@ private:
   DeviceTransfer<Scalar> transfer_;
   int batch_ = 0;
   Matrix v_, a_, g_, p_;
-  Matrix a_prev_, g_prev_;                       ///< FISTA: a_{k-1}, G_{k-1}
+  Matrix a_prev_, g_prev_;                                 ///< FISTA: a_{k-1}, G_{k-1}
   Matrix a_check_, cg_r_, cg_p_, cg_q_, a_save_, cg_sign_; ///< polishing
   Images r_, power_;
   Kokkos::View<Scalar*, typename V::memory_space> decay_, beta_, alpha_;
