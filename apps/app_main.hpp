@@ -164,7 +164,10 @@ inline bool pinning_is_safe(int argc, char** argv) {
 /// Processor" with AVX-512 (measured: sgemm 34 instead of 172 GFLOP/s). Unless the user set
 /// OPENBLAS_CORETYPE, the same exec names the kernels the CPU can run.
 inline void default_openmp_binding(int argc, char** argv, std::string& hint) {
-  bool exec = false, pinned = false;
+  const char* unpinned = "OpenMP threads are not pinned; for speed set OMP_PROC_BIND=spread "
+                         "OMP_PLACES=threads (OMP_PROC_BIND=false silences this)";
+  const bool user_omp = std::getenv("OMP_PROC_BIND") || std::getenv("OMP_PLACES");
+  bool exec = false;
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
   if (!std::getenv("OPENBLAS_CORETYPE")) {
     __builtin_cpu_init();
@@ -181,27 +184,25 @@ inline void default_openmp_binding(int argc, char** argv, std::string& hint) {
   }
 #endif
 #ifdef KOKKOS_ENABLE_OPENMP
-  if (!std::getenv("OMP_PROC_BIND") && !std::getenv("OMP_PLACES")) {
+  if (!user_omp) {
     if (pinning_is_safe(argc, argv)) {
       setenv("OMP_PROC_BIND", "spread", 1);
       setenv("OMP_PLACES", "threads", 1);
-      exec = pinned = true;
-    } else {
+      exec = true;
+    } else if (!exec) { // (after an exec for OpenBLAS alone, the new process says it)
       // libgomp stays unbound (its default without OMP_PROC_BIND and OMP_PLACES): say so to
       // Kokkos, which would print four lines about it.
       setenv("OMP_PROC_BIND", "false", 1);
-      hint = "OpenMP threads are not pinned; for speed set OMP_PROC_BIND=spread "
-             "OMP_PLACES=threads (OMP_PROC_BIND=false silences this)";
+      hint = unpinned;
     }
   }
-#else
-  (void)hint;
 #endif
   if (exec) {
     execv("/proc/self/exe", argv);
-    if (pinned) { // exec failed: libgomp was loaded unbound, go on so
+    if (!user_omp) { // exec failed: libgomp was loaded unbound, go on so
       unsetenv("OMP_PLACES");
       setenv("OMP_PROC_BIND", "false", 1);
+      hint = unpinned;
     }
   }
   (void)argc;

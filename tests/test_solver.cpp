@@ -266,7 +266,7 @@ struct SmallLasso {
   std::vector<double> dict, x, optimum; ///< optimum: P* per image
   SmallLasso(const std::string& preset) {
     g.channels = 2, g.height = 8, g.width = 8, g.kernel = 4, g.stride = 2, g.nf = 4;
-    Dictionary<double, Kokkos::DefaultHostExecutionSpace> d(g);
+    Dictionary<double> d(g); // the default space: instantiated on every build
     d.init_random(21);
     const auto w = d.to_host();
     dict.assign(w.begin(), w.end());
