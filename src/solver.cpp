@@ -49,6 +49,16 @@ AdaptiveTimeScaleController::update(const std::vector<double>& energies) {
   return scale_;
 }
 
+namespace {
+/// Per-image host values into a device vector of the batch (one small copy).
+template <class View, class T> void upload(const View& v, const std::vector<T>& host) {
+  auto h = Kokkos::create_mirror_view(v);
+  for (std::size_t b = 0; b < v.extent(0); ++b)
+    h(b) = typename View::value_type(host[b]);
+  Kokkos::deep_copy(v, h);
+}
+} // namespace
+
 template <class Scalar>
 DeviceTransfer<Scalar>::DeviceTransfer(const Transfer& t)
     : vthresh(Scalar(t.vthresh)), amin(Scalar(t.amin)), amax(Scalar(t.amax)),
@@ -120,10 +130,10 @@ template <class Scalar, class Space> void LcaSolver<Scalar, Space>::reset(int ba
 
 template <class Scalar, class Space>
 void LcaSolver<Scalar, Space>::set_decay(const std::vector<double>& time_steps) {
-  auto h = Kokkos::create_mirror_view(decay_);
+  std::vector<double> decay(batch_);
   for (int b = 0; b < batch_; ++b)
-    h(b) = Scalar(std::exp(-time_steps[b] * params_.dt / params_.tau));
-  Kokkos::deep_copy(decay_, h);
+    decay[b] = double(Scalar(std::exp(-time_steps[b] * params_.dt / params_.tau)));
+  upload(decay_, decay);
 }
 
 template <class Scalar, class Space>
@@ -411,10 +421,7 @@ struct FistaStep {
 template <class Scalar, class Space>
 std::int64_t LcaSolver<Scalar, Space>::fista_update(Scalar inv_l, const std::vector<double>& beta) {
   Region region("lca::LcaSolver::fista_update");
-  auto h = Kokkos::create_mirror_view(beta_);
-  for (int b = 0; b < batch_; ++b)
-    h(b) = Scalar(beta[b]);
-  Kokkos::deep_copy(beta_, h);
+  upload(beta_, beta);
   using Step =
       FistaStep<Scalar, Matrix, typename V::IndexMatrix, typename V::IndexVector, decltype(beta_)>;
   const Step f{a_,
@@ -678,10 +685,7 @@ void LcaSolver<Scalar, Space>::cg_apply(const Dictionary<Scalar, Space>& dict) {
 
 template <class Scalar, class Space>
 void LcaSolver<Scalar, Space>::cg_step(const std::vector<double>& alpha) {
-  auto h = Kokkos::create_mirror_view(alpha_);
-  for (int b = 0; b < batch_; ++b)
-    h(b) = Scalar(alpha[b]);
-  Kokkos::deep_copy(alpha_, h);
+  upload(alpha_, alpha);
   const int npos = geom_.positions();
   const auto A = a_, S = cg_sign_, R = cg_r_, P = cg_p_, Q = cg_q_;
   const auto al = alpha_;
@@ -699,10 +703,7 @@ void LcaSolver<Scalar, Space>::cg_step(const std::vector<double>& alpha) {
 
 template <class Scalar, class Space>
 void LcaSolver<Scalar, Space>::cg_direction(const std::vector<double>& beta) {
-  auto h = Kokkos::create_mirror_view(beta_);
-  for (int b = 0; b < batch_; ++b)
-    h(b) = Scalar(beta[b]);
-  Kokkos::deep_copy(beta_, h);
+  upload(beta_, beta);
   const int npos = geom_.positions();
   const auto S = cg_sign_, R = cg_r_, P = cg_p_;
   const auto be = beta_;
@@ -720,10 +721,8 @@ void LcaSolver<Scalar, Space>::cg_finish(const std::vector<int>& accept, bool pr
   // project: keep the sign pattern of S (a sign change goes to 0, the LASSO's own answer for
   // a coordinate whose restricted optimum crosses zero). Else: accepted images keep the
   // polished code (LCA gets V on its threshold line), rejected ones get a_S back.
-  auto hm = Kokkos::create_mirror_view(mask_);
-  for (int b = 0; b < batch_; ++b)
-    hm(b) = accept[b];
-  const auto keep = Kokkos::create_mirror_view_and_copy(typename V::memory_space(), hm);
+  const decltype(mask_) keep("lca::LcaSolver::keep", batch_);
+  upload(keep, accept);
   const int npos = geom_.positions();
   const Scalar lambda = Scalar(params_.transfer.lambda);
   const bool lca = params_.solver == "lca";
@@ -752,12 +751,7 @@ int LcaSolver<Scalar, Space>::polish(const Dictionary<Scalar, Space>& dict, cons
                                      std::vector<int>& accepted) {
   Region region("lca::LcaSolver::polish");
   const int B = batch_;
-  {
-    auto h = Kokkos::create_mirror_view(mask_);
-    for (int b = 0; b < B; ++b)
-      h(b) = mask[b];
-    Kokkos::deep_copy(mask_, h);
-  }
+  upload(mask_, mask);
   cg_start();
   std::vector<double> rs = masked_dot(cg_r_, cg_r_), rs0 = rs;
   const std::vector<double> aa = masked_dot(a_, a_);
