@@ -26,7 +26,7 @@ SAN=(-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-fram
 CXXFLAGS=(-std=c++17 -g -O1 "${SAN[@]}" -Isrc -Iapps -Itests/fuzz
   $(pkg-config --cflags hdf5-openmpi libpng zlib))
 LIBS=($(pkg-config --libs hdf5-openmpi libpng zlib))
-SOURCES=(params dataset image_png h5 checkpoint)
+SOURCES=(params dataset image_png h5 checkpoint atomic_file)
 
 echo "== fuzz: building ${TARGETS[*]} with $CXX"
 build_start=$(date +%s)
