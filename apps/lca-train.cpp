@@ -81,7 +81,7 @@ int main(int argc, char** argv) {
       std::cout << "lca-train: " << (s.interrupted ? "interrupted (checkpoint saved); " : "done; ")
                 << s.images << " images in " << s.batches << " batches, "
                 << lca::format_duration(s.seconds) << " (" << s.images_per_second << " img/s, "
-                << s.images_per_second * cfg.lca.iterations << " image-iterations/s)\n"
+                << s.images_per_second * s.mean_iterations << " image-iterations/s)\n"
                 << "  final: energy " << s.mean_energy << ", error " << s.mean_percent_error
                 << "%, active " << s.mean_percent_active << "%\n"
                 << "  solver: " << s.mean_iterations << " iterations per batch (+ "
