@@ -50,6 +50,15 @@ AdaptiveTimeScaleController::update(const std::vector<double>& energies) {
 }
 
 namespace {
+/// The kernel columns [first_column_in, end_column_in) of a patch whose left edge is image
+/// column j0 = s*x - p that fall inside an image of width W (reconstruct and im2col).
+KOKKOS_INLINE_FUNCTION int first_column_in(int j0) {
+  return j0 < 0 ? -j0 : 0;
+}
+KOKKOS_INLINE_FUNCTION int end_column_in(int j0, int k, int W) {
+  return W - j0 < k ? W - j0 : k;
+}
+
 /// Per-image host values into a device vector of the batch (one small copy).
 template <class View, class T> void upload(const View& v, const std::vector<T>& host) {
   auto h = Kokkos::create_mirror_view(v);
@@ -192,7 +201,7 @@ void LcaSolver<Scalar, Space>::reconstruct(const Dictionary<Scalar, Space>& dict
               const int pos = (b * Hs + y) * Ws + xx;
               const int n = cnt(pos);
               const int j0 = s * xx - p;
-              const int kx_lo = j0 < 0 ? -j0 : 0, kx_hi = W - j0 < k ? W - j0 : k;
+              const int kx_lo = first_column_in(j0), kx_hi = end_column_in(j0, k, W);
               const int row = plane + i * W + j0;
               for (int u = 0; u < n; ++u) {
                 const Scalar a = sign * val(pos, u);
@@ -254,7 +263,7 @@ template <class Scalar, class Space> void LcaSolver<Scalar, Space>::im2col(const
       KOKKOS_LAMBDA(int pos) {
         const int xx = pos % Ws, y = (pos / Ws) % Hs, b = pos / (Ws * Hs);
         const int i0 = s * y - p, j0 = s * xx - p;
-        const int kx_lo = j0 < 0 ? -j0 : 0, kx_hi = W - j0 < k ? W - j0 : k;
+        const int kx_lo = first_column_in(j0), kx_hi = end_column_in(j0, k, W);
         int e = 0;
         for (int ch = 0; ch < C; ++ch)
           for (int ky = 0; ky < k; ++ky, e += k) {
