@@ -14,9 +14,13 @@
 
 namespace lca {
 
+double energy(const Transfer& t, double sq_residual, double l1, double nnz) {
+  const double penalty = t.l0_penalty ? 0.5 * t.lambda * t.lambda * nnz : t.lambda * l1;
+  return 0.5 * sq_residual + penalty;
+}
+
 double BatchStats::energy(std::size_t b, const Transfer& t) const {
-  const double penalty = t.l0_penalty ? 0.5 * t.lambda * t.lambda * nnz[b] : t.lambda * l1[b];
-  return 0.5 * sq_residual[b] + penalty;
+  return lca::energy(t, sq_residual[b], l1[b], nnz[b]);
 }
 
 double BatchStats::percent_error(std::size_t b) const {
@@ -603,14 +607,12 @@ double LcaSolver<Scalar, Space>::power_iteration(const Dictionary<Scalar, Space>
                                [&](int t) { w(b, t) *= scale; });
           Kokkos::single(Kokkos::PerTeam(team), [&]() { norms(b) = device_sqrt(ss); });
         });
-    if (it > 0) {
+    if (it == iterations) {
       auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), norms);
-      estimate = 0;
       for (int b = 0; b < batch_; ++b)
         estimate = std::max(estimate, h(b));
-    }
-    if (it == iterations)
       break;
+    }
     im2col(power_);
     apply_drive(dict);                                             // g = Phi^T v
     reconstruct_dense(dict, g_, ConstImages(), power_, Scalar(1)); // w = Phi Phi^T v
@@ -847,7 +849,7 @@ SolveInfo LcaSolver<Scalar, Space>::solve(const Dictionary<Scalar, Space>& dict,
   if (adaptive)
     ats.emplace(params_.adaptive, B);
   // FISTA per image: t_k, t_{k-1}, the last energy and momentum (O'Donoghue-Candes restart).
-  std::vector<double> t(B, 1.0), t_prev(B, 1.0), e_prev(B, 0.0), beta(B, 0.0), beta_prev(B, 0.0);
+  std::vector<double> t(B, 1.0), t_prev(B, 1.0), e_prev(B, 0.0), beta(B, 0.0);
   std::vector<double> energy(B), gap(B, std::numeric_limits<double>::infinity());
   std::vector<int> tried(B, 0), accepted(B, 0);
   SolveInfo info;
@@ -863,11 +865,8 @@ SolveInfo LcaSolver<Scalar, Space>::solve(const Dictionary<Scalar, Space>& dict,
         (eps > 0 || (trace_ && lasso)) && (last || after_polish || it % params_.check_every == 0);
     if (fista || adaptive || check || (last && lasso)) {
       measure(x_in, check && polishing && !after_polish);
-      for (int b = 0; b < B; ++b) {
-        const double pen = tf.l0_penalty ? 0.5 * tf.lambda * tf.lambda * measures_h_(b, nnz)
-                                         : tf.lambda * measures_h_(b, l1);
-        energy[b] = 0.5 * measures_h_(b, rr) + pen;
-      }
+      for (int b = 0; b < B; ++b)
+        energy[b] = lca::energy(tf, measures_h_(b, rr), measures_h_(b, l1), measures_h_(b, nnz));
     }
     if (check) {
       bool all = eps > 0;
@@ -881,7 +880,7 @@ SolveInfo LcaSolver<Scalar, Space>::solve(const Dictionary<Scalar, Space>& dict,
         trace_(it, info.polish_iterations, certs);
       if (all)
         break;
-      if (polishing && !last) {
+      if (polishing && !last && !after_polish) {
         // Polish the images whose support barely moved since the last check (a retry on an
         // unchanged support would give the same result). A round costs whole-batch
         // products, so it waits until at least half of the unconverged images are ready.
@@ -889,7 +888,7 @@ SolveInfo LcaSolver<Scalar, Space>::solve(const Dictionary<Scalar, Space>& dict,
         int ready = 0, open = 0;
         for (int b = 0; b < B; ++b) {
           const double moved = measures_h_(b, changes), active = measures_h_(b, nnz);
-          if (!after_polish && moved > 0)
+          if (moved > 0)
             tried[b] = 0;
           mask[b] = gap[b] > eps && !tried[b] && active > 0 &&
                     moved <= std::max(1.0, kSupportSlack * active);
@@ -899,7 +898,7 @@ SolveInfo LcaSolver<Scalar, Space>::solve(const Dictionary<Scalar, Space>& dict,
         // CG may cost at most half of the iterations so far (plus one round): polishing
         // must pay for itself (on coherent learned dictionaries it rarely does).
         const bool affordable = 2 * info.polish_iterations <= it;
-        if (!after_polish && affordable && it >= next_polish && ready > 0 && 2 * ready >= open) {
+        if (affordable && it >= next_polish && ready > 0 && 2 * ready >= open) {
           next_polish = it + cooldown;
           info.polish_iterations += polish(dict, x_in, mask, gap, accepted);
           ++info.polishes;
@@ -909,7 +908,7 @@ SolveInfo LcaSolver<Scalar, Space>::solve(const Dictionary<Scalar, Space>& dict,
               tried[b] = 1;
               any_accepted |= accepted[b] != 0;
               if (accepted[b]) // restart the momentum from the polished code
-                t[b] = t_prev[b] = 1.0, beta_prev[b] = 0.0, e_prev[b] = 0.0;
+                t[b] = t_prev[b] = 1.0, beta[b] = 0.0, e_prev[b] = 0.0;
             }
           // Rounds that help nobody (supports still wrong) back off exponentially.
           cooldown = any_accepted ? 2 * params_.check_every : 2 * cooldown;
@@ -925,15 +924,15 @@ SolveInfo LcaSolver<Scalar, Space>::solve(const Dictionary<Scalar, Space>& dict,
       bool raise_l = false;
       for (int b = 0; b < B; ++b) {
         if (it > 0 && e_prev[b] > 0 && energy[b] > e_prev[b] * (1 + kRestartSlack)) {
-          // An unaccelerated step can only raise the energy if 1/L is too long.
-          raise_l |= beta_prev[b] == 0.0;
+          // An unaccelerated step (the last beta 0) can only raise the energy if 1/L is
+          // too long.
+          raise_l |= beta[b] == 0.0;
           t[b] = t_prev[b] = 1.0;
         }
         beta[b] = (t_prev[b] - 1) / t[b];
         t_prev[b] = t[b];
         t[b] = 0.5 * (1 + std::sqrt(1 + 4 * t[b] * t[b]));
         e_prev[b] = energy[b];
-        beta_prev[b] = beta[b];
       }
       if (raise_l)
         lipschitz_ *= 1.5;

@@ -278,6 +278,15 @@ struct SmallLasso {
       optimum.push_back(lasso_energy(D, g.pixels(), xb, a, lambda));
     }
   }
+  /// The problem on a backend: its dictionary, exactly, and its images.
+  template <class S, class Sp> Dictionary<S, Sp> dictionary() const {
+    Dictionary<S, Sp> d(g);
+    load_dictionary_exact(d, dict);
+    return d;
+  }
+  template <class S, class Sp> typename Views<S, Sp>::Images images() const {
+    return to_images<S, Sp>(x, B, g.pixels());
+  }
 };
 
 // The certificate brackets the optimum at every stage of every solver: D <= P* <= P, the
@@ -291,9 +300,8 @@ TYPED_TEST(Solver, CertificateBracketsTheOptimum) {
     for (const std::string kind : {"lca", "fista"}) {
       SCOPED_TRACE(preset + " " + kind);
       const SmallLasso prob(preset);
-      Dictionary<S, Sp> d(prob.g);
-      load_dictionary_exact(d, prob.dict);
-      const auto xin = to_images<S, Sp>(prob.x, prob.B, prob.g.pixels());
+      const auto d = prob.dictionary<S, Sp>();
+      const auto xin = prob.images<S, Sp>();
       double last_gap = 1;
       for (const int iterations : {1, 5, 30, 3000}) {
         LcaParams p = converging(preset, prob.lambda, iterations);
@@ -327,9 +335,8 @@ TYPED_TEST(Solver, FistaReachesTheOptimumFasterThanLca) {
   using Sp = typename TypeParam::Space;
   const double tol = std::is_same<S, float>::value ? 1e-5 : 1e-9;
   const SmallLasso prob("soft-nonneg");
-  Dictionary<S, Sp> d(prob.g);
-  load_dictionary_exact(d, prob.dict);
-  const auto xin = to_images<S, Sp>(prob.x, prob.B, prob.g.pixels());
+  const auto d = prob.dictionary<S, Sp>();
+  const auto xin = prob.images<S, Sp>();
   std::map<std::string, int> needed;
   for (const std::string kind : {"lca", "fista"}) {
     LcaParams p = converging("soft-nonneg", prob.lambda, 20000);
@@ -355,9 +362,8 @@ TYPED_TEST(Solver, StopGapStopsAndCountsImagesAtTheCap) {
   using S = typename TypeParam::Scalar;
   using Sp = typename TypeParam::Space;
   const SmallLasso prob("soft");
-  Dictionary<S, Sp> d(prob.g);
-  load_dictionary_exact(d, prob.dict);
-  const auto xin = to_images<S, Sp>(prob.x, prob.B, prob.g.pixels());
+  const auto d = prob.dictionary<S, Sp>();
+  const auto xin = prob.images<S, Sp>();
   LcaParams p = converging("soft", prob.lambda, 5000);
   p.stop_gap = 1e-3;
   LcaSolver<S, Sp> solver(prob.g, p);
@@ -391,9 +397,8 @@ TYPED_TEST(Solver, PolishingMakesTheCertificateExact) {
   for (const std::string preset : {"soft", "soft-nonneg"}) {
     SCOPED_TRACE(preset);
     const SmallLasso prob(preset);
-    Dictionary<S, Sp> d(prob.g);
-    load_dictionary_exact(d, prob.dict);
-    const auto xin = to_images<S, Sp>(prob.x, prob.B, prob.g.pixels());
+    const auto d = prob.dictionary<S, Sp>();
+    const auto xin = prob.images<S, Sp>();
     std::map<bool, SolveInfo> runs;
     for (const bool polish : {true, false}) {
       LcaParams p = converging(preset, prob.lambda, 20000);
@@ -441,9 +446,8 @@ TYPED_TEST(Solver, AdaptiveTimeScaleConverges) {
   using S = typename TypeParam::Scalar;
   using Sp = typename TypeParam::Space;
   const SmallLasso prob("soft-nonneg");
-  Dictionary<S, Sp> d(prob.g);
-  load_dictionary_exact(d, prob.dict);
-  const auto xin = to_images<S, Sp>(prob.x, prob.B, prob.g.pixels());
+  const auto d = prob.dictionary<S, Sp>();
+  const auto xin = prob.images<S, Sp>();
   std::map<std::string, int> needed;
   for (const std::string ts : {"fixed", "adaptive"}) {
     LcaParams p = converging("soft-nonneg", prob.lambda, 20000);

@@ -28,6 +28,10 @@
 
 namespace lca {
 
+/// Energy of algorithm.md §3 for penalty of transfer t: 1/2 |r|^2 + lambda sum|a| (soft) or
+/// 1/2 |r|^2 + lambda^2 / 2 ||a||_0 (hard).
+double energy(const Transfer& t, double sq_residual, double l1, double nnz);
+
 /// Per-image quantities at the current state (host).
 struct BatchStats {
   std::vector<double> sq_residual; ///< ||x_ref - Phi a||^2
