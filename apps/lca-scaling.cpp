@@ -4,12 +4,12 @@
 #include "app_main.hpp"
 #include "lca/analysis.hpp"
 #include "lca/core.hpp"
-#include "lca/plot.hpp"
+#include "lca/format.hpp"
 #include "lca/scaling.hpp"
 #include "no_overwrite.hpp"
 #include "options.hpp"
+#include "plot.hpp"
 
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -46,54 +46,66 @@ std::vector<lca::app::FileRole> analysis_outputs(const std::string& out) {
 }
 
 int analyze(const std::string& sweep_file, const std::string& out, int bootstrap,
-            std::uint64_t seed) {
+            std::uint64_t seed, bool include_unconverged) {
   const lca::Sweep s = lca::read_sweep(sweep_file);
   std::filesystem::create_directories(out);
-  const auto points = lca::to_points(s);
-  const lca::StudyResult r = lca::analyze_study(points, bootstrap, seed);
-  std::string note = "Sweep " + sweep_file + ": " + std::to_string(s.points.size()) + " points, " +
-                     (s.mode == "reference"
-                          ? "dictionaries trained once per size at reference lambda " +
-                                std::to_string(s.reference_lambda) + " and tested at every lambda"
-                          : "one dictionary trained per (nf, lambda)") +
-                     ". Settings: " + s.settings;
+  int replicates = 0, refined = 0;
+  for (const auto& p : s.points)
+    replicates = std::max(replicates, p.replicate + 1), refined += p.refine_round > 0;
+  std::string note =
+      "Sweep " + sweep_file + ": " + std::to_string(s.points.size()) + " points (" +
+      std::to_string(refined) + " added by refinement, " + std::to_string(replicates) +
+      " replicate" + (replicates == 1 ? "" : "s") + "), " +
+      (s.mode == "reference"
+           ? "dictionaries trained once per size at reference lambda " +
+                 lca::format_number(s.reference_lambda) + " and tested at every lambda"
+           : "one dictionary trained per (nf, lambda, replicate)") +
+      ". Settings: " + s.settings;
+  // Both error metrics (the squared one only in sweeps that recorded it).
+  std::vector<lca::MetricResult> results;
+  for (const lca::Metric* m : {&lca::kPercentError, &lca::kSquaredError}) {
+    if (m == &lca::kSquaredError && !s.points.empty() && s.points[0].image_mse.empty()) {
+      note += "\n\nThis sweep predates the squared-error metric: only the percent error is "
+              "analysed.";
+      continue;
+    }
+    results.push_back(
+        {m, lca::analyze_study(lca::to_points(s, *m), bootstrap, seed, include_unconverged)});
+  }
   const std::string csv = out + "/results.csv", md = out + "/results.md";
   // Response function chi(lambda) per size, when the sweep measured it (§7).
-  std::map<int, lca::ResponseCurve> curves;
-  for (const auto& p : s.points)
-    if (!p.image_response.empty()) {
-      auto& c = curves[p.nf];
-      c.nf = p.nf, c.system_size = p.system_size;
-      c.lambda.push_back(p.lambda);
-      c.chi.push_back(p.response_mean);
-    }
-  std::string chi_table;
-  std::vector<lca::ResponseCurve> cv;
+  const std::vector<lca::ResponseCurve> curves = lca::response_curves(s);
   std::vector<lca::PowerLawFit> fits;
+  std::string chi_table;
   if (!curves.empty()) {
-    chi_table = "\n## Response function chi(lambda) ~ lambda^g (algorithm.md §7)\n\n| size | g "
-                "(fit +- se) | points |\n|---|---|---|\n";
-    for (auto& [nf, c] : curves) {
-      cv.push_back(c);
+    chi_table = "## Response function chi(lambda) ~ lambda^g (algorithm.md §7)\n\n| size | g "
+                "(fit ± se) | points |\n|---|---|---|\n";
+    for (const auto& c : curves) {
       fits.push_back(lca::fit_response(c.lambda, c.chi));
-      char row[160];
-      std::snprintf(row, sizeof row, "| %s | %.4g +- %.2g | %d |\n",
-                    lca::size_label(nf, c.system_size).c_str(), fits.back().slope,
-                    fits.back().slope_se, fits.back().n);
-      chi_table += row;
+      chi_table += "| " + lca::size_label(c.nf, c.system_size) + " | " +
+                   lca::format_number(fits.back().slope, "%.4g") + " ± " +
+                   lca::format_number(fits.back().slope_se, "%.2g") + " | " +
+                   std::to_string(fits.back().n) + " |\n";
     }
   }
-  lca::write_results_table(csv, md, r, note, chi_table);
-  lca::plot_study(out, points, r);
-  if (!curves.empty())
-    lca::plot_response(out, cv, fits);
+  lca::write_results_table(csv, md, results, note, chi_table);
+  std::string plots;
+  for (const auto& m : results) {
+    lca::plot_study(out, m.result, *m.metric);
+    for (const char* stem : {"error_vs_active", "min_error_vs_L", "min_location_vs_L"})
+      plots += (plots.empty() ? "" : ", ") + out + "/" + stem + m.metric->suffix + ".png";
+  }
+  if (!curves.empty()) {
+    lca::plot_response(out, curves, fits);
+    plots += ", " + out + "/response.png";
+  }
   std::ifstream in(md);
   std::cout << in.rdbuf() << "\n";
-  std::cout << "lca-scaling analyze: " << (r.valid ? "" : "WARNING: " + r.warning + "\n")
-            << "  tables: " << csv << ", " << md << "\n  plots:  " << out
-            << "/error_vs_active.png, " << out << "/min_error_vs_L.png, " << out
-            << "/min_location_vs_L.png" << (curves.empty() ? "" : ", " + out + "/response.png")
-            << std::endl;
+  std::cout << "lca-scaling analyze:";
+  for (const auto& m : results)
+    if (!m.result.valid)
+      std::cout << "\n  WARNING (" << m.metric->name << "): " << m.result.warning;
+  std::cout << "\n  tables: " << csv << ", " << md << "\n  plots:  " << plots << std::endl;
   return 0;
 }
 
@@ -115,6 +127,12 @@ int main(int argc, char** argv) {
     double lmin = 0.1, lmax = 1.0;
     int lcount = 8;
     lca::app::add_dataset_options(*run, data);
+    // The study measures converged codes (certified by the duality gap) unless told otherwise:
+    // FISTA with polishing, training codes to a relative gap of 1e-2, test codes to 1e-3.
+    model.cfg.lca.solver = "fista";
+    model.cfg.lca.stop_gap = 1e-2;
+    model.cfg.lca.iterations = 2000;
+    cfg.test_stop_gap = 1e-3;
     model.add(*run, true);
     run->add_option("--test-split", test_split, "split used for the denoising test")
         ->capture_default_str();
@@ -156,6 +174,21 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     run->add_option("--out-dir", cfg.out_dir, "sweep.h5 and per-point checkpoints")
         ->capture_default_str();
+    run->add_option("--test-stop-gap", cfg.test_stop_gap,
+                    "relative duality gap of the test codes (0: none; default 1e-3)")
+        ->check(lca::app::at_least(0));
+    run->add_option("--replicates", cfg.replicates,
+                    "dictionaries per (nf, lambda), each with its own seeds")
+        ->check(lca::app::at_least(1))
+        ->capture_default_str();
+    run->add_option("--refine", cfg.refine,
+                    "refinement rounds: lambda points added around each size's minimum")
+        ->check(lca::app::at_least(0))
+        ->capture_default_str();
+    run->add_option("--refine-width", cfg.refine_width,
+                    "refine until the minimum's neighbours satisfy lambda_hi/lambda_lo - 1 <= this")
+        ->check(lca::app::greater_than(0))
+        ->capture_default_str();
 
     CLI::App* an =
         app.add_subcommand("analyze", "minima, exponents, tables and plots from a sweep file");
@@ -166,7 +199,11 @@ int main(int argc, char** argv) {
         ->required()
         ->check(CLI::ExistingFile);
     an->add_option("--out", out, "output folder (default: <sweep dir>/analysis)");
-    an->add_option("--bootstrap", bootstrap, "bootstrap replicates over test images")
+    bool include_unconverged = false;
+    an->add_flag("--include-unconverged", include_unconverged,
+                 "use points whose codes missed the stop gap in the minima and fits");
+    an->add_option("--bootstrap", bootstrap,
+                   "bootstrap draws (over dictionary replicates and test images)")
         ->check(lca::app::at_least(0))
         ->capture_default_str();
     an->add_option("--seed", seed, "bootstrap seed")
@@ -182,7 +219,8 @@ int main(int argc, char** argv) {
       inputs.push_back({"the sweep file", sweep_file});
       lca::app::refuse_overwriting_inputs(inputs, analysis_outputs(out));
       lca::app::default_stop_signals("before the analysis started");
-      return lca::app::rank() == 0 ? analyze(sweep_file, out, bootstrap, seed) : 0;
+      return lca::app::rank() == 0 ? analyze(sweep_file, out, bootstrap, seed, include_unconverged)
+                                   : 0;
     }
 
     if (cfg.lambdas.empty())
@@ -204,24 +242,53 @@ int main(int argc, char** argv) {
     lca::ImageSet test = lca::load_dataset(test_spec);
     lca::normalize_images(train);
     lca::normalize_images(test);
+    // Hard thresholds have no certificate: without an explicit solver choice they run the
+    // classic fixed-step LCA for the given iterations.
+    if (!lca::is_lasso(lca::make_transfer(model.threshold, model.lambda)) &&
+        run->count("--solver") == 0 && run->count("--stop-gap") == 0) {
+      model.cfg.lca.solver = "lca", model.cfg.lca.stop_gap = 0, cfg.test_stop_gap = 0;
+      if (lca::app::rank() == 0)
+        std::cout << "lca-scaling run: " << model.threshold
+                  << " has no duality-gap certificate; running fixed-step LCA for --iterations"
+                  << std::endl;
+    }
     model.finish(train);
     cfg.train = model.cfg;
     lca::app::stop_point("before the sweep started");
+    const std::string sweep_h5 = lca::sweep_path(cfg.out_dir);
+    const std::size_t before =
+        std::filesystem::exists(sweep_h5) ? lca::read_sweep(sweep_h5).points.size() : 0;
     if (lca::app::rank() == 0) {
       std::filesystem::create_directories(cfg.out_dir);
       std::cout << "lca-scaling run: " << cfg.sizes.size() << " sizes x " << cfg.lambdas.size()
-                << " lambdas (" << cfg.mode << " mode), " << train.n << " training / " << test.n
-                << " test images, backend " << lca::backend_name() << std::endl;
+                << " lambdas x " << cfg.replicates << " replicate(s)"
+                << (cfg.refine ? " + up to " + std::to_string(cfg.refine) + " refinement rounds"
+                               : "")
+                << " (" << cfg.mode << " mode), " << train.n << " training / " << test.n
+                << " test images, solver " << lca::app::describe_solver(cfg.train.lca)
+                << ", backend " << lca::backend_name() << std::endl;
     }
-    const auto t0 = std::chrono::steady_clock::now();
+    const lca::ProgressTimer clock(0);
     const lca::Sweep s = lca::run_sweep(cfg, train, test, MPI_COMM_WORLD, &std::cout);
-    if (lca::app::rank() == 0)
-      std::cout << "lca-scaling run: " << s.points.size() << "/"
-                << cfg.sizes.size() * cfg.lambdas.size() << " points in "
-                << lca::sweep_path(cfg.out_dir) << " ("
-                << lca::format_duration(
-                       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count())
-                << " this run)" << std::endl;
+    if (lca::app::rank() == 0) {
+      const std::size_t grid = cfg.sizes.size() * cfg.lambdas.size() * cfg.replicates;
+      int unconverged = 0;
+      for (const auto& p : s.points)
+        unconverged += p.unconverged > 0;
+      const double secs = clock.elapsed();
+      std::cout << "lca-scaling run: " << s.points.size() << " points (grid " << grid
+                << (s.points.size() > grid ? ", rest from refinement" : "") << ") in " << sweep_h5
+                << "; " << s.points.size() - before << " this run in " << lca::format_duration(secs)
+                << " ("
+                << lca::format_number(3600.0 * double(s.points.size() - before) / secs, "%.1f")
+                << " points/h)";
+      const double test_gap =
+          std::isnan(cfg.test_stop_gap) ? cfg.train.lca.stop_gap : cfg.test_stop_gap;
+      if (test_gap > 0)
+        std::cout << "; " << unconverged << " point(s) with test codes above the stop gap "
+                  << test_gap << (unconverged ? " (flagged in the analysis)" : "");
+      std::cout << std::endl;
+    }
     return 0;
   });
 }

@@ -2,6 +2,7 @@
 #include "app_main.hpp"
 #include "lca/checkpoint.hpp"
 #include "lca/core.hpp"
+#include "lca/format.hpp"
 #include "no_overwrite.hpp"
 #include "options.hpp"
 
@@ -86,9 +87,10 @@ int main(int argc, char** argv) {
                 << "%, active " << s.mean_percent_active << "%\n"
                 << "  solver: " << s.mean_iterations << " iterations per batch (+ "
                 << s.mean_polish_iterations << " CG), "
-                << (std::isnan(s.mean_gap) ? std::string("no certificate (hard threshold)")
-                                           : "duality gap mean " + lca::app::format_g(s.mean_gap) +
-                                                 ", max " + lca::app::format_g(s.max_gap))
+                << (std::isnan(s.mean_gap)
+                        ? std::string("no certificate (hard threshold)")
+                        : "duality gap mean " + lca::format_number(s.mean_gap, "%.3g") + ", max " +
+                              lca::format_number(s.max_gap, "%.3g"))
                 << (cfg.lca.stop_gap > 0
                         ? (s.unconverged > 0 ? ", " + std::to_string(s.unconverged) +
                                                    " image(s) ABOVE --stop-gap at the cap"

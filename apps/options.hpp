@@ -137,13 +137,6 @@ inline void add_solver_options(CLI::App& app, LcaParams& l) {
                 "with --stop-gap: do not polish stable supports by conjugate gradient");
 }
 
-/// A number with 3 significant digits, e.g. "0.00123".
-inline std::string format_g(double v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.3g", v);
-  return buf;
-}
-
 /// One phrase for the start-up lines, e.g. "fista, stop at gap 0.001 (cap 2000 iterations,
 /// polishing)" or "lca tau 100 dt 1, 400 iterations".
 inline std::string describe_solver(const LcaParams& p) {

@@ -59,10 +59,14 @@ std::vector<SizeCurve> size_curves(const std::vector<SweepPoint>& points) {
   if (n_img == 0)
     throw InvalidArgument("analysis: sweep points carry no per-image values");
   const std::vector<double> uniform(n_img, 1.0 / double(n_img));
-  std::map<int, SizeCurve> by_nf;
+  std::map<int, std::int64_t> size_of;
+  // (nf, lambda) -> replicate -> point
+  std::map<std::pair<int, double>, std::map<int, std::size_t>> entries;
   for (std::size_t i = 0; i < points.size(); ++i) {
     const SweepPoint& p = points[i];
-    const std::string where = "sweep point nf=" + std::to_string(p.nf) + " lambda=" + num(p.lambda);
+    const std::string where = "sweep point nf=" + std::to_string(p.nf) +
+                              " lambda=" + num(p.lambda) +
+                              (p.replicate ? " replicate " + std::to_string(p.replicate) : "");
     if (p.nf <= 0 || p.system_size <= 0 || !(std::isfinite(p.lambda) && p.lambda > 0))
       throw InvalidArgument(where + ": nf, L and lambda must be positive");
     if (p.image_error.size() != n_img || p.image_active.size() != n_img)
@@ -77,40 +81,40 @@ std::vector<SizeCurve> size_curves(const std::vector<SweepPoint>& points) {
     if (!(std::abs(active - p.percent_active) <= 1e-4 * std::max(1.0, active)))
       throw InvalidArgument(where + ": percent_active " + num(p.percent_active) +
                             " differs from the mean of image_active " + num(active));
-    auto [it, inserted] = by_nf.try_emplace(p.nf);
-    SizeCurve& c = it->second;
-    if (inserted) {
-      c.nf = p.nf;
-      c.system_size = p.system_size;
-    } else if (c.system_size != p.system_size) {
+    const auto [it, inserted] = size_of.try_emplace(p.nf, p.system_size);
+    if (!inserted && it->second != p.system_size)
       throw InvalidArgument(where + ": L=" + std::to_string(p.system_size) +
                             " but an earlier point of nf=" + std::to_string(p.nf) +
-                            " has L=" + std::to_string(c.system_size));
-    }
-    c.lambda.push_back(p.lambda);
-    c.active.push_back(active);
-    c.error.push_back(weighted_mean(p.image_error, uniform));
-    c.point.push_back(i);
+                            " has L=" + std::to_string(it->second));
+    if (!entries[{p.nf, p.lambda}].try_emplace(p.replicate, i).second)
+      throw InvalidArgument(where + " appears twice");
   }
 
-  std::vector<SizeCurve> curves;
-  for (auto& [nf, c] : by_nf) {
-    std::vector<std::size_t> order(c.lambda.size());
-    std::iota(order.begin(), order.end(), 0);
-    std::sort(order.begin(), order.end(),
-              [&lam = c.lambda](std::size_t a, std::size_t b) { return lam[a] < lam[b]; });
-    SizeCurve sorted{c.nf, c.system_size, {}, {}, {}, {}};
-    for (std::size_t k : order) {
-      if (!sorted.lambda.empty() && sorted.lambda.back() == c.lambda[k])
-        throw InvalidArgument("analysis: " + size_label(nf, c.system_size) +
-                              " has lambda=" + num(c.lambda[k]) + " twice");
-      sorted.lambda.push_back(c.lambda[k]);
-      sorted.active.push_back(c.active[k]);
-      sorted.error.push_back(c.error[k]);
-      sorted.point.push_back(c.point[k]);
+  std::map<int, SizeCurve> by_nf;
+  for (const auto& [key, reps] : entries) { // sorted by nf, then lambda
+    SizeCurve& c = by_nf[key.first];
+    c.nf = key.first;
+    c.system_size = size_of[key.first];
+    double active = 0, error = 0;
+    bool flagged = false;
+    std::vector<std::size_t> idx;
+    for (const auto& [r, i] : reps) {
+      active += weighted_mean(points[i].image_active, uniform);
+      error += weighted_mean(points[i].image_error, uniform);
+      flagged = flagged || points[i].flagged;
+      idx.push_back(i);
     }
-    curves.push_back(std::move(sorted));
+    c.lambda.push_back(key.second);
+    c.active.push_back(active / double(reps.size()));
+    c.error.push_back(error / double(reps.size()));
+    c.error_sd.push_back(kNaN);
+    c.replicates.push_back(int(reps.size()));
+    c.flagged.push_back(flagged);
+    c.points.push_back(std::move(idx));
   }
+  std::vector<SizeCurve> curves;
+  for (auto& [nf, c] : by_nf)
+    curves.push_back(std::move(c));
   std::stable_sort(curves.begin(), curves.end(), [](const SizeCurve& a, const SizeCurve& b) {
     return a.system_size < b.system_size;
   });
@@ -227,53 +231,119 @@ Exponents exponents_from_minima(const std::vector<double>& L, const std::vector<
   return x;
 }
 
+namespace {
+
+/// Standard deviation of the collected values (NaN for fewer than 2).
+double sample_sd(const std::vector<double>& v) {
+  if (v.size() < 2)
+    return kNaN;
+  const double mean = std::accumulate(v.begin(), v.end(), 0.0) / double(v.size());
+  double ss = 0;
+  for (double x : v)
+    ss += (x - mean) * (x - mean);
+  return std::sqrt(ss / double(v.size() - 1));
+}
+
+/// One bootstrap draw (or the data itself): a weight per replicate slot and per test image.
+struct Draw {
+  std::vector<double> replicate; ///< multiplicity of each replicate slot
+  std::vector<double> image;     ///< weights summing to 1
+};
+
+/// The curve entry's (active, error) under a draw: the draw-weighted mean over its replicates of
+/// the image-weighted means; NaN when the draw picked none of its replicates.
+std::pair<double, double> entry_value(const std::vector<SweepPoint>& points,
+                                      const std::vector<std::size_t>& reps,
+                                      const std::vector<int>& slot, const Draw& d) {
+  double w = 0, active = 0, error = 0;
+  for (std::size_t i : reps) {
+    const double wr = d.replicate[std::size_t(slot[i])];
+    if (wr == 0)
+      continue;
+    w += wr;
+    active += wr * weighted_mean(points[i].image_active, d.image);
+    error += wr * weighted_mean(points[i].image_error, d.image);
+  }
+  return w > 0 ? std::make_pair(active / w, error / w) : std::make_pair(kNaN, kNaN);
+}
+
+} // namespace
+
 StudyResult analyze_study(const std::vector<SweepPoint>& points, int bootstrap_samples,
-                          std::uint64_t seed) {
+                          std::uint64_t seed, bool include_flagged) {
   if (bootstrap_samples < 0)
     throw InvalidArgument("analyze_study: bootstrap_samples must be >= 0, got " +
                           std::to_string(bootstrap_samples));
-  const std::vector<SizeCurve> curves = size_curves(points);
   StudyResult r;
+  r.curves = size_curves(points);
   r.bootstrap_samples = bootstrap_samples;
+  r.include_flagged = include_flagged;
   r.exponents.nu = r.exponents.gamma = r.exponents.nu_se = r.exponents.gamma_se = kNaN;
-  r.nu_lo = r.nu_hi = r.gamma_lo = r.gamma_hi = kNaN;
+  r.nu_lo = r.nu_hi = r.gamma_lo = r.gamma_hi = r.nu_sd = r.gamma_sd = kNaN;
 
-  // Zero-activity points (mean 0 %) have no place on the log(active) axis.
-  auto minimum_of = [&](const SizeCurve& c, const std::vector<double>& weight) {
+  // Replicate ids -> dense slots, resampled as a whole (one study run per replicate).
+  std::map<int, int> slot_of;
+  for (const SweepPoint& p : points)
+    slot_of.emplace(p.replicate, 0);
+  int next = 0;
+  for (auto& [id, slot] : slot_of)
+    slot = next++;
+  std::vector<int> slot(points.size());
+  for (std::size_t i = 0; i < points.size(); ++i)
+    slot[i] = slot_of[points[i].replicate];
+  const std::size_t n_img = points[0].image_error.size();
+  r.replicates = next;
+  r.images = int(n_img);
+  for (const SizeCurve& c : r.curves)
+    r.flagged += int(std::count(c.flagged.begin(), c.flagged.end(), char(1)));
+
+  // Zero-activity entries (mean 0 %) have no place on the log(active) axis; flagged ones are
+  // left out unless included. Returns the minimum, or at_edge with NaN values when no entry is
+  // usable.
+  auto minimum_of = [&](const SizeCurve& c, const Draw& d, std::vector<double>* errors) {
     std::vector<double> active, error, lambda;
-    std::vector<std::size_t> point;
-    for (std::size_t j = 0; j < c.point.size(); ++j) {
-      const SweepPoint& p = points[c.point[j]];
-      const double a = weighted_mean(p.image_active, weight);
-      if (a > 0) {
+    std::vector<std::size_t> entry;
+    for (std::size_t j = 0; j < c.points.size(); ++j) {
+      const auto [a, e] = entry_value(points, c.points[j], slot, d);
+      if (errors)
+        (*errors)[j] = e;
+      if (a > 0 && (include_flagged || !c.flagged[j])) {
         active.push_back(a);
-        error.push_back(weighted_mean(p.image_error, weight));
+        error.push_back(e);
         lambda.push_back(c.lambda[j]);
-        point.push_back(c.point[j]);
+        entry.push_back(j);
       }
     }
-    if (active.empty())
-      throw InvalidArgument(size_label(c.nf, c.system_size) +
-                            ": no grid point has active neurons; lower the lambda range");
+    if (active.empty()) {
+      Minimum none;
+      none.error = none.active = none.lambda = none.error_sd = none.active_sd = kNaN;
+      none.at_edge = true;
+      return none;
+    }
     Minimum m = find_minimum(active, error, lambda);
-    m.index = int(point[std::size_t(m.index)]);
+    m.index = int(c.points[entry[std::size_t(m.index)]].front());
     return m;
   };
 
-  const std::size_t n_img = points[0].image_error.size();
   std::vector<std::string> warnings;
-  std::string edges;
+  std::string edges, unusable;
   std::vector<std::size_t> fitted; // sizes with an interior minimum
   std::vector<double> fitted_L;
-  const std::vector<double> uniform(n_img, 1.0 / double(n_img));
-  for (std::size_t s = 0; s < curves.size(); ++s) {
-    const SizeCurve& c = curves[s];
-    const Minimum m = minimum_of(c, uniform);
+  const Draw all{std::vector<double>(std::size_t(next), 1.0),
+                 std::vector<double>(n_img, 1.0 / double(n_img))};
+  for (std::size_t s = 0; s < r.curves.size(); ++s) {
+    const SizeCurve& c = r.curves[s];
+    if (std::none_of(c.active.begin(), c.active.end(), [](double a) { return a > 0; }))
+      throw InvalidArgument(size_label(c.nf, c.system_size) +
+                            ": no grid point has active neurons; lower the lambda range");
+    Minimum m = minimum_of(c, all, nullptr);
+    m.error_sd = m.active_sd = kNaN;
     r.nf.push_back(c.nf);
     r.L.push_back(double(c.system_size));
     r.minima.push_back(m);
     if (m.at_edge) {
-      edges += (edges.empty() ? "" : ", ") + size_label(c.nf, c.system_size);
+      std::string& list = std::isnan(m.error) ? unusable : edges;
+      list += (list.empty() ? "" : ", ") + size_label(c.nf, c.system_size);
     } else {
       fitted.push_back(s);
       fitted_L.push_back(r.L.back());
@@ -282,6 +352,9 @@ StudyResult analyze_study(const std::vector<SweepPoint>& points, int bootstrap_s
   if (!edges.empty())
     warnings.push_back("minimum at the edge of the lambda range for " + edges +
                        ": widen the lambda range (these sizes are left out of the fits)");
+  if (!unusable.empty())
+    warnings.push_back("every active point of " + unusable +
+                       " is flagged (codes above the stop gap): not fitted");
 
   bool have_exponents = false;
   if (fitted.size() < 2) {
@@ -301,44 +374,79 @@ StudyResult analyze_study(const std::vector<SweepPoint>& points, int bootstrap_s
     }
   }
 
-  if (have_exponents && bootstrap_samples > 0) {
+  if (bootstrap_samples > 0) {
     SplitMix64 rng(seed);
-    std::vector<double> weight(n_img), nus, gammas;
+    Draw d{std::vector<double>(std::size_t(next)), std::vector<double>(n_img)};
+    std::vector<double> nus, gammas;
+    // Per size and entry: the entry's error in every draw; per fitted size: e*, p* per draw.
+    std::vector<std::vector<std::vector<double>>> entry_errors(r.curves.size());
+    std::vector<std::vector<double>> e_draws(r.curves.size()), p_draws(r.curves.size());
+    for (std::size_t s = 0; s < r.curves.size(); ++s)
+      entry_errors[s].resize(r.curves[s].points.size());
     for (int b = 0; b < bootstrap_samples; ++b) {
-      std::fill(weight.begin(), weight.end(), 0.0);
+      std::fill(d.replicate.begin(), d.replicate.end(), 0.0);
+      for (int k = 0; k < next; ++k)
+        d.replicate[rng.bounded(std::uint64_t(next))] += 1.0;
+      std::fill(d.image.begin(), d.image.end(), 0.0);
       for (std::size_t k = 0; k < n_img; ++k)
-        weight[rng.bounded(n_img)] += 1.0 / double(n_img);
-      try {
-        std::vector<double> e_star, p_star;
-        for (std::size_t s : fitted) {
-          const Minimum m = minimum_of(curves[s], weight);
-          if (m.at_edge)
-            break;
-          e_star.push_back(m.error);
-          p_star.push_back(m.active);
+        d.image[rng.bounded(n_img)] += 1.0 / double(n_img);
+      std::vector<double> e_star, p_star;
+      bool ok = true;
+      for (std::size_t s = 0; s < r.curves.size(); ++s) {
+        std::vector<double> errors(r.curves[s].points.size());
+        const bool is_fitted = std::find(fitted.begin(), fitted.end(), s) != fitted.end();
+        try {
+          const Minimum m = minimum_of(r.curves[s], d, &errors);
+          if (is_fitted && !m.at_edge) {
+            e_star.push_back(m.error);
+            p_star.push_back(m.active);
+            e_draws[s].push_back(m.error);
+            p_draws[s].push_back(m.active);
+          } else if (is_fitted) {
+            ok = false;
+          }
+        } catch (const InvalidArgument&) {
+          ok = ok && !is_fitted; // a degenerate draw (e.g. no activity) of a fitted size
         }
-        if (e_star.size() == fitted.size()) {
+        for (std::size_t j = 0; j < errors.size(); ++j)
+          if (!std::isnan(errors[j]))
+            entry_errors[s][j].push_back(errors[j]);
+      }
+      if (!have_exponents)
+        continue;
+      try {
+        if (ok) {
           const Exponents x = exponents_from_minima(fitted_L, e_star, p_star);
           nus.push_back(x.nu);
           gammas.push_back(x.gamma);
           continue;
         }
       } catch (const InvalidArgument&) {
-        // a size without activity in this draw, or a degenerate fit: counted below
+        // a degenerate fit: counted below
       }
       ++r.bootstrap_failed;
     }
-    r.nu_lo = percentile(nus, 0.025);
-    r.nu_hi = percentile(nus, 0.975);
-    r.gamma_lo = percentile(gammas, 0.025);
-    r.gamma_hi = percentile(gammas, 0.975);
-    if (r.bootstrap_failed > 0)
-      warnings.push_back(std::to_string(r.bootstrap_failed) + " of " +
-                         std::to_string(bootstrap_samples) +
-                         " bootstrap replicates skipped (a minimum at an edge or a failed fit)");
+    for (std::size_t s = 0; s < r.curves.size(); ++s) {
+      for (std::size_t j = 0; j < entry_errors[s].size(); ++j)
+        r.curves[s].error_sd[j] = sample_sd(entry_errors[s][j]);
+      r.minima[s].error_sd = sample_sd(e_draws[s]);
+      r.minima[s].active_sd = sample_sd(p_draws[s]);
+    }
+    if (have_exponents) {
+      r.nu_lo = percentile(nus, 0.025);
+      r.nu_hi = percentile(nus, 0.975);
+      r.gamma_lo = percentile(gammas, 0.025);
+      r.gamma_hi = percentile(gammas, 0.975);
+      r.nu_sd = sample_sd(nus);
+      r.gamma_sd = sample_sd(gammas);
+      if (r.bootstrap_failed > 0)
+        warnings.push_back(std::to_string(r.bootstrap_failed) + " of " +
+                           std::to_string(bootstrap_samples) +
+                           " bootstrap draws skipped (a minimum at an edge or a failed fit)");
+    }
   }
 
-  r.valid = edges.empty() && have_exponents;
+  r.valid = edges.empty() && unusable.empty() && have_exponents;
   for (const std::string& w : warnings)
     r.warning += (r.warning.empty() ? "" : "; ") + w;
   return r;
@@ -362,89 +470,6 @@ PowerLawFit fit_response(const std::vector<double>& lambda, const std::vector<do
     throw InvalidArgument("fit_response: " + std::to_string(x.size()) + " of " +
                           std::to_string(chi.size()) + " chi values are > 0, need >= 2");
   return fit_power_law(x, y);
-}
-
-void write_text_file(const std::string& path, const std::string& text, const std::string& what) {
-  write_file_atomically(path, what, text);
-}
-
-void write_results_table(const std::string& csv_path, const std::string& md_path,
-                         const StudyResult& r, const std::string& note,
-                         const std::string& md_appendix) {
-  const Exponents& x = r.exponents;
-  const int ok = r.bootstrap_samples - r.bootstrap_failed;
-  struct Row {
-    const char* csv_name;
-    const char* md_name;
-    double value, se, lo, hi, seed;
-  };
-  // The slopes' bootstrap intervals are not kept; their seed values follow from gamma and nu.
-  const Row rows[] = {
-      {"gamma", "γ", x.gamma, x.gamma_se, r.gamma_lo, r.gamma_hi, kSeedGamma},
-      {"nu", "ν", x.nu, x.nu_se, r.nu_lo, r.nu_hi, kSeedNu},
-      {"slope_e_star_vs_L", "γ/ν (slope of e*)", x.val_fit.slope, x.val_fit.slope_se, kNaN, kNaN,
-       kSeedGamma / kSeedNu},
-      {"slope_p_star_vs_L", "1/ν (slope of p*)", x.loc_fit.slope, x.loc_fit.slope_se, kNaN, kNaN,
-       1 / kSeedNu},
-  };
-
-  std::ostringstream csv;
-  csv << "kind,nf,L,e_star,p_star,lambda_star,at_edge,refined,name,value,se,ci95_lo,ci95_hi,"
-         "seed_poster\n";
-  for (std::size_t s = 0; s < r.minima.size(); ++s) {
-    const Minimum& m = r.minima[s];
-    csv << "size," << r.nf[s] << ',' << num(r.L[s], "%.0f") << ',' << num(m.error, "%.10g") << ','
-        << num(m.active, "%.10g") << ',' << num(m.lambda, "%.10g") << ','
-        << (m.at_edge ? "true" : "false") << ',' << (m.refined ? "true" : "false") << ",,,,,,\n";
-  }
-  for (const Row& row : rows)
-    csv << "exponent,,,,,,,," << row.csv_name << ',' << num(row.value, "%.10g") << ','
-        << num(row.se, "%.10g") << ',' << num(row.lo, "%.10g") << ',' << num(row.hi, "%.10g") << ','
-        << num(row.seed, "%.10g") << '\n';
-  write_text_file(csv_path, csv.str(), "table");
-
-  auto md_num = [](double v) { return std::isnan(v) ? std::string("n/a") : num(v, "%.4g"); };
-  auto pm = [&](double v, double se) {
-    return std::isnan(se) ? md_num(v) : md_num(v) + " ± " + num(se, "%.2g");
-  };
-  std::ostringstream md;
-  md << "# Phase-transition study: results\n\n" << note << "\n\n";
-  md << "**Status:** " << (r.valid ? "valid" : "NOT VALID") << "\n\n";
-  if (!r.warning.empty())
-    md << "**Warning:** " << r.warning << "\n\n";
-  md << "## Minimum of the denoising error per size\n\n"
-     << "| nf | L (neurons) | e* (% error) | p* (% active) | λ* | minimum |\n"
-     << "|---:|---:|---:|---:|---:|---|\n";
-  for (std::size_t s = 0; s < r.minima.size(); ++s) {
-    const Minimum& m = r.minima[s];
-    md << "| " << r.nf[s] << " | " << num(r.L[s], "%.0f") << " | " << md_num(m.error) << " | "
-       << md_num(m.active) << " | " << md_num(m.lambda) << " | "
-       << (m.at_edge   ? "at the λ-range edge (not fitted)"
-           : m.refined ? "refined"
-                       : "discrete")
-       << " |\n";
-  }
-  md << "\n## Scaling fits (least squares in log-log)\n\n"
-     << "| fit | slope | intercept | R² | sizes |\n|---|---:|---:|---:|---:|\n";
-  const std::pair<const char*, const PowerLawFit*> fits[] = {{"e* ∝ L^(γ/ν)", &x.val_fit},
-                                                             {"p* ∝ L^(1/ν)", &x.loc_fit}};
-  for (const auto& [name, f] : fits)
-    md << "| " << name << " | " << pm(f->slope, f->slope_se) << " | "
-       << pm(f->intercept, f->intercept_se) << " | " << md_num(f->r2) << " | " << f->n << " |\n";
-  md << "\n## Critical exponents\n\n"
-     << "| exponent | this run (fit ± se) | bootstrap 95% interval | seed poster (CIFAR-10, "
-        "PetaVision) |\n|---|---:|---:|---:|\n";
-  for (const Row& row : rows) {
-    const std::string interval = std::isnan(row.lo)
-                                     ? "n/a"
-                                     : "[" + md_num(row.lo) + ", " + md_num(row.hi) + "] (" +
-                                           std::to_string(ok) + " of " +
-                                           std::to_string(r.bootstrap_samples) + " replicates)";
-    md << "| " << row.md_name << " | " << pm(row.value, row.se) << " | " << interval << " | "
-       << num(row.seed, "%.4g") << " |\n";
-  }
-  md << md_appendix;
-  write_text_file(md_path, md.str(), "table");
 }
 
 } // namespace lca

@@ -2,6 +2,7 @@
 
 #include "lca/core.hpp"
 #include "lca/error.hpp"
+#include "lca/format.hpp"
 #include "lca/h5.hpp"
 #include "lca/random.hpp"
 #include "lca/solver.hpp"
@@ -94,7 +95,7 @@ DenoiseResult denoise(const Geometry& g, const LcaParams& p, const std::vector<f
   MPI_Comm_rank(comm, &rank);
   MPI_Comm_size(comm, &ranks);
   const auto start = Clock::now();
-  auto last_print = start;
+  ProgressTimer timer(cfg.progress_seconds);
 
   Dictionary<Scalar> dict(g);
   dict.from_host(dictionary);
@@ -116,7 +117,7 @@ DenoiseResult denoise(const Geometry& g, const LcaParams& p, const std::vector<f
   }
 
   DenoiseResult res;
-  std::vector<double> err, base, act, en, chi, gaps, its, polish_its;
+  std::vector<double> err, mse, base, act, en, chi, gaps, its, polish_its;
   for (std::int64_t i0 = first; i0 < last; i0 += cfg.batch) {
     const int count = int(std::min<std::int64_t>(cfg.batch, last - i0));
     std::vector<double> base_err(count);
@@ -150,6 +151,7 @@ DenoiseResult denoise(const Geometry& g, const LcaParams& p, const std::vector<f
     const BatchStats at_clean = solver.stats(clean);
     for (int b = 0; b < count; ++b) {
       err.push_back(at_clean.percent_error(b));
+      mse.push_back(at_clean.sq_residual[b] / double(npix));
       base.push_back(base_err[b]);
       act.push_back(100.0 * at_input.nnz[b] / double(g.neurons()));
       en.push_back(at_input.energy(b, p.transfer));
@@ -189,19 +191,14 @@ DenoiseResult denoise(const Geometry& g, const LcaParams& p, const std::vector<f
         }
       }
     }
-    const auto now = Clock::now();
-    if (progress && rank == 0 && cfg.progress_seconds > 0 &&
-        std::chrono::duration<double>(now - last_print).count() >= cfg.progress_seconds) {
-      last_print = now;
+    if (progress && rank == 0 && timer.due()) {
       const double done = double(i0 + count - first), todo = double(last - first);
-      const double rate = done / std::chrono::duration<double>(now - start).count();
-      char line[200];
-      std::snprintf(line, sizeof line, "[denoise] rank 0: images %.0f/%.0f  %.1f img/s  ETA %s",
-                    done, todo, rate, format_duration((todo - done) / rate).c_str());
-      *progress << line << std::endl;
+      *progress << "[denoise] rank 0: images " << done << "/" << todo << "  "
+                << format_rate_eta(done, todo, timer.elapsed(), "img") << std::endl;
     }
   }
   res.error = all_gather(err, MPI_DOUBLE, comm);
+  res.mse = all_gather(mse, MPI_DOUBLE, comm);
   res.noisy_error = all_gather(base, MPI_DOUBLE, comm);
   res.active = all_gather(act, MPI_DOUBLE, comm);
   res.energy = all_gather(en, MPI_DOUBLE, comm);
@@ -260,6 +257,7 @@ void write_denoise_results(const std::string& path, const DenoiseRecord& rec,
                  en = mean_se(res.energy);
     set("error_mean", e.mean);
     set("error_se", e.se);
+    set("mse_mean", mean_se(res.mse).mean);
     set("noisy_error_mean", b.mean);
     set("noisy_error_se", b.se);
     set("active_mean", a.mean);
@@ -267,6 +265,7 @@ void write_denoise_results(const std::string& path, const DenoiseRecord& rec,
     set("seconds", res.seconds);
     f.create_group("/images");
     f.write("/images/error", res.error, {n});
+    f.write("/images/mse", res.mse, {n});
     f.write("/images/noisy_error", res.noisy_error, {n});
     f.write("/images/active", res.active, {n});
     f.write("/images/energy", res.energy, {n});

@@ -2,6 +2,7 @@
 
 #include "lca/core.hpp"
 #include "lca/error.hpp"
+#include "lca/format.hpp"
 #include "lca/image_png.hpp"
 #include "lca/learner.hpp"
 #include "lca/version.hpp"
@@ -77,20 +78,6 @@ int stop_signal() {
   return stop_requested;
 }
 
-std::string format_duration(double s) {
-  if (!std::isfinite(s) || s < 0)
-    return "?";
-  const long t = long(s + 0.5);
-  char buf[32];
-  if (t >= 3600)
-    std::snprintf(buf, sizeof buf, "%ldh%02ldm%02lds", t / 3600, t / 60 % 60, t % 60);
-  else if (t >= 60)
-    std::snprintf(buf, sizeof buf, "%ldm%02lds", t / 60, t % 60);
-  else
-    std::snprintf(buf, sizeof buf, "%lds", t);
-  return buf;
-}
-
 TrainSummary train(const TrainConfig& cfg, const ImageSet& data,
                    const std::optional<Checkpoint>& resume, MPI_Comm comm, std::ostream* progress) {
   Region region("lca::train");
@@ -127,7 +114,7 @@ TrainSummary train(const TrainConfig& cfg, const ImageSet& data,
   const std::int64_t total = cfg.max_images > 0 ? cfg.max_images : cfg.epochs * data.n;
   const bool writer = rank == 0 && !cfg.checkpoint.empty();
   const auto start = Clock::now();
-  auto last_print = start;
+  ProgressTimer timer(cfg.progress_seconds);
   auto save = [&]() {
     const double elapsed =
         elapsed_before + std::chrono::duration<double>(Clock::now() - start).count();
@@ -212,21 +199,19 @@ TrainSummary train(const TrainConfig& cfg, const ImageSet& data,
     if (done || any_stop || (cfg.checkpoint_every > 0 && batches % cfg.checkpoint_every == 0))
       save();
 
-    const auto now = Clock::now();
-    if (progress && rank == 0 && cfg.progress_seconds > 0 &&
-        (std::chrono::duration<double>(now - last_print).count() >= cfg.progress_seconds || done)) {
-      last_print = now;
-      const double secs = std::chrono::duration<double>(now - start).count();
-      const double rate = sum.images / secs;
+    if (progress && rank == 0 && timer.due(done)) {
       char line[320];
-      int n = std::snprintf(
-          line, sizeof line,
-          "[train] epoch %lld  images %lld/%lld (%.1f%%)  %.1f img/s  ETA %s  | energy "
-          "%.4g  error %.2f%%  active %.3f%%  it %.0f",
-          (long long)epoch + 1, (long long)images_seen, (long long)total,
-          100.0 * images_seen / total, rate, format_duration((total - images_seen) / rate).c_str(),
-          global[energy] / global[images], global[perr] / global[images],
-          100.0 * global[nnz] / (global[images] * g.neurons()), global[its]);
+      int n = std::snprintf(line, sizeof line,
+                            "[train] epoch %lld  images %lld/%lld (%.1f%%)  %s  | energy "
+                            "%.4g  error %.2f%%  active %.3f%%  it %.0f",
+                            (long long)epoch + 1, (long long)images_seen, (long long)total,
+                            100.0 * images_seen / total,
+                            format_rate_eta(double(sum.images),
+                                            double(sum.images + total - images_seen),
+                                            timer.elapsed(), "img")
+                                .c_str(),
+                            global[energy] / global[images], global[perr] / global[images],
+                            100.0 * global[nnz] / (global[images] * g.neurons()), global[its]);
       if (lasso && n > 0 && n < int(sizeof line))
         std::snprintf(line + n, sizeof line - n, "  gap %.2e (max %.2e)%s",
                       global[gap_sum] / global[images], gap_max,

@@ -1,11 +1,14 @@
 // Statistics of the phase-transition study (algorithm.md §6, §7) and its plots.
 #include "lca/analysis.hpp"
 #include "lca/error.hpp"
-#include "lca/plot.hpp"
 #include "lca/random.hpp"
+#include "lca/report.hpp"
+#include "lca/scaling.hpp"
+#include "plot.hpp"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -363,13 +366,21 @@ TEST(ResultsTable, CsvAndMarkdownCarryResultsAndSeedValues) {
   const lca::StudyResult r = lca::analyze_study(s.points(), 50, 2);
   const fs::path dir = fs::path(testing::TempDir()) / "lca_test_results_table";
   fs::create_directories(dir);
-  lca::write_results_table((dir / "r.csv").string(), (dir / "r.md").string(), r,
+  const lca::StudyResult sq = lca::analyze_study(s.points(), 50, 2);
+  lca::write_results_table((dir / "r.csv").string(), (dir / "r.md").string(),
+                           {{&lca::kPercentError, r}, {&lca::kSquaredError, sq}},
                            "synthetic study; exact power laws with 1 % noise");
   const std::string csv = read(dir / "r.csv"), md = read(dir / "r.md");
-  EXPECT_EQ(csv.rfind("kind,nf,L,e_star,p_star,lambda_star,at_edge", 0), 0u);
-  EXPECT_NE(csv.find("size,4,784,"), std::string::npos);
-  EXPECT_NE(csv.find("size,64,12544,"), std::string::npos);
-  EXPECT_NE(csv.find("exponent,,,,,,,,gamma,"), std::string::npos);
+  EXPECT_EQ(csv.rfind("metric,kind,nf,L,lambda,replicates,flagged,error,error_sd", 0), 0u);
+  EXPECT_NE(csv.find("percent,size,4,784,"), std::string::npos);
+  EXPECT_NE(csv.find("percent,size,64,12544,"), std::string::npos);
+  EXPECT_NE(csv.find("mse,size,64,12544,"), std::string::npos);
+  EXPECT_NE(csv.find("percent,point,8,1568,"), std::string::npos);
+  EXPECT_NE(csv.find("percent,exponent,,,,,,,,,,,,gamma,"), std::string::npos);
+  EXPECT_NE(csv.find("mse,exponent,,,,,,,,,,,,nu,"), std::string::npos);
+  EXPECT_NE(md.find("## Error metric: percent error"), std::string::npos);
+  EXPECT_NE(md.find("## Error metric: mean squared error per pixel"), std::string::npos);
+  EXPECT_NE(md.find("1 dictionary replicate and 40 test images (one replicate"), std::string::npos);
   EXPECT_NE(csv.find(",0.00985\n"), std::string::npos);
   EXPECT_NE(csv.find(",-1.32\n"), std::string::npos);
   EXPECT_EQ(md.rfind("# Phase-transition study", 0), 0u);
@@ -380,7 +391,7 @@ TEST(ResultsTable, CsvAndMarkdownCarryResultsAndSeedValues) {
   EXPECT_NE(md.find("bootstrap 95% interval"), std::string::npos);
   EXPECT_FALSE(fs::exists(dir / "r.csv.tmp"));
   EXPECT_THROW(lca::write_results_table((dir / "missing" / "r.csv").string(),
-                                        (dir / "r.md").string(), r, ""),
+                                        (dir / "r.md").string(), {{&lca::kPercentError, r}}, ""),
                lca::IoError);
 }
 
@@ -393,8 +404,10 @@ TEST(Plot, StudyWritesThreePngs) {
   const lca::StudyResult r = lca::analyze_study(points, 100, 2);
   const fs::path dir = fs::path(testing::TempDir()) / "lca_test_plot_study";
   fs::remove_all(dir);
-  lca::plot_study(dir.string(), points, r);
-  for (const char* png : {"error_vs_active.png", "min_error_vs_L.png", "min_location_vs_L.png"}) {
+  lca::plot_study(dir.string(), r, lca::kPercentError);
+  lca::plot_study(dir.string(), r, lca::kSquaredError);
+  for (const char* png : {"error_vs_active.png", "min_error_vs_L.png", "min_location_vs_L.png",
+                          "error_vs_active_mse.png", "min_error_vs_L_mse.png"}) {
     ASSERT_TRUE(fs::exists(dir / png)) << png;
     EXPECT_GT(fs::file_size(dir / png), 1000u) << png;
     EXPECT_EQ(read(dir / png).substr(1, 3), "PNG") << png;
@@ -404,10 +417,16 @@ TEST(Plot, StudyWritesThreePngs) {
   EXPECT_TRUE(fs::exists(dir / "study_curves.dat"));
   EXPECT_TRUE(fs::exists(dir / "study_minima.dat"));
   EXPECT_FALSE(fs::exists(dir / "study.gp.log"));
+  // Error bars: the bootstrap sd of every entry is in the data and drawn.
+  EXPECT_NE(read(dir / "study.gp").find("yerrorlines"), std::string::npos);
+  EXPECT_NE(read(dir / "study.gp").find("yerrorbars"), std::string::npos);
+  for (const std::string& f : lca::plot_files(dir.string()))
+    if (fs::path(f).extension() == ".png" && f.find("response") == std::string::npos)
+      EXPECT_TRUE(fs::exists(f)) << f;
 
-  Synthetic other;
-  other.nf = {4, 8};
-  EXPECT_THROW(lca::plot_study(dir.string(), other.points(), r), lca::InvalidArgument);
+  lca::StudyResult broken = r;
+  broken.curves.pop_back();
+  EXPECT_THROW(lca::plot_study(dir.string(), broken, lca::kPercentError), lca::InvalidArgument);
 }
 
 TEST(Plot, StudyWithEdgeMinimumStillPlots) {
@@ -417,7 +436,7 @@ TEST(Plot, StudyWithEdgeMinimumStillPlots) {
   s.edge_nf = 16;
   const std::vector<SweepPoint> points = s.points();
   const fs::path dir = fs::path(testing::TempDir()) / "lca_test_plot_edge";
-  lca::plot_study(dir.string(), points, lca::analyze_study(points, 0, 1));
+  lca::plot_study(dir.string(), lca::analyze_study(points, 0, 1), lca::kPercentError);
   EXPECT_GT(fs::file_size(dir / "min_location_vs_L.png"), 1000u);
 }
 
@@ -471,7 +490,7 @@ TEST(Plot, FailingGnuplotIsAnIoErrorWithItsOutput) {
   const fs::path dir = fs::path(testing::TempDir()) / "lca_test_plot_failing";
   with_path(bin.string() + ":/usr/bin:/bin", [&] {
     try {
-      lca::plot_study(dir.string(), points, r);
+      lca::plot_study(dir.string(), r, lca::kPercentError);
       ADD_FAILURE() << "expected IoError";
     } catch (const lca::IoError& e) {
       const std::string what = e.what();
@@ -489,13 +508,180 @@ TEST(Plot, MissingGnuplotIsAnIoError) {
   const lca::StudyResult r = lca::analyze_study(points, 0, 1);
   with_path("/nonexistent", [&] {
     try {
-      lca::plot_study((fs::path(testing::TempDir()) / "lca_test_plot_nognuplot").string(), points,
-                      r);
+      lca::plot_study((fs::path(testing::TempDir()) / "lca_test_plot_nognuplot").string(), r,
+                      lca::kPercentError);
       ADD_FAILURE() << "expected IoError";
     } catch (const lca::IoError& e) {
       EXPECT_NE(std::string(e.what()).find("gnuplot not found"), std::string::npos) << e.what();
     }
   });
+}
+
+// ---------------------------------------------------------------- replicates, two-level bootstrap
+
+// A study with R dictionary replicates per point: replicate r of point (size, lambda) shifts
+// the whole curve entry by an independent N(0, rep_noise) (a dictionary trained with other
+// seeds), on top of per-image noise. The exact curves are those of Synthetic (9 grid points).
+std::vector<SweepPoint> replicated_points(int replicates, double rep_noise, double image_noise,
+                                          int images, std::uint64_t seed) {
+  lca::SplitMix64 rng(seed);
+  std::vector<SweepPoint> out;
+  for (int n : {4, 8, 16, 32}) {
+    const double L = 196.0 * n;
+    for (int j = 1; j < 10; ++j) {
+      const double t = 0.1 - 0.3 * (j - 5);
+      const double active = Synthetic::p_star(L) * std::exp(t);
+      const double error = Synthetic::e_star(L) + 5 * t * t;
+      for (int r = 0; r < replicates; ++r) {
+        const double shift = rep_noise * normal(rng);
+        SweepPoint p{n, std::int64_t(L), 0.02 * std::exp(0.3 * j), 0.0, {}, {}, r, false};
+        for (int i = 0; i < images; ++i) {
+          p.image_active.push_back(active);
+          p.image_error.push_back(error + shift + image_noise * normal(rng));
+        }
+        p.percent_active = active;
+        out.push_back(std::move(p));
+      }
+    }
+  }
+  return out;
+}
+
+TEST(AnalyzeStudy, ReplicatesAreAveragedAndResampled) {
+  const auto points = replicated_points(3, 0.2, 0.5, 20, 4);
+  const lca::StudyResult r = lca::analyze_study(points, 200, 1);
+  EXPECT_EQ(r.replicates, 3);
+  EXPECT_EQ(r.images, 20);
+  ASSERT_EQ(r.curves.size(), 4u);
+  const lca::SizeCurve& c = r.curves[0];
+  ASSERT_EQ(c.lambda.size(), 9u);
+  double mean = 0;
+  for (std::size_t i : c.points[0]) {
+    EXPECT_EQ(points[i].lambda, c.lambda[0]);
+    for (double e : points[i].image_error)
+      mean += e / 60;
+  }
+  EXPECT_EQ(c.replicates[0], 3);
+  EXPECT_NEAR(c.error[0], mean, 1e-12);
+  // Error bars exist for every entry and for the fitted minima.
+  for (const lca::SizeCurve& cc : r.curves)
+    for (double sd : cc.error_sd)
+      EXPECT_GT(sd, 0.0);
+  for (const lca::Minimum& m : r.minima) {
+    EXPECT_GT(m.error_sd, 0.0);
+    EXPECT_GT(m.active_sd, 0.0);
+  }
+  EXPECT_GT(r.gamma_sd, 0.0);
+  // The same (nf, lambda, replicate) twice is refused.
+  auto twice = points;
+  twice.push_back(points[0]);
+  EXPECT_THROW(lca::analyze_study(twice, 10, 1), lca::InvalidArgument);
+}
+
+// The two-level intervals cover the true exponents at about their nominal 95 % over seeded
+// repetitions of a study whose replicate noise dominates; resampling the test images alone
+// (one replicate's worth of information, the old analysis) covers far less often.
+TEST(AnalyzeStudy, TwoLevelBootstrapCoversTheTruthAtNominalRate) {
+  const int repetitions = 60;
+  int covered_gamma = 0, covered_nu = 0, covered_images_only = 0;
+  for (int k = 0; k < repetitions; ++k) {
+    const auto points = replicated_points(8, 0.15, 0.3, 12, 1000 + k);
+    const lca::StudyResult r = lca::analyze_study(points, 200, 77 + k);
+    ASSERT_FALSE(std::isnan(r.gamma_lo)) << r.warning;
+    covered_gamma += r.gamma_lo <= kGamma && kGamma <= r.gamma_hi;
+    covered_nu += r.nu_lo <= kNu && kNu <= r.nu_hi;
+    // Images only: the replicates relabelled as one (each point keeps replicate 0's values).
+    std::vector<SweepPoint> one;
+    for (const auto& p : points)
+      if (p.replicate == 0)
+        one.push_back(p);
+    const lca::StudyResult o = lca::analyze_study(one, 200, 77 + k);
+    covered_images_only += o.gamma_lo <= kGamma && kGamma <= o.gamma_hi;
+  }
+  EXPECT_GE(covered_gamma, int(0.85 * repetitions));
+  EXPECT_GE(covered_nu, int(0.85 * repetitions));
+  EXPECT_LT(covered_images_only, int(0.75 * repetitions));
+}
+
+TEST(AnalyzeStudy, FlaggedPointsAreLeftOutUnlessIncluded) {
+  Synthetic s;
+  std::vector<SweepPoint> points = s.points();
+  // Make the true minimum's neighbour of nf=8 the lowest point, but flagged: left out, the
+  // minimum stays where it was; included, it moves.
+  std::size_t k = 0;
+  for (; k < points.size(); ++k)
+    if (points[k].nf == 8 && std::abs(points[k].lambda - 0.02 * std::exp(0.3 * 7)) < 1e-12)
+      break;
+  ASSERT_LT(k, points.size());
+  for (double& e : points[k].image_error)
+    e -= 20;
+  points[k].flagged = true;
+  const lca::StudyResult out = lca::analyze_study(points, 0, 1);
+  const lca::StudyResult in = lca::analyze_study(points, 0, 1, true);
+  EXPECT_EQ(out.flagged, 1);
+  EXPECT_NEAR(out.minima[1].error, Synthetic::e_star(196.0 * 8), 1e-9);
+  EXPECT_LT(in.minima[1].error, Synthetic::e_star(196.0 * 8) - 10);
+  EXPECT_TRUE(in.include_flagged);
+  // A size whose points are all flagged is not fitted, and the study says why.
+  for (auto& p : points)
+    if (p.nf == 16)
+      p.flagged = true;
+  const lca::StudyResult none = lca::analyze_study(points, 0, 1);
+  EXPECT_FALSE(none.valid);
+  EXPECT_NE(none.warning.find("nf=16 (L=3136) is flagged"), std::string::npos) << none.warning;
+  EXPECT_EQ(none.exponents.loc_fit.n, 4);
+}
+
+// ---------------------------------------------------------------- refinement
+
+// Refinement on a curve with a known minimum: starting from a coarse grid (also one whose
+// minimum is at an edge), repeated rounds bracket the true lambda* to the stated width.
+TEST(Refinement, BracketsAKnownMinimumToTheStatedWidth) {
+  const double lambda_star = 0.37, width = 0.05;
+  const auto curve_at = [&](double lambda) {
+    return 20 + 3 * std::pow(std::log(lambda / lambda_star), 2);
+  };
+  for (std::vector<double> grid : {std::vector<double>{0.05, 0.1, 0.2, 0.4, 0.8, 1.6},
+                                   std::vector<double>{0.6, 0.9, 1.35, 2.0}}) {
+    lca::SizeCurve c;
+    c.nf = 8, c.system_size = 1568;
+    const auto add = [&](double l) {
+      c.lambda.push_back(l);
+      c.active.push_back(10 / l);
+      c.error.push_back(curve_at(l));
+      c.flagged.push_back(0);
+    };
+    for (double l : grid)
+      add(l);
+    int rounds = 0;
+    for (std::vector<double> more; !(more = lca::refinement_lambdas(c, width)).empty(); ++rounds) {
+      ASSERT_LT(rounds, 30);
+      for (double l : more)
+        add(l);
+      // keep the curve sorted by lambda, as size_curves does
+      std::vector<std::size_t> o(c.lambda.size());
+      for (std::size_t i = 0; i < o.size(); ++i)
+        o[i] = i;
+      std::sort(o.begin(), o.end(), [&](auto a, auto b) { return c.lambda[a] < c.lambda[b]; });
+      lca::SizeCurve sorted = c;
+      for (std::size_t i = 0; i < o.size(); ++i)
+        sorted.lambda[i] = c.lambda[o[i]], sorted.active[i] = c.active[o[i]],
+        sorted.error[i] = c.error[o[i]];
+      c = sorted;
+    }
+    EXPECT_GT(rounds, 0);
+    std::size_t m = 0;
+    for (std::size_t j = 1; j < c.error.size(); ++j)
+      if (c.error[j] < c.error[m])
+        m = j;
+    ASSERT_GT(m, 0u);
+    ASSERT_LT(m + 1, c.lambda.size());
+    EXPECT_LE(c.lambda[m + 1] / c.lambda[m - 1] - 1, width);
+    EXPECT_LT(c.lambda[m - 1], lambda_star);
+    EXPECT_GT(c.lambda[m + 1], lambda_star);
+  }
+  lca::SizeCurve c;
+  EXPECT_THROW(lca::refinement_lambdas(c, 0.0), lca::InvalidArgument);
 }
 
 } // namespace

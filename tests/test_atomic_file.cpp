@@ -1,10 +1,10 @@
 // lca::AtomicFile, the one writer behind every output file, and every writer on a full disk.
-#include "lca/analysis.hpp"
 #include "lca/atomic_file.hpp"
 #include "lca/checkpoint.hpp"
 #include "lca/error.hpp"
 #include "lca/h5.hpp"
 #include "lca/image_png.hpp"
+#include "lca/report.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,7 +1,7 @@
 #pragma once
 // Statistics of the phase-transition study, algorithm.md §5-§7: minima of error vs percent
-// active, power-law fits, critical exponents with bootstrap intervals, the results tables.
-// Pure host C++17.
+// active, power-law fits, critical exponents with a two-level bootstrap (dictionary replicates,
+// test images). Pure host C++17; the tables are written by lca/report.hpp.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -15,25 +15,30 @@ struct SweepPoint {
   std::int64_t system_size = 0; ///< L = nf * positions
   double lambda = 0.0;
   double percent_active = 0.0;      ///< mean over test images (must equal mean of image_active)
-  std::vector<double> image_error;  ///< per-image 100*||x - Phi a||/||x||
+  std::vector<double> image_error;  ///< per-image error in the analysed metric (see Metric)
   std::vector<double> image_active; ///< per-image percent active
+  int replicate = 0;    ///< dictionary replicate: points of one (nf, lambda) are averaged
+  bool flagged = false; ///< its codes missed the stop gap: left out unless included
 };
 
-/// The grid points of one size, with per-point means over the test images.
+/// The grid points of one size: per (lambda) entry the mean over its replicates of the mean
+/// over test images, and the bootstrap standard deviation of that mean (NaN without bootstrap).
 struct SizeCurve {
   int nf = 0;
   std::int64_t system_size = 0;
-  std::vector<double> lambda, active, error;
-  std::vector<std::size_t> point; ///< index of each entry in the input points
+  std::vector<double> lambda, active, error, error_sd;
+  std::vector<int> replicates;                  ///< replicate count per entry
+  std::vector<char> flagged;                    ///< some replicate of the entry is flagged
+  std::vector<std::vector<std::size_t>> points; ///< the entry's replicates in the input points
 };
 
 /// "nf=8 (L=1568)": how warnings, tables and plot legends name a size.
 std::string size_label(int nf, std::int64_t system_size);
 
-/// Group points by nf (sorted by L, then lambda) and average over test images. Throws
-/// InvalidArgument on empty input, non-finite or non-positive lambda/L, per-image vectors of
-/// different lengths, percent_active != mean(image_active), one nf with two L, a repeated
-/// (nf, lambda).
+/// Group points by nf (sorted by L, then lambda) and average over replicates and test images.
+/// Throws InvalidArgument on empty input, non-finite or non-positive lambda/L, per-image
+/// vectors of different lengths, percent_active != mean(image_active), one nf with two L, a
+/// repeated (nf, lambda, replicate).
 std::vector<SizeCurve> size_curves(const std::vector<SweepPoint>& points);
 
 struct Minimum {
@@ -43,6 +48,9 @@ struct Minimum {
   bool at_edge = false; ///< the discrete minimum is the lowest or highest active point
   bool refined = false; ///< the quadratic vertex was used (else the discrete point)
   int index = -1;       ///< discrete minimum, as an index into the caller's vectors
+  /// Bootstrap standard deviations of error and active over the draws where this size's
+  /// minimum stayed interior (NaN without bootstrap or for an unfitted size).
+  double error_sd = 0.0, active_sd = 0.0;
 };
 
 /// §6: discrete minimum of error vs active (sorted by active internally; the first of equal
@@ -80,25 +88,36 @@ Exponents exponents_from_minima(const std::vector<double>& L, const std::vector<
                                 const std::vector<double>& p_star);
 
 struct StudyResult {
-  std::vector<int> nf;         ///< sizes, sorted by L
-  std::vector<double> L;       ///< system sizes
-  std::vector<Minimum> minima; ///< per size; index refers to the analysed points
+  std::vector<int> nf;           ///< sizes, sorted by L
+  std::vector<double> L;         ///< system sizes
+  std::vector<Minimum> minima;   ///< per size; index refers to the analysed points
+  std::vector<SizeCurve> curves; ///< per size, with the bootstrap error bars of every entry
   Exponents exponents; ///< from the sizes whose minimum is not at an edge; NaN if < 2 of them
   bool valid = false;  ///< every size has an interior minimum and the exponents exist
   std::string warning; ///< why not valid, and bootstrap failures ("; "-separated)
   double nu_lo = 0.0, nu_hi = 0.0, gamma_lo = 0.0, gamma_hi = 0.0; ///< bootstrap 95 %, or NaN
-  int bootstrap_samples = 0;                                       ///< replicates requested
-  int bootstrap_failed = 0; ///< replicates skipped: a fitted size at an edge, or a fit failed
+  double nu_sd = 0.0, gamma_sd = 0.0; ///< bootstrap standard deviations, or NaN
+  int bootstrap_samples = 0;          ///< draws requested
+  int bootstrap_failed = 0;           ///< draws skipped: a fitted size at an edge, or a fit failed
+  int replicates = 0;                 ///< distinct dictionary replicates (resampled when > 1)
+  int images = 0;                     ///< test images per point (resampled)
+  int flagged = 0;                    ///< entries with a flagged point
+  bool include_flagged = false;       ///< flagged entries were used in the minima and fits
 };
 
 /// §6 for a whole sweep (see size_curves for the input checks). Grid points whose mean percent
-/// active is 0 cannot sit on the log axis and are left out of their size's curve. Bootstrap:
-/// each replicate draws the test-image indices with replacement once (all points were tested
-/// on the same images), recomputes per-point means, minima of the fitted sizes, fits and
-/// exponents; percentile intervals (linear interpolation) over the successful replicates.
+/// active is 0 cannot sit on the log axis and are left out of their size's curve; flagged
+/// entries are left out of the minima and fits unless include_flagged (a size left with no
+/// usable entry is not fitted, with a warning). Two-level bootstrap: each draw picks the
+/// replicate indices with replacement (one pick for all points: replicate r of every point is
+/// one run of the whole study with its own seeds) and the test-image indices with replacement
+/// (all points were tested on the same images), recomputes the entries' means, the minima of
+/// the fitted sizes, the fits and the exponents; percentile intervals (linear interpolation)
+/// and standard deviations over the successful draws. With one replicate the replicate level is
+/// the identity and the intervals leave out the training randomness (the tables say so).
 /// Throws InvalidArgument for bootstrap_samples < 0 or a size with no active grid point.
 StudyResult analyze_study(const std::vector<SweepPoint>& points, int bootstrap_samples,
-                          std::uint64_t seed);
+                          std::uint64_t seed, bool include_flagged = false);
 
 /// §7: chi ~ lambda^gamma_chi by fit_power_law. Points with chi <= 0 (no response) are
 /// skipped: the skipped count is lambda.size() - fit.n. Throws InvalidArgument for lambda <= 0,
@@ -109,17 +128,12 @@ PowerLawFit fit_response(const std::vector<double>& lambda, const std::vector<do
 constexpr double kSeedGamma = 0.00985;
 constexpr double kSeedNu = -1.32;
 
-/// CSV (one header, one row per size with kind=size, then kind=exponent rows for gamma, nu and
-/// the two slopes) and Markdown (note on top, validity, minima, fits, exponent table with the
-/// seed poster's values), then `md_appendix` (more Markdown sections). Throws IoError if a file
-/// cannot be written.
-void write_results_table(const std::string& csv_path, const std::string& md_path,
-                         const StudyResult& r, const std::string& note,
-                         const std::string& md_appendix = "");
-
-/// Writes text to path all or nothing (lca::AtomicFile). `what` names the file in errors:
-/// "cannot write <what> <path>: <reason>". Throws IoError.
-void write_text_file(const std::string& path, const std::string& text,
-                     const std::string& what = "file");
+/// chi(lambda) of one size, algorithm.md §7.
+struct ResponseCurve {
+  int nf = 0;
+  std::int64_t system_size = 0;
+  std::vector<double> lambda;
+  std::vector<double> chi; ///< values <= 0 (no response) are not fitted or plotted
+};
 
 } // namespace lca

@@ -32,6 +32,7 @@ struct SparseCodes {
 struct DenoiseResult {
   // Per image, in dataset order (gathered on every rank).
   std::vector<double> error;       ///< 100 ||x - Phi a|| / ||x||, a inferred from x_noisy
+  std::vector<double> mse;         ///< ||x - Phi a||^2 / pixels (squared-error metric)
   std::vector<double> noisy_error; ///< 100 ||x_noisy - x|| / ||x||: the baseline
   std::vector<double> active;      ///< percent active
   std::vector<double> energy;      ///< energy at the end of inference (against x_noisy)
@@ -74,7 +75,7 @@ struct DenoiseRecord {
 
 /// Writes the results file atomically (schema in README.md, "lca-denoise results"):
 /// root attributes with the summary and settings; /images/{error, noisy_error, active,
-/// energy[, response]} float64 (n); with codes, /codes/{image, neuron} int64 and
+/// energy, mse[, response]} float64 (n); with codes, /codes/{image, neuron} int64 and
 /// /codes/value float32 (nnz), neuron = (m * H/s + y) * W/s + x.
 void write_denoise_results(const std::string& path, const DenoiseRecord& rec,
                            const DenoiseResult& res);

@@ -5,6 +5,7 @@
 #include "lca/analysis.hpp"
 #include "lca/dataset.hpp"
 #include "lca/denoise.hpp"
+#include "lca/report.hpp"
 #include "lca/train.hpp"
 
 #include <mpi.h>
@@ -23,8 +24,18 @@ struct SweepConfig {
   /// reference_lambda and test it at every lambda (cheaper; labelled in every output).
   std::string mode = "full";
   double reference_lambda = 0.5;
+  /// Dictionaries per (nf, lambda), each with its own initialisation seed and training-image
+  /// order (replicate 0 uses the given seeds, so one replicate is the classic sweep).
+  int replicates = 1;
+  /// Refinement rounds after the grid: each adds lambda points around every size's minimum
+  /// (bisection in log lambda between the minimum and its neighbours, or one grid step beyond an
+  /// edge minimum) until lambda_hi / lambda_lo - 1 <= refine_width for the minimum's neighbours.
+  int refine = 0;
+  double refine_width = 0.3;
   TrainConfig train; ///< everything but nf, lambda and the checkpoint path
   DenoiseConfig test;
+  /// The denoising test's --stop-gap; NaN: the training's (train.lca.stop_gap).
+  double test_stop_gap = NAN;
   std::string out_dir = "results/study"; ///< sweep.h5 and points/<name>/checkpoint.h5
 };
 
@@ -32,13 +43,19 @@ struct SweepConfig {
 struct SweepRecord {
   int nf = 0;
   std::int64_t system_size = 0;
+  int replicate = 0;    ///< dictionary replicate (its own seeds)
+  int refine_round = 0; ///< 0: a grid point; k: added by refinement round k
   double lambda = 0, train_lambda = 0;
   double percent_active = 0, error_mean = 0, error_se = 0, noisy_error_mean = 0;
   double energy_mean = 0, response_mean = 0, seconds = 0;
   /// The test's inference: solver iterations per batch (mean), relative duality gap of the
   /// codes (mean, max; NaN for hard thresholds), images above --stop-gap at the cap.
   double iterations_mean = 0, gap_mean = NAN, gap_max = NAN, unconverged = 0;
+  /// The training's codes: gap mean/max over its batches, images above --stop-gap at the cap
+  /// (NaN when unknown: hard thresholds, reference mode's reused dictionaries, old files).
+  double train_gap_mean = NAN, train_gap_max = NAN, train_unconverged = NAN;
   std::vector<double> image_error, image_active, image_response;
+  std::vector<double> image_mse; ///< squared-error metric; empty in files that predate it
 };
 
 struct Sweep {
@@ -61,7 +78,17 @@ void write_sweep(const std::string& path, const Sweep& s); ///< atomic
 Sweep run_sweep(const SweepConfig& cfg, const ImageSet& train, const ImageSet& test, MPI_Comm comm,
                 std::ostream* progress);
 
-/// Sweep records as the analysis takes them.
-std::vector<SweepPoint> to_points(const Sweep& s);
+/// Sweep records as the analysis takes them, scored by `metric` (kPercentError or
+/// kSquaredError; throws InvalidArgument if the sweep lacks the metric). A point is flagged when
+/// images of its denoising test stayed above --stop-gap at the iteration cap.
+std::vector<SweepPoint> to_points(const Sweep& s, const Metric& metric);
+
+/// chi(lambda) per size (mean over replicates), for the sizes whose points measured it.
+std::vector<ResponseCurve> response_curves(const Sweep& s);
+
+/// The lambda values refinement adds for one size, from its curve (see SweepConfig::refine):
+/// none once the unflagged minimum's neighbours are within `width`. Values are rounded to the 6
+/// significant digits that name a point. Throws InvalidArgument for width <= 0.
+std::vector<double> refinement_lambdas(const SizeCurve& c, double width);
 
 } // namespace lca

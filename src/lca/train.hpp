@@ -59,7 +59,4 @@ void install_stop_handlers();
 /// The signal (SIGINT or SIGTERM) that arrived since install_stop_handlers(), or 0.
 int stop_signal();
 
-/// "1h02m03s" style durations for progress lines.
-std::string format_duration(double seconds);
-
 } // namespace lca

@@ -20,6 +20,8 @@ from common import ENV, FMNIST, MPIRUN, app, run, tmpdir, write_idx  # noqa: E40
 
 TINY = ["--subset", "64", "--nf", "6", "--iterations", "20", "--progress", "0", "--eta", "0.1",
         "--batch", "8"]
+# lca-scaling's classic fixed-step LCA (its default is FISTA to a certified gap).
+FIXED_LCA = ["--solver", "lca", "--stop-gap", "0", "--test-stop-gap", "0"]
 NO_OMP = {k: v for k, v in ENV.items() if not k.startswith("OMP_")}  # as a user starts the apps
 TEMP = re.compile(r"^\..+\.tmp\.\d+$")  # lca::AtomicFile's temp files
 
@@ -398,7 +400,7 @@ class Apps(unittest.TestCase):
     def scaling_args(self, out):
         return [app("lca-scaling"), "run", "--subset", "48", "--test-subset", "16", "--images", "48",
                 "--sizes", "4,8", "--lambda-min", "0.1", "--lambda-max", "1", "--lambda-count", "3",
-                "--iterations", "30", "--progress", "0", "--out-dir", out]
+                "--iterations", "30", "--progress", "0", "--out-dir", out, *FIXED_LCA]
 
     def test_scaling_rerun_after_interrupt_matches(self):
         ref, cut = f"{self.tmp}/ref", f"{self.tmp}/cut"
@@ -429,8 +431,52 @@ class Apps(unittest.TestCase):
         _, stdout, _ = run([app("lca-scaling"), "analyze", f"{out}/sweep.h5", "--bootstrap", "20"])
         self.assertIn("0.00985", stdout)
         for name in ("results.csv", "results.md", "error_vs_active.png", "min_error_vs_L.png",
-                     "min_location_vs_L.png", "response.png"):
+                     "min_location_vs_L.png", "response.png", "error_vs_active_mse.png",
+                     "min_error_vs_L_mse.png", "min_location_vs_L_mse.png"):
             self.assertGreater(os.path.getsize(f"{out}/analysis/{name}"), 0, name)
+
+    def test_scaling_converged_replicates_and_refinement(self):
+        """The default study: FISTA to a certified gap, two replicates, one refinement round;
+        the gaps are recorded per point, points above the gap are flagged, and a rerun with the
+        same flags adds nothing."""
+        out = f"{self.tmp}/conv"
+        args = [app("lca-scaling"), "run", "--subset", "48", "--test-subset", "12", "--images", "32",
+                "--sizes", "4,8", "--lambdas", "0.15,0.6,2.4", "--replicates", "2", "--refine", "1",
+                "--progress", "0", "--out-dir", out]
+        _, stdout, _ = run(args)
+        self.assertIn("fista, stop at gap 0.01", stdout)
+        self.assertIn("points/h", stdout)
+        with h5py.File(f"{out}/sweep.h5") as f:
+            n = f.attrs["n_points"]
+            self.assertGreater(n, 12)  # 2 sizes x 3 lambdas x 2 replicates + refinement
+            self.assertIn("test_stop_gap=0.001", f.attrs["settings"])
+            reps, rounds = f["points/replicate"][...], f["points/refine_round"][...]
+            self.assertEqual(sorted(set(reps)), [0, 1])
+            self.assertEqual(sum(rounds == 0), 12)
+            self.assertTrue(all(rounds[rounds > 0] == 1))
+            self.assertEqual(sum(rounds > 0) % 2, 0)  # every refinement point in both replicates
+            gaps = f["points/gap_max"][...]
+            unconv = f["points/unconverged"][...]
+            self.assertTrue(np.all(np.isfinite(gaps)))
+            self.assertTrue(np.all((gaps <= 1e-3) | (unconv > 0)))
+            self.assertTrue(np.all(np.isfinite(f["points/train_gap_mean"][...])))
+            self.assertEqual(f["images/mse"].shape, f["images/error"].shape)
+            # Normalised test images: the squared error per pixel is (percent / 100)^2 * ||x||^2/N.
+            np.testing.assert_allclose(f["images/mse"][...], (f["images/error"][...] / 100) ** 2,
+                                       rtol=1e-4)
+            # Replicates differ (own seeds), grid points are named once per replicate.
+            key = list(zip(f["points/nf"][...], f["points/lambda"][...], reps))
+            self.assertEqual(len(key), len(set(key)))
+        _, again, _ = run(args)
+        self.assertIn(f"{n} points", again)
+        self.assertIn("; 0 this run", again)
+        _, report, _ = run([app("lca-scaling"), "analyze", f"{out}/sweep.h5", "--bootstrap", "30"])
+        self.assertIn("2 dictionary replicates", report)
+        self.assertIn("Error metric: mean squared error per pixel", report)
+        with open(f"{out}/analysis/results.csv") as f:
+            kinds = {tuple(line.split(",")[:2]) for line in f}
+        self.assertIn(("mse", "exponent"), kinds)
+        self.assertIn(("percent", "point"), kinds)
 
     def test_study_regression_against_reference(self):
         """Data to exponents on a tiny grid (2 sizes x 4 lambdas), compared with the values this
@@ -438,7 +484,8 @@ class Apps(unittest.TestCase):
         out = f"{self.tmp}/e2e"
         run([app("lca-scaling"), "run", "--subset", "96", "--images", "96", "--test-subset", "48",
              "--sizes", "8,16", "--lambdas", "0.1,0.2,0.4,0.8", "--iterations", "150", "--tau", "50",
-             "--eta", "0.1", "--momentum-tau", "10", "--progress", "0", "--out-dir", out])
+             "--eta", "0.1", "--momentum-tau", "10", "--progress", "0", "--out-dir", out,
+             *FIXED_LCA])
         run([app("lca-scaling"), "analyze", f"{out}/sweep.h5", "--bootstrap", "200"])
         with h5py.File(f"{out}/sweep.h5") as f:
             np.testing.assert_allclose(
@@ -452,11 +499,12 @@ class Apps(unittest.TestCase):
             header = f.readline().strip().split(",")
             for line in f:
                 r = dict(zip(header, line.strip().split(",")))
-                rows[r["nf"] or r["name"]] = r
+                if r["metric"] == "percent" and r["kind"] != "point":
+                    rows[r["nf"] or r["name"]] = r
         for nf, e, p in (("8", 33.7105, 30.4132), ("16", 32.4502, 18.8406)):
             self.assertEqual(rows[nf]["at_edge"], "false")
-            self.assertAlmostEqual(float(rows[nf]["e_star"]), e, delta=e * 1e-3)
-            self.assertAlmostEqual(float(rows[nf]["p_star"]), p, delta=p * 1e-3)
+            self.assertAlmostEqual(float(rows[nf]["error"]), e, delta=e * 1e-3)
+            self.assertAlmostEqual(float(rows[nf]["active"]), p, delta=p * 1e-3)
         self.assertAlmostEqual(float(rows["nu"]["value"]), -1.4475, delta=0.02)
         self.assertAlmostEqual(float(rows["gamma"]["value"]), 0.07957, delta=0.005)
 

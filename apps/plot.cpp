@@ -1,8 +1,9 @@
 // Poster plots through gnuplot: data files + script in out_dir, then one gnuplot run.
-#include "lca/plot.hpp"
+#include "plot.hpp"
 
 #include "lca/atomic_file.hpp"
 #include "lca/error.hpp"
+#include "lca/format.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -22,9 +23,7 @@ namespace {
 namespace fs = std::filesystem;
 
 std::string num(double v, const char* format = "%.10g") {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, format, v);
-  return buf;
+  return format_number(v, format);
 }
 
 /// Single-quoted for /bin/sh.
@@ -44,13 +43,17 @@ std::string pm(double v, double se) {
   return num(v, "%.3g") + (std::isnan(se) ? "" : " ± " + num(se, "%.2g"));
 }
 
-/// Rows of study_minima.dat with the given at_edge flag (others undefined, hence skipped).
-std::string minima_series(bool edge, int xcol, int ycol) {
-  return "'study_minima.dat' using " + std::to_string(xcol) + ":($6 == " + (edge ? "1" : "0") +
-         " ? $" + std::to_string(ycol) + " : 1/0)";
+/// Rows of the minima file with the given at_edge flag (others undefined, hence skipped), with
+/// error bars from column errcol.
+std::string minima_series(const std::string& file, bool edge, int xcol, int ycol, int errcol) {
+  return "'" + file + "' using " + std::to_string(xcol) + ":($6 == " + (edge ? "1" : "0") + " ? $" +
+         std::to_string(ycol) + " : 1/0):" + std::to_string(errcol);
 }
 
 std::string plot_command(const std::vector<std::string>& elements) {
+  if (elements.empty()) // nothing usable (e.g. every point flagged): an empty, labelled frame
+    return "set label 'no usable minimum' at graph 0.5, 0.5 center\nunset logscale\n"
+           "set xrange [0:1]\nset yrange [0:1]\nplot 1/0 notitle\n";
   std::string cmd = "plot ";
   for (std::size_t i = 0; i < elements.size(); ++i)
     cmd += (i ? ", \\\n     " : "") + elements[i];
@@ -185,102 +188,126 @@ void make_dir(const std::string& dir) {
 
 std::vector<std::string> plot_files(const std::string& out_dir) {
   std::vector<std::string> files;
-  for (const char* name : {"study_curves.dat", "study_minima.dat", "study.gp", "study.gp.log",
-                           "error_vs_active.png", "min_error_vs_L.png", "min_location_vs_L.png",
-                           "response.dat", "response.gp", "response.gp.log", "response.png"})
-    files.push_back((fs::path(out_dir) / name).string());
+  for (const Metric* m : {&kPercentError, &kSquaredError})
+    for (const char* stem : {"study_curves", "study_minima", "study", "error_vs_active",
+                             "min_error_vs_L", "min_location_vs_L"}) {
+      const std::string base = std::string(stem) + m->suffix;
+      if (std::string(stem) == "study")
+        files.insert(files.end(), {base + ".gp", base + ".gp.log"});
+      else
+        files.push_back(base + (std::string(stem).rfind("study_", 0) == 0 ? ".dat" : ".png"));
+    }
+  for (const char* name : {"response.dat", "response.gp", "response.gp.log", "response.png"})
+    files.push_back(name);
+  for (auto& f : files)
+    f = (fs::path(out_dir) / f).string();
   return files;
 }
 
-void plot_study(const std::string& out_dir, const std::vector<SweepPoint>& points,
-                const StudyResult& r) {
-  const std::vector<SizeCurve> curves = size_curves(points);
-  bool same = curves.size() == r.nf.size() && r.minima.size() == r.nf.size();
-  for (std::size_t s = 0; same && s < curves.size(); ++s)
-    same = curves[s].nf == r.nf[s];
-  if (!same)
-    throw InvalidArgument("plot_study: the study result was not computed from these points");
+void plot_study(const std::string& out_dir, const StudyResult& r, const Metric& metric) {
+  if (r.curves.size() != r.minima.size() || r.nf.size() != r.minima.size())
+    throw InvalidArgument("plot_study: incomplete study result");
   make_dir(out_dir);
   const fs::path d(out_dir);
+  const std::string sfx = metric.suffix, curves_dat = "study_curves" + sfx + ".dat",
+                    minima_dat = "study_minima" + sfx + ".dat";
 
-  // Only points with activity can sit on the log axis (as in analyze_study).
+  // Only entries with activity can sit on the log axis (as in analyze_study). Error bars: the
+  // bootstrap sd of each entry (0 when not measured).
+  const auto sd = [](double v) { return std::isnan(v) ? 0.0 : v; };
   std::ostringstream dat;
   LogRange active;
-  for (const SizeCurve& c : curves) {
-    dat << "# " << size_label(c.nf, c.system_size) << ": percent_active percent_error lambda\n";
+  bool any_flagged = false;
+  for (const SizeCurve& c : r.curves) {
+    dat << "# " << size_label(c.nf, c.system_size)
+        << ": percent_active error error_sd lambda flagged replicates\n";
     for (std::size_t j = 0; j < c.lambda.size(); ++j)
       if (c.active[j] > 0) {
         active.add(c.active[j]);
-        dat << num(c.active[j]) << ' ' << num(c.error[j]) << ' ' << num(c.lambda[j]) << '\n';
+        any_flagged = any_flagged || c.flagged[j];
+        dat << num(c.active[j]) << ' ' << num(c.error[j]) << ' ' << num(sd(c.error_sd[j])) << ' '
+            << num(c.lambda[j]) << ' ' << int(c.flagged[j]) << ' ' << c.replicates[j] << '\n';
       }
     dat << "\n\n";
   }
-  write_text_file((d / "study_curves.dat").string(), dat.str(), "plot data");
+  write_text_file((d / curves_dat).string(), dat.str(), "plot data");
 
   std::ostringstream mins;
   bool any_edge = false, any_interior = false;
   LogRange L, e_star, p_star;
-  mins << "# nf L e_star p_star lambda_star at_edge refined\n";
+  mins << "# nf L e_star p_star lambda_star at_edge refined e_star_sd p_star_sd\n";
   for (std::size_t s = 0; s < r.minima.size(); ++s) {
     const Minimum& m = r.minima[s];
+    if (std::isnan(m.error))
+      continue; // no usable entry
     (m.at_edge ? any_edge : any_interior) = true;
     L.add(r.L[s]);
-    e_star.add(m.error);
-    p_star.add(m.active);
+    e_star.add(m.error - sd(m.error_sd));
+    e_star.add(m.error + sd(m.error_sd));
+    p_star.add(m.active - sd(m.active_sd));
+    p_star.add(m.active + sd(m.active_sd));
     mins << r.nf[s] << ' ' << num(r.L[s]) << ' ' << num(m.error) << ' ' << num(m.active) << ' '
-         << num(m.lambda) << ' ' << int(m.at_edge) << ' ' << int(m.refined) << '\n';
+         << num(m.lambda) << ' ' << int(m.at_edge) << ' ' << int(m.refined) << ' '
+         << num(sd(m.error_sd)) << ' ' << num(sd(m.active_sd)) << '\n';
   }
-  write_text_file((d / "study_minima.dat").string(), mins.str(), "plot data");
+  write_text_file((d / minima_dat).string(), mins.str(), "plot data");
 
   std::ostringstream gp;
-  gp << "# Poster plots of the phase-transition study. Re-plot: cd into this folder, gnuplot "
-        "study.gp\n"
+  gp << "# Poster plots of the phase-transition study (" << metric.name
+     << "). Re-plot: cd into this folder, gnuplot study" << sfx << ".gp\n"
      << kPreamble;
 
   std::vector<std::string> el;
-  for (std::size_t s = 0; s < curves.size(); ++s)
-    el.push_back("'study_curves.dat' index " + std::to_string(s) +
-                 " using 1:2 with linespoints lw 2 pt 7 ps 1.2 title '" +
-                 size_label(curves[s].nf, curves[s].system_size) + "'");
+  for (std::size_t s = 0; s < r.curves.size(); ++s)
+    el.push_back("'" + curves_dat + "' index " + std::to_string(s) +
+                 " using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.2 lc " + std::to_string(s + 1) +
+                 " title '" + size_label(r.curves[s].nf, r.curves[s].system_size) + "'");
+  if (any_flagged)
+    el.push_back("'" + curves_dat +
+                 "' using 1:($5 == 1 ? $2 : 1/0) with points pt 2 ps 2.5 lw 2 lc rgb 'red' "
+                 "title 'codes above the stop gap (not fitted)'");
   if (any_interior)
-    el.push_back(minima_series(false, 4, 3) +
+    el.push_back(minima_series(minima_dat, false, 4, 3, 8) +
                  " with points pt 6 ps 3.5 lw 2.5 lc rgb 'black' title 'minimum'");
   if (any_edge)
-    el.push_back(minima_series(true, 4, 3) +
+    el.push_back(minima_series(minima_dat, true, 4, 3, 8) +
                  " with points pt 2 ps 3.5 lw 2.5 lc rgb 'red' title 'minimum at λ-range edge'");
-  gp << begin_plot("error_vs_active.png", "Denoising error vs sparsity, per system size",
-                   "active neurons (%)", "reconstruction error 100·‖x − Φa‖/‖x‖ (%)", kKeyRight)
+  const std::string title =
+      std::string("Denoising error vs sparsity, per system size (") + metric.name + ")";
+  gp << begin_plot("error_vs_active" + sfx + ".png", title, "active neurons (%)", metric.axis,
+                   kKeyRight)
      << log_axis('x', active) << plot_command(el);
 
   const Exponents& x = r.exponents;
   struct ScalingPlot {
-    const char* png;
+    std::string png;
     const char* title;
-    const char* ylabel;
+    std::string ylabel;
     const LogRange& y;
-    int ycol;
+    int ycol, errcol;
     const char* name; // quantity in the key
     const PowerLawFit& fit;
     std::string law; // fitted law and its exponent
   };
   const ScalingPlot scaling[] = {
-      {"min_error_vs_L.png", "Value of the minimum vs system size",
-       "minimum reconstruction error e* (%)", e_star, 3, "e*", x.val_fit,
+      {"min_error_vs_L" + sfx + ".png", "Value of the minimum vs system size",
+       std::string("minimum error e* (") + metric.name + ")", e_star, 3, 8, "e*", x.val_fit,
        "e* ∝ L^{γ/ν}: γ/ν = " + pm(x.val_fit.slope, x.val_fit.slope_se) +
            ", γ = " + pm(x.gamma, x.gamma_se)},
-      {"min_location_vs_L.png", "Location of the minimum vs system size",
-       "active neurons at the minimum p* (%)", p_star, 4, "p*", x.loc_fit,
+      {"min_location_vs_L" + sfx + ".png", "Location of the minimum vs system size",
+       "active neurons at the minimum p* (%)", p_star, 4, 9, "p*", x.loc_fit,
        "p* ∝ L^{1/ν}: 1/ν = " + pm(x.loc_fit.slope, x.loc_fit.slope_se) +
            ", ν = " + pm(x.nu, x.nu_se)},
   };
   for (const ScalingPlot& p : scaling) {
     el.clear();
     if (any_interior)
-      el.push_back(minima_series(false, 2, p.ycol) +
-                   " with points pt 7 ps 2 lc rgb 'blue' title '" + p.name + " per size'");
+      el.push_back(minima_series(minima_dat, false, 2, p.ycol, p.errcol) +
+                   " with yerrorbars pt 7 ps 2 lc rgb 'blue' title '" + p.name +
+                   " per size (bootstrap sd)'");
     if (any_edge)
-      el.push_back(minima_series(true, 2, p.ycol) +
-                   " with points pt 6 ps 2 lw 2 lc rgb 'red' title '" + p.name +
+      el.push_back(minima_series(minima_dat, true, 2, p.ycol, p.errcol) +
+                   " with yerrorbars pt 6 ps 2 lw 2 lc rgb 'red' title '" + p.name +
                    " at λ-range edge (not fitted)'");
     if (p.fit.n >= 2)
       el.push_back(power_law(p.fit) + " with lines lw 2 lc rgb 'black' title 'fit " + p.law +
@@ -288,9 +315,10 @@ void plot_study(const std::string& out_dir, const std::vector<SweepPoint>& point
     gp << begin_plot(p.png, p.title, "system size L (neurons)", p.ylabel, kKeyBelow)
        << log_axis('x', L) << log_axis('y', p.y) << plot_command(el);
   }
-  write_text_file((d / "study.gp").string(), gp.str(), "plot script");
-  run_gnuplot(out_dir, "study.gp",
-              {"error_vs_active.png", "min_error_vs_L.png", "min_location_vs_L.png"});
+  write_text_file((d / ("study" + sfx + ".gp")).string(), gp.str(), "plot script");
+  run_gnuplot(out_dir, "study" + sfx + ".gp",
+              {"error_vs_active" + sfx + ".png", "min_error_vs_L" + sfx + ".png",
+               "min_location_vs_L" + sfx + ".png"});
 }
 
 void plot_response(const std::string& out_dir, const std::vector<ResponseCurve>& curves,
