@@ -560,14 +560,13 @@ template <class Scalar, class Space>
 double LcaSolver<Scalar, Space>::estimate_lipschitz(const Dictionary<Scalar, Space>& dict,
                                                     int iterations) {
   Region region("lca::LcaSolver::estimate_lipschitz");
-  // ||Phi^T Phi|| does not depend on the image: one image slot of a helper solver does, its
-  // vector kept between calls (a warm start that tracks a dictionary changed by learning).
+  // ||Phi^T Phi|| does not depend on the image: one image slot of a helper solver does. Its
+  // start is the same every call (no warm start), so the step depends on the dictionary only.
   if (!power_solver_) {
     LcaParams p = params_;
     p.solver = "lca", p.timescale = "fixed", p.stop_gap = 0;
     power_solver_ = std::make_shared<LcaSolver>(geom_, p);
     power_solver_->reset(1);
-    iterations = std::max(iterations, 30);
   }
   lipschitz_ = power_solver_->power_iteration(dict, iterations);
   return lipschitz_;
@@ -577,8 +576,9 @@ template <class Scalar, class Space>
 double LcaSolver<Scalar, Space>::power_iteration(const Dictionary<Scalar, Space>& dict,
                                                  int iterations) {
   const int npix = geom_.pixels();
-  if (power_.extent(0) != std::size_t(batch_)) { // a fresh start: a portable pseudo-random image
-    power_ = Images("lca::LcaSolver::power", batch_, npix);
+  { // the start: a portable pseudo-random image
+    if (power_.extent(0) != std::size_t(batch_))
+      power_ = Images("lca::LcaSolver::power", batch_, npix);
     auto h = Kokkos::create_mirror_view(power_);
     for (int b = 0; b < batch_; ++b)
       for (int t = 0; t < npix; ++t)
@@ -844,7 +844,7 @@ SolveInfo LcaSolver<Scalar, Space>::solve(const Dictionary<Scalar, Space>& dict,
   const bool polishing = eps > 0 && params_.polish;
   const bool track_dv = !fista && params_.stop_tol > 0;
   if (fista)
-    estimate_lipschitz(dict, 2);
+    estimate_lipschitz(dict, kPowerIterations);
   std::optional<AdaptiveTimeScaleController> ats;
   if (adaptive)
     ats.emplace(params_.adaptive, B);

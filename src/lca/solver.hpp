@@ -133,7 +133,9 @@ public:
   /// activities() against x (call compute_residual(x) and apply_drive first). Soft presets.
   std::vector<Certificate> certificate(const ConstImages& x);
   /// An upper estimate of ||Phi^T Phi|| (FISTA's step is its inverse): power iteration on
-  /// one image slot, warm-started from the previous call's vector, times a safety factor.
+  /// one image slot from a fixed pseudo-random start, times a safety factor. A function of
+  /// the dictionary alone, so codes do not depend on earlier solves (exact resume, any rank
+  /// count).
   double estimate_lipschitz(const Dictionary<Scalar, Space>& dict, int iterations);
   double lipschitz() const { return lipschitz_; }
   /// Power iteration on this solver's own image slots (estimate_lipschitz's helper).
@@ -191,6 +193,9 @@ public:
   void cg_finish(const std::vector<int>& accept, bool project);
 
   static constexpr int kMaxCgIterations = 100;
+  /// Power iterations per Lipschitz estimate (from a fixed start; batch 1, so cheap next to a
+  /// batch's solve).
+  static constexpr int kPowerIterations = 30;
   /// Polishing starts once an image's support changed by at most this fraction (or one
   /// neuron) between two gap checks.
   static constexpr double kSupportSlack = 0.01;
