@@ -110,10 +110,12 @@ int main(int argc, char** argv) {
                  a = lca::mean_se(res.active), en = lca::mean_se(res.energy);
       std::printf("lca-denoise: %zu images in %.1f s (%.1f img/s)\n"
                   "  reconstruction error  %.3f %% +- %.3f (clean vs Phi a from the noisy input)\n"
+                  "  squared error         %.5g per pixel (mean over images of ||x - Phi a||^2 / "
+                  "pixels)\n"
                   "  noisy-input baseline  %.3f %% +- %.3f\n"
                   "  percent active        %.4f %%\n  mean energy           %.5g\n",
                   res.error.size(), res.seconds, res.error.size() / res.seconds, e.mean, e.se,
-                  b.mean, b.se, a.mean, en.mean);
+                  lca::mean_se(res.mse).mean, b.mean, b.se, a.mean, en.mean);
       std::printf("  iterations            %.1f mean, %.0f max per batch (+ %.1f CG)\n",
                   lca::mean_se(res.iterations).mean, lca::max_of(res.iterations),
                   lca::mean_se(res.polish_iterations).mean);

@@ -27,3 +27,16 @@ OMP_NUM_THREADS=2 "${train[@]}" -o /tmp/lca-perf/one.h5 | grep done
 echo "== lca-train, 2 ranks x 1 thread"
 OMP_NUM_THREADS=1 OMP_PROC_BIND=false mpirun --allow-run-as-root --oversubscribe -np 2 --bind-to core \
   "${train[@]}" -o /tmp/lca-perf/two.h5 | grep done
+# Peer: the same W128 LCA in PyTorch (where python3-torch is installed), run alternately with
+# bench_lca in one session so that the ratio in perf/README.md is measured side by side.
+if /usr/bin/python3 -c "import torch" 2>/dev/null; then
+  echo "== peer: kokkos-lca vs PyTorch, W128 (3x32x32, nf 128, batch 16, 400 iterations), 2 threads"
+  for run in 1 2 3; do
+    OMP_NUM_THREADS=2 $bin/perf/bench_lca --shape 3x32x32 --nf 128 --iterations 400 --reps 5 \
+      --no-peak --json "$out/peer_kokkos_run${run}.json" | grep "end to end"
+    OMP_NUM_THREADS=2 /usr/bin/python3 perf/bench_torch.py --shape 3x32x32 --nf 128 \
+      --iterations 400 --reps 5 --json "$out/peer_torch_run${run}.json"
+  done
+else
+  echo "== peer: python3-torch not installed, PyTorch comparison skipped"
+fi

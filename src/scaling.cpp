@@ -41,7 +41,8 @@ const std::pair<const char*, double SweepRecord::*> scalar_fields[] = {
     {"unconverged", &SweepRecord::unconverged},
     {"train_gap_mean", &SweepRecord::train_gap_mean},
     {"train_gap_max", &SweepRecord::train_gap_max},
-    {"train_unconverged", &SweepRecord::train_unconverged}};
+    {"train_unconverged", &SweepRecord::train_unconverged},
+    {"train_seconds", &SweepRecord::train_seconds}};
 /// The per-point scalars that older sweep files lack; they read as unknown (the defaults).
 bool optional_field(const std::string& name) {
   return name == "iterations_mean" || name == "gap_mean" || name == "gap_max" ||
@@ -319,6 +320,7 @@ Sweep run_sweep(const SweepConfig& cfg, const ImageSet& train_set, const ImageSe
       }
       dictionary = ts.dictionary;
       rec.train_gap_mean = ts.mean_gap, rec.train_gap_max = ts.max_gap;
+      rec.train_seconds = ts.seconds;
       if (ts.batches > 0)
         rec.train_unconverged = double(ts.unconverged);
       if (cfg.mode == "reference")

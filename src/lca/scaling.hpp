@@ -54,6 +54,7 @@ struct SweepRecord {
   /// The training's codes: gap mean/max over its batches, images above --stop-gap at the cap
   /// (NaN when unknown: hard thresholds, reference mode's reused dictionaries, old files).
   double train_gap_mean = NAN, train_gap_max = NAN, train_unconverged = NAN;
+  double train_seconds = NAN; ///< of `seconds`, the training's (NaN when not trained here)
   std::vector<double> image_error, image_active, image_response;
   std::vector<double> image_mse; ///< squared-error metric; empty in files that predate it
 };

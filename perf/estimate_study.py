@@ -1,0 +1,87 @@
+#!/usr/bin/python3
+"""Estimate the time of a study config from a measured sweep on images of the same shape.
+
+Each point of the target costs, on this machine, the measured point of the nearest lambda (in
+log lambda) at the nearest size, scaled by the size ratio (the GEMMs and the scatter grow
+linearly in nf) and by the ratio of training and test images (training seconds per training
+image, test seconds per test image; the sweep records both since train_seconds exists).
+Optionally divides by a measured speed-up (e.g. a GPU's image-iterations/s over this machine's)
+and by a number of devices working on points in parallel (lca-scaling run --groups).
+
+    /usr/bin/python3 perf/estimate_study.py results/rgb-study/sweep.h5 inputs/cifar10-study.toml \
+        [--train-images 50000] [--test-images 10000] [--speedup 46] [--devices 8]
+"""
+import argparse
+import math
+import sys
+import tomllib
+
+import h5py
+import numpy as np
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("sweep")
+    ap.add_argument("config")
+    ap.add_argument("--train-images", type=float, help="training images per point (default: "
+                    "the config's images, else 50000)")
+    ap.add_argument("--test-images", type=float, help="test images (default: the config's "
+                    "test-subset, else 10000)")
+    ap.add_argument("--speedup", type=float, default=1.0, help="device speed over the measuring "
+                    "machine")
+    ap.add_argument("--devices", type=int, default=1, help="devices working on points at once")
+    a = ap.parse_args()
+    with open(a.config, "rb") as f:
+        cfg = tomllib.load(f)
+    run = cfg.get("run", cfg)
+    sizes = run["sizes"]
+    if "lambdas" in run:
+        lambdas = run["lambdas"]
+    else:
+        lo, hi, n = run.get("lambda-min", 0.1), run.get("lambda-max", 1.0), run.get("lambda-count", 8)
+        lambdas = [lo * (hi / lo) ** (i / (n - 1)) for i in range(n)]
+    replicates = run.get("replicates", 1)
+    refine = run.get("refine", 0)
+    n_train = a.train_images or run.get("images") or 50000
+    n_test = a.test_images or run.get("test-subset") or 10000
+    with h5py.File(a.sweep) as f:
+        if "train_seconds" not in f["points"]:
+            sys.exit(f"{a.sweep}: no train_seconds (a sweep from before they were recorded)")
+        settings = f.attrs["settings"]
+        nf = f["points/nf"][...]
+        lam = f["points/lambda"][...]
+        sec = f["points/seconds"][...]
+        tsec = f["points/train_seconds"][...]
+        m_test = f.attrs["n_test"]
+    m_train = float(settings.split(" images=")[1].split()[0])
+    if m_train <= 0:
+        sys.exit("the measured sweep must have been run with --images N")
+    ok = np.isfinite(tsec)
+    per_point = []
+    for s in sizes:
+        for l in lambdas:
+            near_nf = nf[ok][np.argmin(np.abs(np.log(nf[ok] / s)))]
+            sel = ok & (nf == near_nf)
+            k = np.flatnonzero(sel)[np.argmin(np.abs(np.log(lam[sel] / l)))]
+            train_s = tsec[k] / m_train * n_train
+            test_s = (sec[k] - tsec[k]) / m_test * n_test
+            per_point.append((train_s + test_s) * s / near_nf)
+    points = len(per_point) * replicates
+    # Refinement adds up to 2 points per size and round; cost them like the grid's mean point.
+    extra = 2 * len(sizes) * refine * replicates
+    total = (sum(per_point) * replicates + extra * np.mean(per_point)) / a.speedup
+    # Points run in parallel on the devices: the critical path is at least the costliest point.
+    wall = max(total / a.devices, max(per_point) / a.speedup)
+    print(f"{a.config}: {len(sizes)} sizes x {len(lambdas)} lambdas x {replicates} replicate(s)"
+          f" + up to {extra} refinement points, {n_train:.0f} training / {n_test:.0f} test "
+          f"images per point")
+    print(f"  measured on {a.sweep} ({len(nf)} points, {m_train:.0f} training / {m_test} test "
+          f"images)")
+    print(f"  estimate: {total / 3600:.1f} device-hours at speed-up {a.speedup:g}; "
+          f"{wall / 3600:.1f} h wall on {a.devices} device(s); costliest point "
+          f"{max(per_point) / a.speedup / 3600:.2f} h")
+
+
+if __name__ == "__main__":
+    main()
