@@ -8,6 +8,7 @@
 #include "lca/scaling.hpp"
 #include "no_overwrite.hpp"
 #include "options.hpp"
+#include "train_as_test.hpp"
 
 #include <chrono>
 #include <cmath>
@@ -110,12 +111,17 @@ int main(int argc, char** argv) {
     lca::DatasetSpec data;
     lca::app::ModelOptions model;
     lca::SweepConfig cfg;
-    std::string test_split = "test";
+    std::string test_format, test_path, test_split = "test";
     std::int64_t test_subset = 0;
+    bool allow_train_as_test = false;
     double lmin = 0.1, lmax = 1.0;
     int lcount = 8;
     lca::app::add_dataset_options(*run, data);
     model.add(*run, true);
+    run->add_option("--test-data", test_format, "format of the test data (default: --data)")
+        ->check(CLI::IsMember(lca::app::kDataFormats));
+    run->add_option("--test-data-path", test_path,
+                    "test data (default: --data-path, or the --test-data format's default)");
     run->add_option("--test-split", test_split, "split used for the denoising test")
         ->capture_default_str();
     run->add_option("--test-subset", test_subset, "test images (0: all)")
@@ -156,6 +162,8 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     run->add_option("--out-dir", cfg.out_dir, "sweep.h5 and per-point checkpoints")
         ->capture_default_str();
+    run->add_flag("--allow-train-as-test", allow_train_as_test,
+                  "test on training images when the test set holds them (labelled in the outputs)");
 
     CLI::App* an =
         app.add_subcommand("analyze", "minima, exponents, tables and plots from a sweep file");
@@ -187,9 +195,15 @@ int main(int argc, char** argv) {
 
     if (cfg.lambdas.empty())
       cfg.lambdas = log_spaced(lmin, lmax, lcount);
+    // The test set: the training data's other split unless --test-data(-path) names other data
+    // (png-list and idx have no splits: their "test split" is the training images).
+    lca::DatasetSpec test_spec = data;
+    test_spec.split = test_split, test_spec.subset = test_subset;
+    if (!test_format.empty() && test_format != data.format)
+      test_spec.format = test_format, test_spec.path.clear();
+    if (!test_path.empty())
+      test_spec.path = test_path;
     {
-      lca::DatasetSpec test_spec = data;
-      test_spec.split = test_split;
       for (const auto* spec : {&data, &test_spec})
         for (const auto& file : lca::dataset_files(*spec))
           inputs.push_back({"input data", file});
@@ -199,19 +213,27 @@ int main(int argc, char** argv) {
       lca::app::refuse_overwriting_inputs(inputs, outputs);
     }
     lca::ImageSet train = lca::load_dataset(data);
-    lca::DatasetSpec test_spec = data;
-    test_spec.split = test_split, test_spec.subset = test_subset;
     lca::ImageSet test = lca::load_dataset(test_spec);
+    // Raw pixels: normalisation would equate an image with a brighter copy.
+    const std::int64_t shared = lca::app::rank() == 0 ? lca::shared_images(train, test) : 0;
     lca::normalize_images(train);
     lca::normalize_images(test);
     model.finish(train);
     cfg.train = model.cfg;
     lca::app::stop_point("before the sweep started");
+    cfg.test_is_training =
+        lca::app::test_is_training("lca-scaling run",
+                                   {"the test set is the training data", "images",
+                                    "give separate test data with --test-data-path"},
+                                   shared, test.n, allow_train_as_test);
     if (lca::app::rank() == 0) {
       std::filesystem::create_directories(cfg.out_dir);
       std::cout << "lca-scaling run: " << cfg.sizes.size() << " sizes x " << cfg.lambdas.size()
                 << " lambdas (" << cfg.mode << " mode), " << train.n << " training / " << test.n
-                << " test images, backend " << lca::backend_name() << std::endl;
+                << " test images"
+                << (cfg.test_is_training ? " (test=training, allowed by --allow-train-as-test)"
+                                         : "")
+                << ", backend " << lca::backend_name() << std::endl;
     }
     const auto t0 = std::chrono::steady_clock::now();
     const lca::Sweep s = lca::run_sweep(cfg, train, test, MPI_COMM_WORLD, &std::cout);

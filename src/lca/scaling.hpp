@@ -25,6 +25,9 @@ struct SweepConfig {
   double reference_lambda = 0.5;
   TrainConfig train; ///< everything but nf, lambda and the checkpoint path
   DenoiseConfig test;
+  /// The test images are training images, as --allow-train-as-test allowed: labelled in the
+  /// settings (and so in the analysis).
+  bool test_is_training = false;
   std::string out_dir = "results/study"; ///< sweep.h5 and points/<name>/checkpoint.h5
 };
 
