@@ -5,6 +5,7 @@
 #include "lca/denoise.hpp"
 #include "no_overwrite.hpp"
 #include "options.hpp"
+#include "train_as_test.hpp"
 
 #include <cmath>
 #include <cstdio>
@@ -22,6 +23,7 @@ int main(int argc, char** argv) {
     std::string checkpoint, output = "results/denoise/results.h5";
     double lambda = NAN;
     int iterations = 0;
+    bool allow_train_as_test = false;
     app.add_option("--checkpoint,-c", checkpoint, "trained checkpoint (lca-train output)")
         ->required();
     lca::app::add_dataset_options(app, data_spec);
@@ -49,6 +51,8 @@ int main(int argc, char** argv) {
         ->check(lca::app::at_least(0))
         ->capture_default_str();
     app.add_option("--output,-o", output, "results file (HDF5)")->capture_default_str();
+    app.add_flag("--allow-train-as-test", allow_train_as_test,
+                 "denoise the checkpoint's own training data (labelled in the outputs)");
     if (int rc = lca::app::parse(app, "lca-denoise", argc, argv); rc >= 0)
       return rc;
     {
@@ -88,6 +92,24 @@ int main(int argc, char** argv) {
     if (given("--no-polish"))
       p.polish = false;
     lca::validate(p);
+    // The training data, as far as the checkpoint's identity names it: from its files, without
+    // loading it (files no longer there cannot be the data to denoise either).
+    std::int64_t shared = 0, files = 0;
+    if (lca::app::rank() == 0) {
+      const auto sources = lca::dataset_sources(data_spec);
+      std::vector<std::string> training;
+      try {
+        training = lca::dataset_sources(lca::dataset_spec_of_identity(ck.dataset_identity));
+      } catch (const lca::Error&) {
+      }
+      shared = lca::app::shared_files(sources, training);
+      files = std::int64_t(sources.size());
+    }
+    const bool train_as_test =
+        lca::app::test_is_training("lca-denoise",
+                                   {"the data to denoise is the checkpoint's training data",
+                                    "files", "denoise other data (--data-path, --split)"},
+                                   shared, files, allow_train_as_test);
     lca::ImageSet data = lca::load_dataset(data_spec);
     lca::normalize_images(data);
     // The test does not look at the stop flag: from here a signal ends it the default way.
@@ -97,25 +119,31 @@ int main(int argc, char** argv) {
       const auto dir = std::filesystem::path(output).parent_path();
       if (!dir.empty())
         std::filesystem::create_directories(dir);
-      std::cout << "lca-denoise: " << data.n << " test images, sigma " << cfg.sigma << ", nf "
-                << ck.geometry.nf << ", " << ck.preset << " lambda " << p.transfer.lambda << ", "
-                << lca::app::describe_solver(p) << ", backend " << lca::backend_name() << std::endl;
+      std::cout << "lca-denoise: " << data.n
+                << (train_as_test ? " images of the checkpoint's TRAINING data (allowed by "
+                                    "--allow-train-as-test)"
+                                  : " test images")
+                << ", sigma " << cfg.sigma << ", nf " << ck.geometry.nf << ", " << ck.preset
+                << " lambda " << p.transfer.lambda << ", " << lca::app::describe_solver(p)
+                << ", backend " << lca::backend_name() << std::endl;
     }
     const auto res =
         lca::denoise(ck.geometry, p, ck.dictionary, data, cfg, MPI_COMM_WORLD, &std::cout);
     if (rank == 0) {
-      lca::write_denoise_results(output,
-                                 {checkpoint, data.identity, ck.preset, ck.geometry, p, cfg}, res);
+      lca::write_denoise_results(
+          output, {checkpoint, data.identity, train_as_test, ck.preset, ck.geometry, p, cfg}, res);
       const auto e = lca::mean_se(res.error), b = lca::mean_se(res.noisy_error),
                  a = lca::mean_se(res.active), en = lca::mean_se(res.energy);
-      std::printf("lca-denoise: %zu images in %.1f s (%.1f img/s)\n"
+      std::printf("lca-denoise: %zu images%s in %.1f s (%.1f img/s)\n"
                   "  reconstruction error  %.3f %% +- %.3f (clean vs Phi a from the noisy input)\n"
                   "  squared error         %.5g per pixel (mean over images of ||x - Phi a||^2 / "
                   "pixels)\n"
                   "  noisy-input baseline  %.3f %% +- %.3f\n"
                   "  percent active        %.4f %%\n  mean energy           %.5g\n",
-                  res.error.size(), res.seconds, res.error.size() / res.seconds, e.mean, e.se,
-                  lca::mean_se(res.mse).mean, b.mean, b.se, a.mean, en.mean);
+                  res.error.size(),
+                  train_as_test ? " of the TRAINING data (--allow-train-as-test)" : "", res.seconds,
+                  res.error.size() / res.seconds, e.mean, e.se, lca::mean_se(res.mse).mean, b.mean,
+                  b.se, a.mean, en.mean);
       std::printf("  iterations            %.1f mean, %.0f max per batch (+ %.1f CG)\n",
                   lca::mean_se(res.iterations).mean, lca::max_of(res.iterations),
                   lca::mean_se(res.polish_iterations).mean);

@@ -9,6 +9,7 @@
 #include "no_overwrite.hpp"
 #include "options.hpp"
 #include "plot.hpp"
+#include "train_as_test.hpp"
 
 #include <cmath>
 #include <cstdio>
@@ -122,8 +123,9 @@ int main(int argc, char** argv) {
     lca::DatasetSpec data;
     lca::app::ModelOptions model;
     lca::SweepConfig cfg;
-    std::string test_split = "test";
+    std::string test_format, test_path, test_split = "test";
     std::int64_t test_subset = 0;
+    bool allow_train_as_test = false;
     double lmin = 0.1, lmax = 1.0;
     int lcount = 8;
     lca::app::add_dataset_options(*run, data);
@@ -134,6 +136,10 @@ int main(int argc, char** argv) {
     model.cfg.lca.iterations = 2000;
     cfg.test_stop_gap = 1e-3;
     model.add(*run, true);
+    run->add_option("--test-data", test_format, "format of the test data (default: --data)")
+        ->check(CLI::IsMember(lca::app::kDataFormats));
+    run->add_option("--test-data-path", test_path,
+                    "test data (default: --data-path, or the --test-data format's default)");
     run->add_option("--test-split", test_split, "split used for the denoising test")
         ->capture_default_str();
     run->add_option("--test-subset", test_subset, "test images (0: all)")
@@ -189,6 +195,8 @@ int main(int argc, char** argv) {
                     "refine until the minimum's neighbours satisfy lambda_hi/lambda_lo - 1 <= this")
         ->check(lca::app::greater_than(0))
         ->capture_default_str();
+    run->add_flag("--allow-train-as-test", allow_train_as_test,
+                  "test on training images when the test set holds them (labelled in the outputs)");
 
     CLI::App* an =
         app.add_subcommand("analyze", "minima, exponents, tables and plots from a sweep file");
@@ -225,9 +233,15 @@ int main(int argc, char** argv) {
 
     if (cfg.lambdas.empty())
       cfg.lambdas = log_spaced(lmin, lmax, lcount);
+    // The test set: the training data's other split unless --test-data(-path) names other data
+    // (png-list and idx have no splits: their "test split" is the training images).
+    lca::DatasetSpec test_spec = data;
+    test_spec.split = test_split, test_spec.subset = test_subset;
+    if (!test_format.empty() && test_format != data.format)
+      test_spec.format = test_format, test_spec.path.clear();
+    if (!test_path.empty())
+      test_spec.path = test_path;
     {
-      lca::DatasetSpec test_spec = data;
-      test_spec.split = test_split;
       for (const auto* spec : {&data, &test_spec})
         for (const auto& file : lca::dataset_files(*spec))
           inputs.push_back({"input data", file});
@@ -237,11 +251,14 @@ int main(int argc, char** argv) {
       lca::app::refuse_overwriting_inputs(inputs, outputs);
     }
     lca::ImageSet train = lca::load_dataset(data);
-    lca::DatasetSpec test_spec = data;
-    test_spec.split = test_split, test_spec.subset = test_subset;
     lca::ImageSet test = lca::load_dataset(test_spec);
+    // Raw pixels: normalisation would equate an image with a brighter copy.
+    const std::int64_t shared = lca::app::rank() == 0 ? lca::shared_images(train, test) : 0;
     lca::normalize_images(train);
     lca::normalize_images(test);
+    if (model.custom())
+      throw lca::InvalidArgument(
+          "a sweep varies lambda: use a named threshold preset, not custom vertices");
     // Hard thresholds have no certificate: without an explicit solver choice they run the
     // classic fixed-step LCA for the given iterations.
     if (!lca::is_lasso(lca::make_transfer(model.threshold, model.lambda)) &&
@@ -255,6 +272,11 @@ int main(int argc, char** argv) {
     model.finish(train);
     cfg.train = model.cfg;
     lca::app::stop_point("before the sweep started");
+    cfg.test_is_training =
+        lca::app::test_is_training("lca-scaling run",
+                                   {"the test set is the training data", "images",
+                                    "give separate test data with --test-data-path"},
+                                   shared, test.n, allow_train_as_test);
     const std::string sweep_h5 = lca::sweep_path(cfg.out_dir);
     const std::size_t before =
         std::filesystem::exists(sweep_h5) ? lca::read_sweep(sweep_h5).points.size() : 0;
@@ -265,8 +287,11 @@ int main(int argc, char** argv) {
                 << (cfg.refine ? " + up to " + std::to_string(cfg.refine) + " refinement rounds"
                                : "")
                 << " (" << cfg.mode << " mode), " << train.n << " training / " << test.n
-                << " test images, solver " << lca::app::describe_solver(cfg.train.lca)
-                << ", backend " << lca::backend_name() << std::endl;
+                << " test images"
+                << (cfg.test_is_training ? " (test=training, allowed by --allow-train-as-test)"
+                                         : "")
+                << ", solver " << lca::app::describe_solver(cfg.train.lca) << ", backend "
+                << lca::backend_name() << std::endl;
     }
     const lca::ProgressTimer clock(0);
     const lca::Sweep s = lca::run_sweep(cfg, train, test, MPI_COMM_WORLD, &std::cout);

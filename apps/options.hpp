@@ -73,12 +73,17 @@ inline void add_config(CLI::App& app) {
   app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
 }
 
+/// The values of --data (and of lca-scaling's --test-data).
+inline const std::vector<std::string> kDataFormats{"fashion-mnist", "mnist-idx", "idx",
+                                                   "cifar10",       "png-list",  "png-tiles"};
+
 inline void add_dataset_options(CLI::App& app, DatasetSpec& d) {
   app.add_option("--data", d.format, "dataset format")
-      ->check(CLI::IsMember({"fashion-mnist", "mnist-idx", "idx", "cifar10", "png-list"}))
+      ->check(CLI::IsMember(kDataFormats))
       ->capture_default_str();
   app.add_option("--data-path", d.path,
-                 "dataset directory or file (fashion-mnist: /usr/share/datasets/fashion-mnist)");
+                 "dataset directory or file (fashion-mnist: /usr/share/datasets/fashion-mnist; "
+                 "png-tiles: inputs/photos-skimage.txt)");
   app.add_option("--split", d.split, "train or test")
       ->check(CLI::IsMember({"train", "test"}))
       ->capture_default_str();
@@ -91,14 +96,21 @@ inline void add_dataset_options(CLI::App& app, DatasetSpec& d) {
   app.add_option("--data-seed", d.seed, "seed of a random subset")
       ->check(at_least(0))
       ->capture_default_str();
-  app.add_option("--png-channels", d.channels, "png-list: channels (1 or 3)")
+  app.add_option("--png-channels", d.channels, "png-list, png-tiles: channels (1 or 3)")
       ->check(one_of({1, 3}))
       ->capture_default_str();
-  app.add_option("--png-height", d.height, "png-list: image height")
+  app.add_option("--png-height", d.height, "png-list: image height; png-tiles: tile height")
       ->check(at_least(1))
       ->capture_default_str();
-  app.add_option("--png-width", d.width, "png-list: image width")
+  app.add_option("--png-width", d.width, "png-list: image width; png-tiles: tile width")
       ->check(at_least(1))
+      ->capture_default_str();
+  app.add_option("--tile-seed", d.tile_seed, "png-tiles: seed of the photo split, grids and order")
+      ->check(at_least(0))
+      ->capture_default_str();
+  app.add_option("--test-photos-fraction", d.test_photos_fraction,
+                 "png-tiles: share of the photographs in the test split")
+      ->check(greater_than(0))
       ->capture_default_str();
 }
 
@@ -222,12 +234,16 @@ struct ModelOptions {
   }
 
   /// Resolves the transfer function and validates everything (throws InvalidArgument).
+  /// PetaVision vertices were given (they override --threshold).
+  bool custom() const {
+    return !std::isnan(vthresh) || !std::isnan(amin) || !std::isnan(amax) || !std::isnan(ashift) ||
+           !std::isnan(vwidth);
+  }
+
   void finish(const ImageSet& data) {
     auto& g = cfg.geometry;
     g.channels = data.channels, g.height = data.height, g.width = data.width;
-    const bool custom = !std::isnan(vthresh) || !std::isnan(amin) || !std::isnan(amax) ||
-                        !std::isnan(ashift) || !std::isnan(vwidth);
-    if (custom) {
+    if (custom()) {
       Transfer t;
       t.vthresh = std::isnan(vthresh) ? lambda : vthresh;
       t.amin = std::isnan(amin) ? 0.0 : amin;

@@ -36,7 +36,7 @@ SUDO=""
 PKGS=(g++ cmake make ninja-build pkg-config dpkg-dev xz-utils
   openmpi-bin libopenmpi-dev libhdf5-openmpi-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev libopenblas-dev libopenblas-openmp-dev zlib1g-dev libpng-dev
-  dataset-fashion-mnist gnuplot-nox clang-format python3-h5py
+  dataset-fashion-mnist python3-skimage gnuplot-nox clang-format python3-h5py
   clang libclang-rt-14-dev) # ci/fuzz.sh: clang-14 with libFuzzer and the sanitizer runtimes
 missing=()
 for p in "${PKGS[@]}"; do

@@ -7,7 +7,9 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -15,6 +17,7 @@
 #include <fstream>
 #include <numeric>
 #include <system_error>
+#include <unordered_map>
 #include <utility>
 
 namespace lca {
@@ -23,10 +26,16 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr const char* kFashionMnistDir = "/usr/share/datasets/fashion-mnist";
+// png-tiles without a path: inputs/photos-skimage.txt of the source tree this library was built
+// from (src/CMakeLists.txt), the natural photographs of Debian's python3-skimage.
+constexpr const char* kBuiltinPhotos = LCA_BUILTIN_PHOTOS;
 
-// Purpose tags for hash_combine, so the subset and epoch streams of one seed are independent.
-constexpr std::uint64_t kSubsetStream = 0x5355425345540000ULL; // "SUBSET"
-constexpr std::uint64_t kEpochStream = 0x45504f4348000000ULL;  // "EPOCH"
+// Purpose tags for hash_combine, so the streams of one seed are independent.
+constexpr std::uint64_t kSubsetStream = 0x5355425345540000ULL;     // "SUBSET"
+constexpr std::uint64_t kEpochStream = 0x45504f4348000000ULL;      // "EPOCH"
+constexpr std::uint64_t kPhotoSplitStream = 0x50484f544f530000ULL; // "PHOTOS"
+constexpr std::uint64_t kTileGridStream = 0x4752494400000000ULL;   // "GRID"
+constexpr std::uint64_t kTileOrderStream = 0x54494c4553000000ULL;  // "TILES"
 
 float unit(std::uint8_t v) {
   return float(v) / 255.0f;
@@ -37,10 +46,17 @@ std::string shape_of(const ImageSet& s) {
          std::to_string(s.height) + "x" + std::to_string(s.width);
 }
 
+/// The shortest text that reads back as v (stable in identities).
+std::string exact(double v) {
+  char buf[32];
+  const auto r = std::to_chars(buf, buf + sizeof buf, v);
+  return std::string(buf, r.ptr);
+}
+
 /// Fisher-Yates (Durstenfeld) on the first `count` positions of v: afterwards v[0..count) is a
 /// uniform random sample of v in random order (the whole of v is a permutation when count
 /// == v.size()).
-void shuffle_prefix(std::vector<std::int64_t>& v, std::int64_t count, SplitMix64& rng) {
+template <class T> void shuffle_prefix(std::vector<T>& v, std::int64_t count, SplitMix64& rng) {
   const auto n = std::int64_t(v.size());
   for (std::int64_t i = 0; i < count && i + 1 < n; ++i)
     std::swap(v[i], v[i + std::int64_t(rng.bounded(std::uint64_t(n - i)))]);
@@ -206,6 +222,31 @@ std::vector<std::string> cifar_files(const std::string& path, const std::string&
   return files;
 }
 
+/// spec.path, or the format's built-in data ("" when it has none).
+std::string data_path(const DatasetSpec& spec) {
+  if (!spec.path.empty())
+    return spec.path;
+  if (spec.format == "fashion-mnist")
+    return kFashionMnistDir;
+  if (spec.format == "png-tiles")
+    return kBuiltinPhotos;
+  return "";
+}
+
+/// data_path(spec), which must exist.
+std::string required_path(const DatasetSpec& spec) {
+  const std::string path = data_path(spec);
+  if (path.empty())
+    throw InvalidArgument("dataset format '" + spec.format + "' needs a path");
+  return path;
+}
+
+[[noreturn]] void unknown_format(const DatasetSpec& spec) {
+  throw InvalidArgument(
+      "unknown dataset format '" + spec.format +
+      "' (expected fashion-mnist, mnist-idx, idx, cifar10, png-list or png-tiles)");
+}
+
 /// The PNG files a list names (relative paths are relative to the list's directory).
 std::vector<std::string> png_list_files(const std::string& list_path) {
   std::ifstream list(list_path);
@@ -223,6 +264,126 @@ std::vector<std::string> png_list_files(const std::string& list_path) {
   if (list.bad())
     throw IoError(list_path + ": read error in PNG list");
   return files;
+}
+
+void check_png_shape(const std::string& path, const char* what, int channels, int height,
+                     int width) {
+  if (channels != 1 && channels != 3)
+    throw InvalidArgument(path + ": " + what + " need 1 or 3 channels, got " +
+                          std::to_string(channels));
+  if (height <= 0 || width <= 0)
+    throw InvalidArgument(path + ": " + what + " size must be positive, got " +
+                          std::to_string(height) + "x" + std::to_string(width));
+}
+
+/// The height x width window at (y0, x0) of png as `channels` planes of [0, 1] floats: equal
+/// channels are copied, gray -> RGB replicates (png-list only), RGB -> gray is ITU-R BT.601 luma.
+void png_window(const PngImage& png, int y0, int x0, int height, int width, int channels,
+                float* out) {
+  const std::int64_t plane = std::int64_t(height) * width;
+  for (int y = 0; y < height; ++y)
+    for (int x = 0; x < width; ++x) {
+      const std::uint8_t* s =
+          png.pixels.data() + (std::int64_t(y0 + y) * png.width + x0 + x) * png.channels;
+      const std::int64_t p = std::int64_t(y) * width + x;
+      if (png.channels == channels)
+        for (int ch = 0; ch < channels; ++ch)
+          out[ch * plane + p] = unit(s[ch]);
+      else if (channels == 3)
+        for (int ch = 0; ch < 3; ++ch)
+          out[ch * plane + p] = unit(s[0]);
+      else
+        out[p] = float((0.299 * s[0] + 0.587 * s[1] + 0.114 * s[2]) / 255.0);
+    }
+}
+
+// ---- png-tiles ----------------------------------------------------------------------------
+
+/// A png-tiles source's photographs sorted by path: a directory's *.png files (any case), or a
+/// list's entries.
+std::vector<std::string> tile_photos(const std::string& path) {
+  std::vector<std::string> photos;
+  std::error_code ec;
+  const bool dir = fs::is_directory(path, ec);
+  if (dir) {
+    for (fs::directory_iterator it(path, ec), end; !ec && it != end; it.increment(ec)) {
+      std::string ext = it->path().extension().string();
+      std::transform(ext.begin(), ext.end(), ext.begin(),
+                     [](unsigned char c) { return char(std::tolower(c)); });
+      std::error_code not_a_dir;
+      if (ext == ".png" && !it->is_directory(not_a_dir))
+        photos.push_back(it->path().lexically_normal().string());
+    }
+    if (ec)
+      throw IoError(path + ": cannot list the directory (" + ec.message() + ")");
+  } else {
+    for (const auto& f : png_list_files(path))
+      photos.push_back(fs::path(f).lexically_normal().string());
+  }
+  if (photos.empty())
+    throw IoError(path + ": no PNG photograph " + (dir ? "in the directory" : "in the list"));
+  std::sort(photos.begin(), photos.end());
+  // A photograph listed twice could land in both splits.
+  if (const auto twice = std::adjacent_find(photos.begin(), photos.end()); twice != photos.end())
+    throw IoError(path + ": names the photograph " + *twice + " twice");
+  return photos;
+}
+
+/// Indices (increasing) of the photographs of spec's split among n sorted ones: a permutation
+/// seeded by tile_seed puts its first max(1, round(f n)) in the test split.
+std::vector<std::size_t> split_photos(std::size_t n, const DatasetSpec& spec,
+                                      const std::string& path) {
+  const double f = spec.test_photos_fraction;
+  if (!(f > 0 && f < 1))
+    throw InvalidArgument("png-tiles test photos fraction must be in (0, 1), got " + exact(f));
+  if (n < 2)
+    throw IoError(path + ": png-tiles needs at least 2 photographs (one per split), found " +
+                  std::to_string(n));
+  const auto n_test = std::size_t(std::max(1.0, std::round(f * double(n))));
+  if (n_test >= n)
+    throw InvalidArgument(path + ": a test photos fraction of " + exact(f) + " puts all " +
+                          std::to_string(n) + " photographs in the test split");
+  std::vector<std::size_t> order(n);
+  std::iota(order.begin(), order.end(), std::size_t(0));
+  SplitMix64 rng(hash_combine(spec.tile_seed, kPhotoSplitStream));
+  shuffle_prefix(order, std::int64_t(n), rng);
+  if (spec.split == "test")
+    order.resize(n_test);
+  else
+    order.erase(order.begin(), order.begin() + std::ptrdiff_t(n_test));
+  std::sort(order.begin(), order.end());
+  return order;
+}
+
+/// The tiles `keep` (all when empty) of layout, each photograph decoded once; labels are the
+/// photograph indices.
+ImageSet cut_tiles(const TileLayout& layout, const DatasetSpec& spec,
+                   const std::vector<std::int64_t>& keep) {
+  ImageSet set;
+  set.n = keep.empty() ? std::int64_t(layout.tiles.size()) : std::int64_t(keep.size());
+  set.channels = spec.channels;
+  set.height = spec.height;
+  set.width = spec.width;
+  set.pixels.resize(set.n * set.image_size());
+  set.labels.resize(set.n);
+  const auto tile = [&](std::int64_t i) { return layout.tiles[keep.empty() ? i : keep[i]]; };
+  std::vector<std::vector<std::int64_t>> of_photo(layout.photos.size());
+  for (std::int64_t i = 0; i < set.n; ++i) {
+    set.labels[i] = tile(i).photo;
+    of_photo[tile(i).photo].push_back(i);
+  }
+  for (std::size_t p = 0; p < of_photo.size(); ++p) {
+    if (of_photo[p].empty())
+      continue;
+    const PngImage png = read_png(layout.photos[p]);
+    for (const std::int64_t i : of_photo[p]) {
+      const TileLayout::Tile t = tile(i);
+      if (t.y + set.height > png.height || t.x + set.width > png.width)
+        throw IoError(layout.photos[p] + ": the photograph changed while it was read");
+      png_window(png, t.y, t.x, set.height, set.width, set.channels, set.image(i));
+    }
+  }
+  return set;
 }
 
 } // namespace
@@ -348,12 +509,7 @@ ImageSet read_idx(const std::string& images_path, const ImageSelection& select) 
 
 ImageSet read_png_list(const std::string& list_path, int channels, int height, int width,
                        const ImageSelection& select) {
-  if (channels != 1 && channels != 3)
-    throw InvalidArgument(list_path + ": PNG list images need 1 or 3 channels, got " +
-                          std::to_string(channels));
-  if (height <= 0 || width <= 0)
-    throw InvalidArgument(list_path + ": PNG list image size must be positive, got " +
-                          std::to_string(height) + "x" + std::to_string(width));
+  check_png_shape(list_path, "PNG list images", channels, height, width);
   std::vector<std::string> files = png_list_files(list_path);
   if (files.empty())
     throw IoError(list_path + ": the PNG list names no files");
@@ -372,7 +528,6 @@ ImageSet read_png_list(const std::string& list_path, int channels, int height, i
   set.height = height;
   set.width = width;
   set.labels.assign(set.n, -1);
-  const std::int64_t plane = std::int64_t(height) * width;
   for (std::int64_t i = 0; i < set.n; ++i) {
     const PngImage png = read_png(files[i], height, width);
     // Allocated once the first image has proved that height x width (command-line values) is
@@ -380,21 +535,39 @@ ImageSet read_png_list(const std::string& list_path, int channels, int height, i
     if (i == 0)
       set.pixels.reserve(set.n * set.image_size());
     set.pixels.resize((i + 1) * set.image_size());
-    float* out = set.image(i);
-    for (std::int64_t p = 0; p < plane; ++p) {
-      const std::uint8_t* s = png.pixels.data() + p * png.channels;
-      if (png.channels == channels)
-        for (int ch = 0; ch < channels; ++ch)
-          out[ch * plane + p] = unit(s[ch]);
-      else if (channels == 3) // gray -> RGB
-        for (int ch = 0; ch < 3; ++ch)
-          out[ch * plane + p] = unit(s[0]);
-      else // RGB -> gray, ITU-R BT.601 luma
-        out[p] = float((0.299 * s[0] + 0.587 * s[1] + 0.114 * s[2]) / 255.0);
-    }
+    png_window(png, 0, 0, height, width, channels, set.image(i));
   }
   set.identity = "png-list:" + list_path + " " + shape_of(set);
   return set;
+}
+
+TileLayout png_tile_layout(const DatasetSpec& spec) {
+  const std::string path = required_path(spec);
+  check_png_shape(path, "png-tiles tiles", spec.channels, spec.height, spec.width);
+  const std::vector<std::string> all = tile_photos(path);
+  TileLayout layout;
+  for (const std::size_t i : split_photos(all.size(), spec, path)) {
+    const std::string& photo = all[i];
+    const PngImage info = read_png_info(photo);
+    if (info.height < spec.height || info.width < spec.width)
+      throw IoError(photo + ": the photograph is " + std::to_string(info.height) + "x" +
+                    std::to_string(info.width) + ", smaller than a " + std::to_string(spec.height) +
+                    "x" + std::to_string(spec.width) + " tile");
+    if (info.channels == 1 && spec.channels == 3) // replicated gray would pass for colour
+      throw IoError(photo + ": a gray photograph, but 3-channel tiles are asked (png-tiles cuts "
+                            "RGB tiles from colour photographs only)");
+    SplitMix64 rng(hash_combine(hash_combine(spec.tile_seed, kTileGridStream), i));
+    const int y0 = int(rng.bounded(std::uint64_t(info.height % spec.height) + 1));
+    const int x0 = int(rng.bounded(std::uint64_t(info.width % spec.width) + 1));
+    const int p = int(layout.photos.size());
+    layout.photos.push_back(photo);
+    for (int y = y0; y + spec.height <= info.height; y += spec.height)
+      for (int x = x0; x + spec.width <= info.width; x += spec.width)
+        layout.tiles.push_back({p, y, x});
+  }
+  SplitMix64 rng(hash_combine(spec.tile_seed, kTileOrderStream));
+  shuffle_prefix(layout.tiles, std::int64_t(layout.tiles.size()), rng);
+  return layout;
 }
 
 ImageSet load_dataset(const DatasetSpec& spec) {
@@ -406,13 +579,7 @@ ImageSet load_dataset(const DatasetSpec& spec) {
   if (spec.subset < 0)
     throw InvalidArgument("dataset subset must be >= 0 (0 = all), got " +
                           std::to_string(spec.subset));
-  const auto path = [&] {
-    if (!spec.path.empty())
-      return spec.path;
-    if (spec.format == "fashion-mnist")
-      return std::string(kFashionMnistDir);
-    throw InvalidArgument("dataset format '" + spec.format + "' needs a path");
-  };
+  const auto path = [&] { return required_path(spec); };
 
   // The subset is chosen from the image count alone, so the readers read only those images
   // (a --subset 64 of Fashion-MNIST no longer decodes all 60,000).
@@ -434,6 +601,7 @@ ImageSet load_dataset(const DatasetSpec& spec) {
     return keep;
   };
   ImageSet set;
+  std::string details; // format-specific identity
   if (spec.format == "fashion-mnist" || spec.format == "mnist-idx")
     set = read_idx(idx_images_in(path(), spec.split), select);
   else if (spec.format == "idx")
@@ -442,9 +610,23 @@ ImageSet load_dataset(const DatasetSpec& spec) {
     set = read_cifar10(cifar_files(path(), spec.split), select);
   else if (spec.format == "png-list")
     set = read_png_list(path(), spec.channels, spec.height, spec.width, select);
-  else
-    throw InvalidArgument("unknown dataset format '" + spec.format +
-                          "' (expected fashion-mnist, mnist-idx, idx, cifar10 or png-list)");
+  else if (spec.format == "png-tiles") {
+    const TileLayout layout = png_tile_layout(spec);
+    const auto n = std::int64_t(layout.tiles.size());
+    if (spec.subset > n)
+      throw InvalidArgument(path() + ": asked " + std::to_string(spec.subset) + " tiles, the " +
+                            std::to_string(layout.photos.size()) + " " + spec.split +
+                            " photographs hold " + std::to_string(n));
+    set = cut_tiles(layout, spec, select(n, path()));
+    std::vector<std::int64_t> tiles_of(layout.photos.size(), 0);
+    for (const int p : set.labels)
+      ++tiles_of[std::size_t(p)];
+    details = " tile_seed=" + std::to_string(spec.tile_seed) +
+              " test_photos_fraction=" + exact(spec.test_photos_fraction) + " photos=";
+    for (std::size_t p = 0; p < layout.photos.size(); ++p)
+      details += (p ? "," : "") + layout.photos[p] + ":" + std::to_string(tiles_of[p]);
+  } else
+    unknown_format(spec);
 
   // The identity describes the data itself: the seed only matters for a random subset.
   std::string selection = "all";
@@ -455,43 +637,100 @@ ImageSet load_dataset(const DatasetSpec& spec) {
   }
   set.identity = "format=" + spec.format +
                  " path=" + fs::absolute(path()).lexically_normal().string() +
-                 " split=" + spec.split + " subset=" + selection + " " + shape_of(set);
+                 " split=" + spec.split + " subset=" + selection + " " + shape_of(set) + details;
   return set;
 }
 
 std::vector<std::string> dataset_files(const DatasetSpec& spec) {
-  std::string path = spec.path;
-  if (path.empty() && spec.format == "fashion-mnist")
-    path = kFashionMnistDir;
+  const std::string path = data_path(spec);
   if (path.empty())
     return {};
-  std::vector<std::string> files;
-  const auto images_and_labels = [&](const std::string& images) {
-    files.push_back(images);
-    if (const std::string labels = idx_label_sibling(images); !labels.empty())
-      files.push_back(labels);
-  };
+  std::vector<std::string> files{path};
   try {
-    if (spec.format == "fashion-mnist" || spec.format == "mnist-idx") {
-      files.push_back(path);
-      images_and_labels(idx_images_in(path, spec.split == "test" ? "test" : "train"));
-    } else if (spec.format == "idx") {
-      images_and_labels(path);
-    } else if (spec.format == "cifar10") {
-      files.push_back(path);
-      for (const auto& f : cifar_files(path, spec.split))
+    // png-tiles: the photographs of both splits, so that no output replaces a test photograph.
+    for (const auto& f : spec.format == "png-tiles" ? tile_photos(path) : dataset_sources(spec)) {
+      if (f != path)
         files.push_back(f);
-    } else if (spec.format == "png-list") {
-      files.push_back(path);
-      for (const auto& f : png_list_files(path))
-        files.push_back(f);
-    } else {
-      files.push_back(path);
+      if (const std::string labels = idx_label_sibling(f); !labels.empty())
+        files.push_back(labels);
     }
   } catch (const Error&) {
     // A missing or unreadable input: load_dataset reports it; what was found so far is listed.
   }
   return files;
+}
+
+std::vector<std::string> dataset_sources(const DatasetSpec& spec) {
+  const std::string path = required_path(spec);
+  if (spec.format == "fashion-mnist" || spec.format == "mnist-idx")
+    return {idx_images_in(path, spec.split)};
+  if (spec.format == "idx")
+    return {path};
+  if (spec.format == "cifar10")
+    return cifar_files(path, spec.split);
+  if (spec.format == "png-list")
+    return png_list_files(path);
+  if (spec.format != "png-tiles")
+    unknown_format(spec);
+  const std::vector<std::string> all = tile_photos(path);
+  std::vector<std::string> photos;
+  for (const std::size_t i : split_photos(all.size(), spec, path))
+    photos.push_back(all[i]);
+  return photos;
+}
+
+DatasetSpec dataset_spec_of_identity(const std::string& identity) {
+  // load_dataset writes "format=F path=P split=S subset=... n=N CxHxW[ tile_seed=T
+  // test_photos_fraction=F photos=...]"; P may hold spaces, so it ends at " split=".
+  const auto field = [&](const std::string& key, const std::string& end) {
+    const auto at = identity.find(key);
+    if (at == std::string::npos)
+      throw InvalidArgument("not a dataset identity of load_dataset: '" + identity + "'");
+    const auto from = at + key.size();
+    return identity.substr(from, identity.find(end, from) - from);
+  };
+  if (identity.rfind("format=", 0) != 0)
+    throw InvalidArgument("not a dataset identity of load_dataset: '" + identity + "'");
+  DatasetSpec spec;
+  spec.format = field("format=", " ");
+  spec.path = field(" path=", " split=");
+  spec.split = field(" split=", " ");
+  if (spec.format == "png-tiles") {
+    const std::string seed = field(" tile_seed=", " "), f = field(" test_photos_fraction=", " ");
+    const auto s = std::from_chars(seed.data(), seed.data() + seed.size(), spec.tile_seed);
+    const auto r = std::from_chars(f.data(), f.data() + f.size(), spec.test_photos_fraction);
+    if (s.ec != std::errc() || r.ec != std::errc())
+      throw InvalidArgument("not a png-tiles identity of load_dataset: '" + identity + "'");
+  }
+  return spec;
+}
+
+std::int64_t shared_images(const ImageSet& train, const ImageSet& test) {
+  if (train.channels != test.channels || train.height != test.height || train.width != test.width)
+    return 0;
+  const std::int64_t m = train.image_size();
+  const auto hash = [m](const float* x) {
+    std::uint64_t h = 0;
+    for (std::int64_t j = 0; j < m; ++j) {
+      std::uint32_t bits;
+      std::memcpy(&bits, x + j, sizeof bits);
+      h = hash_combine(h, bits);
+    }
+    return h;
+  };
+  std::unordered_multimap<std::uint64_t, std::int64_t> train_images;
+  train_images.reserve(std::size_t(train.n));
+  for (std::int64_t i = 0; i < train.n; ++i)
+    train_images.emplace(hash(train.image(i)), i);
+  std::int64_t shared = 0;
+  for (std::int64_t j = 0; j < test.n; ++j) {
+    const float* x = test.image(j);
+    const auto [first, last] = train_images.equal_range(hash(x));
+    shared += std::any_of(first, last, [&](const auto& entry) {
+      return std::equal(x, x + m, train.image(entry.second));
+    });
+  }
+  return shared;
 }
 
 std::int64_t normalize_images(ImageSet& set) {

@@ -230,6 +230,7 @@ void write_denoise_results(const std::string& path, const DenoiseRecord& rec,
     set("kokkos_backend", backend_name());
     set("checkpoint", rec.checkpoint);
     set("dataset_identity", rec.dataset_identity);
+    set("test_is_training", std::int64_t(rec.test_is_training));
     set("preset", rec.preset);
     set("nf", std::int64_t(rec.geometry.nf));
     set("system_size", std::int64_t(rec.geometry.neurons()));

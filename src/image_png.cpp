@@ -75,10 +75,9 @@ bool read_png_rows(PngReadHandle& h, png_bytepp rows) {
   return true;
 }
 
-} // namespace
-
-PngImage read_png(const std::string& path, int height, int width) {
-  PngReadHandle h;
+/// Opens `path` and reads its header: the image's size and channels after the transforms to
+/// 8-bit gray or RGB (no pixels yet). Throws IoError naming the file.
+PngImage open_png(PngReadHandle& h, const std::string& path) {
   h.fp = std::fopen(path.c_str(), "rb");
   if (!h.fp)
     throw IoError(path + ": cannot open PNG (" + std::strerror(errno) + ")");
@@ -89,21 +88,17 @@ PngImage read_png(const std::string& path, int height, int width) {
     throw IoError(path + ": cannot create a libpng reader (out of memory)");
   if (!read_png_header(h))
     throw IoError(path + ": not a readable PNG (" + h.message + ")");
-
   PngImage img;
   img.width = int(png_get_image_width(h.png, h.info));
   img.height = int(png_get_image_height(h.png, h.info));
   img.channels = png_get_channels(h.png, h.info);
-  if ((height > 0 && img.height != height) || (width > 0 && img.width != width))
-    throw IoError(path + ": image is " + std::to_string(img.height) + "x" +
-                  std::to_string(img.width) + " (height x width), expected " +
-                  std::to_string(height) + "x" + std::to_string(width));
-  const std::size_t row_bytes = std::size_t(img.width) * img.channels;
-  if ((img.channels != 1 && img.channels != 3) || png_get_rowbytes(h.png, h.info) != row_bytes)
+  if ((img.channels != 1 && img.channels != 3) ||
+      png_get_rowbytes(h.png, h.info) != std::size_t(img.width) * img.channels)
     throw IoError(path + ": unsupported PNG sample layout");
-  // Check the header against the file before allocating: the pixels are deflate-compressed,
-  // which expands data at most 1032:1, so a file of N bytes holds at most ~1032 N bytes of
-  // samples. (A header of a few dozen bytes can otherwise claim 100000 x 100000 pixels.)
+  // Check the header against the file before anything is allocated by it: the pixels are
+  // deflate-compressed, which expands data at most 1032:1, so a file of N bytes holds at most
+  // ~1032 N bytes of samples. (A header of a few dozen bytes can otherwise claim 100000 x 100000
+  // pixels, or as many tiles.)
   constexpr std::uint64_t kMaxDeflateRatio = 1032;
   std::error_code ec;
   const std::uint64_t file_bytes = std::filesystem::file_size(path, ec);
@@ -113,7 +108,24 @@ PngImage read_png(const std::string& path, int height, int width) {
     throw IoError(path + ": corrupt PNG: the header claims " + std::to_string(img.width) + "x" +
                   std::to_string(img.height) + " pixels, more than a file of " +
                   std::to_string(file_bytes) + " bytes can hold");
+  return img;
+}
 
+} // namespace
+
+PngImage read_png_info(const std::string& path) {
+  PngReadHandle h;
+  return open_png(h, path);
+}
+
+PngImage read_png(const std::string& path, int height, int width) {
+  PngReadHandle h;
+  PngImage img = open_png(h, path);
+  if ((height > 0 && img.height != height) || (width > 0 && img.width != width))
+    throw IoError(path + ": image is " + std::to_string(img.height) + "x" +
+                  std::to_string(img.width) + " (height x width), expected " +
+                  std::to_string(height) + "x" + std::to_string(width));
+  const std::size_t row_bytes = std::size_t(img.width) * img.channels;
   img.pixels.resize(row_bytes * img.height);
   std::vector<png_bytep> rows(img.height);
   for (int y = 0; y < img.height; ++y)

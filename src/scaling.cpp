@@ -142,6 +142,8 @@ std::string sweep_settings(const SweepConfig& cfg, const ImageSet& train, const 
      << " shuffle_seed=" << t.shuffle_seed << " sigma=" << fmt(cfg.test.sigma)
      << " noise_seed=" << cfg.test.noise_seed << " response=" << fmt(cfg.test.response_epsilon)
      << " | train: " << train.identity << " | test: " << test.identity;
+  if (cfg.test_is_training) // (appended, so that sweeps without it keep their settings text)
+    os << " | test=training (allowed by --allow-train-as-test)";
   return os.str();
 }
 
@@ -267,6 +269,14 @@ Sweep run_sweep(const SweepConfig& cfg, const ImageSet& train_set, const ImageSe
         "a sweep varies lambda: use a named threshold preset, not custom vertices");
   if (cfg.replicates < 1 || cfg.refine < 0 || !(cfg.refine_width > 0))
     throw InvalidArgument("a sweep needs replicates >= 1, refine >= 0 and refine width > 0");
+  // Before any training: separate test data (--test-data-path) can have another shape.
+  const auto shape = [](const ImageSet& d) {
+    return std::to_string(d.channels) + "x" + std::to_string(d.height) + "x" +
+           std::to_string(d.width);
+  };
+  if (shape(test_set) != shape(train_set))
+    throw InvalidArgument("the test images are " + shape(test_set) + ", the training images " +
+                          shape(train_set));
   int rank = 0;
   MPI_Comm_rank(comm, &rank);
   const std::string path = sweep_path(cfg.out_dir);

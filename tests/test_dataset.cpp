@@ -14,10 +14,12 @@
 #include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <map>
 #include <numeric>
 #include <set>
 #include <string>
@@ -458,6 +460,279 @@ TEST(Normalize, NonFinitePixelNamesTheImage) {
   }
 }
 
+// ---- png-tiles ----------------------------------------------------------------------------
+
+/// Synthetic RGB photographs (interleaved bytes) of assorted sizes for 8x8 tiles, by file name.
+std::map<std::string, Bytes> write_photos(const std::string& dir, int count) {
+  std::map<std::string, Bytes> photos;
+  for (int i = 0; i < count; ++i) {
+    const int h = 8 + 3 * i + i % 2, w = 8 + 5 * i; // offsets 0..7 possible on both axes
+    const std::string name = (fs::path(dir) / ("photo" + std::to_string(i) + ".png")).string();
+    photos[name] = pattern(std::size_t(h) * w * 3, unsigned(i + 1));
+    lca::write_png(name, w, h, 3, photos[name]);
+  }
+  return photos;
+}
+
+lca::DatasetSpec tile_spec(const std::string& path, const std::string& split) {
+  lca::DatasetSpec spec;
+  spec.format = "png-tiles";
+  spec.path = path;
+  spec.split = split;
+  spec.height = spec.width = 8;
+  return spec;
+}
+
+/// The photographs an identity lists with a tile count ("photos=a.png:3,b.png:0").
+std::set<std::string> identity_photos(const std::string& identity) {
+  std::set<std::string> photos;
+  std::string list = identity.substr(identity.find(" photos=") + 8) + ",";
+  for (std::size_t at = 0, comma; (comma = list.find(',', at)) != std::string::npos; at = comma + 1)
+    photos.insert(list.substr(at, list.rfind(':', comma) - at));
+  return photos;
+}
+
+TEST_F(DatasetTest, PngTilesSplitByPhotograph) {
+  const auto photos = write_photos(dir_.string(), 6);
+  const auto layout = [&](const std::string& split, std::uint64_t seed) {
+    lca::DatasetSpec spec = tile_spec(dir_.string(), split);
+    spec.tile_seed = seed;
+    return lca::png_tile_layout(spec);
+  };
+  const lca::TileLayout train = layout("train", 1), test = layout("test", 1);
+  ASSERT_EQ(test.photos.size(), 2u); // round(0.25 * 6)
+  ASSERT_EQ(train.photos.size(), 4u);
+  std::set<std::string> all(train.photos.begin(), train.photos.end());
+  all.insert(test.photos.begin(), test.photos.end());
+  EXPECT_EQ(all.size(), 6u); // no photograph in both splits
+  EXPECT_TRUE(std::is_sorted(train.photos.begin(), train.photos.end()));
+  // load_dataset keeps to the layout: each tile's label is its photograph, and the identities
+  // list disjoint photographs.
+  const lca::ImageSet train_set = lca::load_dataset(tile_spec(dir_.string(), "train"));
+  const lca::ImageSet test_set = lca::load_dataset(tile_spec(dir_.string(), "test"));
+  EXPECT_EQ(train_set.n, std::int64_t(train.tiles.size()));
+  for (std::int64_t i = 0; i < train_set.n; ++i)
+    EXPECT_EQ(train_set.labels[i], train.tiles[i].photo);
+  const auto train_photos = identity_photos(train_set.identity);
+  for (const auto& p : identity_photos(test_set.identity))
+    EXPECT_EQ(train_photos.count(p), 0u) << p;
+  EXPECT_EQ(train_photos, std::set<std::string>(train.photos.begin(), train.photos.end()));
+
+  // Deterministic for a seed; another seed splits, places and orders otherwise.
+  const lca::TileLayout again = layout("train", 1);
+  EXPECT_EQ(again.photos, train.photos);
+  ASSERT_EQ(again.tiles.size(), train.tiles.size());
+  for (std::size_t i = 0; i < train.tiles.size(); ++i)
+    EXPECT_TRUE(again.tiles[i].photo == train.tiles[i].photo &&
+                again.tiles[i].y == train.tiles[i].y && again.tiles[i].x == train.tiles[i].x);
+  bool other_split = false;
+  for (std::uint64_t seed = 2; seed < 8; ++seed)
+    other_split |= layout("test", seed).photos != test.photos;
+  EXPECT_TRUE(other_split);
+  lca::DatasetSpec seed2 = tile_spec(dir_.string(), "train");
+  seed2.tile_seed = 2;
+  EXPECT_NE(lca::load_dataset(seed2).identity, train_set.identity);
+}
+
+TEST_F(DatasetTest, PngTilesCutTheWholeGridOfEachPhotograph) {
+  const auto photos = write_photos(dir_.string(), 5);
+  // A list naming the same photographs (relative, out of order) gives the same tiles.
+  std::string list;
+  for (auto it = photos.rbegin(); it != photos.rend(); ++it)
+    list += fs::path(it->first).filename().string() + "\n";
+  write_list(path("photos.txt"), list);
+  for (const std::string split : {"train", "test"}) {
+    const lca::TileLayout layout = lca::png_tile_layout(tile_spec(dir_.string(), split));
+    const lca::ImageSet rgb = lca::load_dataset(tile_spec(path("photos.txt"), split));
+    lca::DatasetSpec gray_spec = tile_spec(dir_.string(), split);
+    gray_spec.channels = 1;
+    const lca::ImageSet gray = lca::load_dataset(gray_spec);
+    ASSERT_EQ(rgb.n, std::int64_t(layout.tiles.size()));
+    ASSERT_EQ(gray.n, rgb.n);
+    std::map<int, std::set<std::pair<int, int>>> corners;
+    for (std::int64_t i = 0; i < rgb.n; ++i) {
+      const auto& t = layout.tiles[i];
+      corners[t.photo].insert({t.y, t.x});
+      const std::string& name = layout.photos[t.photo];
+      const Bytes& px = photos.at(name);
+      const int width = 8 + 5 * int(name[name.size() - 5] - '0');
+      for (int y = 0; y < 8; ++y) // the reference cut
+        for (int x = 0; x < 8; ++x) {
+          const std::uint8_t* s = &px[(std::size_t(t.y + y) * width + t.x + x) * 3];
+          for (int ch = 0; ch < 3; ++ch)
+            ASSERT_EQ(rgb.image(i)[ch * 64 + y * 8 + x], s[ch] / 255.0f) << name;
+          EXPECT_NEAR(gray.image(i)[y * 8 + x],
+                      (0.299 * s[0] + 0.587 * s[1] + 0.114 * s[2]) / 255.0, 1e-6);
+        }
+    }
+    // Per photograph: every whole tile of one grid whose origin is within H mod 8, W mod 8.
+    for (const auto& [p, c] : corners) {
+      const std::string& name = layout.photos[p];
+      const int i = int(name[name.size() - 5] - '0'), h = 8 + 3 * i + i % 2, w = 8 + 5 * i;
+      const auto [y0, x0] = *c.begin();
+      EXPECT_LE(y0, h % 8);
+      EXPECT_LE(x0, w % 8);
+      EXPECT_EQ(c.size(), std::size_t((h - y0) / 8 * ((w - x0) / 8))) << name;
+      for (const auto& [y, x] : c)
+        EXPECT_TRUE((y - y0) % 8 == 0 && (x - x0) % 8 == 0 && y + 8 <= h && x + 8 <= w) << name;
+    }
+  }
+}
+
+TEST_F(DatasetTest, PngTilesSubsetSpreadsOverPhotographs) {
+  write_photos(dir_.string(), 8);
+  lca::DatasetSpec spec = tile_spec(dir_.string(), "train");
+  const lca::ImageSet all = lca::load_dataset(spec);
+  spec.subset = 8;
+  const lca::ImageSet first = lca::load_dataset(spec);
+  ASSERT_EQ(first.n, 8);
+  // The first tiles of the shuffled order, from several photographs.
+  EXPECT_EQ(first.pixels, std::vector<float>(all.pixels.begin(), all.pixels.begin() + 8 * 192));
+  EXPECT_GE(std::set<int>(first.labels.begin(), first.labels.end()).size(), 3u);
+  // The identity counts the kept tiles per photograph.
+  int counted = 0;
+  const std::string photos = first.identity.substr(first.identity.find(" photos="));
+  for (std::size_t at = photos.find(':'); at != std::string::npos; at = photos.find(':', at + 1))
+    counted += std::atoi(photos.c_str() + at + 1);
+  EXPECT_EQ(counted, 8);
+}
+
+TEST_F(DatasetTest, PngTilesDropAlphaAndScale16Bit) {
+  // 8x8 tiles of two 9x9 photographs: RGBA (alpha dropped) and 16-bit RGB (scaled to 8 bits).
+  Bytes rgba(9 * 9 * 4);
+  std::vector<std::uint16_t> deep(9 * 9 * 3);
+  for (std::size_t i = 0; i < rgba.size(); ++i)
+    rgba[i] = std::uint8_t(i * 7);
+  for (std::size_t i = 0; i < deep.size(); ++i)
+    deep[i] = std::uint16_t(i * 3 % 256 * 257);
+  write_png_format(path("a.png"), 9, 9, PNG_FORMAT_RGBA, rgba.data());
+  write_png_format(path("b.png"), 9, 9, PNG_FORMAT_LINEAR_RGB, deep.data());
+  for (const std::string split : {"train", "test"}) {
+    const lca::TileLayout layout = lca::png_tile_layout(tile_spec(dir_.string(), split));
+    const lca::ImageSet set = lca::load_dataset(tile_spec(dir_.string(), split));
+    ASSERT_EQ(set.n, 1);
+    const auto& t = layout.tiles[0];
+    const bool is_rgba = layout.photos[0] == path("a.png");
+    for (int y = 0; y < 8; ++y)
+      for (int x = 0; x < 8; ++x)
+        for (int ch = 0; ch < 3; ++ch) {
+          const std::size_t p = std::size_t(t.y + y) * 9 + t.x + x;
+          const int expected = is_rgba ? rgba[p * 4 + ch] : deep[p * 3 + ch] / 257;
+          ASSERT_EQ(set.image(0)[ch * 64 + y * 8 + x], expected / 255.0f) << split;
+        }
+  }
+}
+
+/// The message of the lca::Error that `f` throws as T ("" if it throws nothing).
+template <class T, class F> std::string error_of(F f) {
+  try {
+    f();
+  } catch (const T& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST_F(DatasetTest, PngTilesRejectBadPhotographs) {
+  fs::create_directories(dir_ / "ok");
+  write_photos((dir_ / "ok").string(), 3);
+  lca::DatasetSpec spec = tile_spec(path("ok"), "test");
+  const auto load = [&](const lca::DatasetSpec& s) { return [s] { lca::load_dataset(s); }; };
+  // More tiles than the split's photographs hold.
+  const std::int64_t held = lca::load_dataset(spec).n;
+  spec.subset = held + 1;
+  EXPECT_NE(error_of<lca::InvalidArgument>(load(spec))
+                .find("asked " + std::to_string(held + 1) + " tiles, the 1 test photographs hold " +
+                      std::to_string(held)),
+            std::string::npos);
+  spec.subset = 0;
+  for (const double f : {0.0, 1.0, 0.9}) { // 0.9: round(2.7) leaves no training photograph
+    spec.test_photos_fraction = f;
+    EXPECT_NE(error_of<lca::InvalidArgument>(load(spec)), "") << f;
+  }
+  // A photograph smaller than a tile, a gray one for RGB tiles, none, one, one named twice.
+  fs::create_directories(dir_ / "small");
+  write_photos((dir_ / "small").string(), 2);
+  lca::write_png(path("small/tiny.png"), 20, 7, 3, Bytes(20 * 7 * 3, 1));
+  fs::create_directories(dir_ / "gray");
+  write_photos((dir_ / "gray").string(), 3);
+  lca::write_png(path("gray/gray.png"), 16, 16, 1, pattern(256, 9));
+  fs::create_directories(dir_ / "empty");
+  write_list(path("empty/notes.txt"), "no photographs here\n");
+  write_list(path("comments.txt"), "# nothing\n");
+  write_list(path("one.txt"), "ok/photo0.png\n");
+  write_list(path("twice.txt"), "ok/photo0.png\nok/photo1.png\nok/./photo0.png\n");
+  // Each bad photograph lies in one split, and is found when that split is read.
+  const std::pair<std::string, std::string> cases[] = {
+      {"small", "tiny.png: the photograph is 7x20, smaller than a 8x8 tile"},
+      {"gray", "gray.png: a gray photograph, but 3-channel tiles are asked"},
+      {"empty", "empty: no PNG photograph in the directory"},
+      {"comments.txt", "comments.txt: no PNG photograph in the list"},
+      {"one.txt", "one.txt: png-tiles needs at least 2 photographs"},
+      {"twice.txt", "names the photograph " + path("ok/photo0.png") + " twice"}};
+  for (const auto& [source, message] : cases) {
+    std::string errors;
+    for (const std::string split : {"train", "test"})
+      errors += error_of<lca::IoError>(load(tile_spec(path(source), split))) + "\n";
+    EXPECT_NE(errors.find(message), std::string::npos) << source << ": " << errors;
+  }
+  lca::DatasetSpec gray_tiles = tile_spec(path("gray"), "train"); // 1 channel: gray is fine
+  gray_tiles.channels = 1;
+  for (const std::string split : {"train", "test"}) {
+    gray_tiles.split = split;
+    EXPECT_NO_THROW(lca::load_dataset(gray_tiles));
+  }
+}
+
+TEST_F(DatasetTest, SourcesAndIdentitiesNameTheFilesOfTheSplit) {
+  const auto photos = write_photos(dir_.string(), 4);
+  for (const std::string split : {"train", "test"}) {
+    lca::DatasetSpec spec = tile_spec(dir_.string(), split);
+    spec.tile_seed = 3;
+    spec.test_photos_fraction = 0.5;
+    EXPECT_EQ(lca::dataset_sources(spec), lca::png_tile_layout(spec).photos);
+    const lca::DatasetSpec back = lca::dataset_spec_of_identity(lca::load_dataset(spec).identity);
+    EXPECT_EQ(back.format, "png-tiles");
+    EXPECT_EQ(back.split, split);
+    EXPECT_EQ(back.tile_seed, 3u);
+    EXPECT_EQ(back.test_photos_fraction, 0.5);
+    EXPECT_EQ(lca::dataset_sources(back), lca::dataset_sources(spec));
+    // dataset_files: the directory and the photographs of both splits.
+    const auto files = lca::dataset_files(spec);
+    EXPECT_EQ(files.size(), 5u);
+    for (const auto& [name, px] : photos)
+      EXPECT_NE(std::find(files.begin(), files.end(), name), files.end()) << name;
+  }
+  fs::create_directories(dir_ / "with space");
+  write_idx_pair(path("with space/t10k-images-idx3-ubyte"),
+                 path("with space/t10k-labels-idx1-ubyte"), 4, 2, 2, false);
+  lca::DatasetSpec idx;
+  idx.format = "mnist-idx";
+  idx.path = path("with space");
+  idx.split = "test";
+  const lca::DatasetSpec back = lca::dataset_spec_of_identity(lca::load_dataset(idx).identity);
+  EXPECT_EQ(back.path, idx.path);
+  EXPECT_EQ(lca::dataset_sources(back),
+            std::vector<std::string>{path("with space/t10k-images-idx3-ubyte")});
+  EXPECT_THROW(lca::dataset_spec_of_identity("idx:/a n=3 1x2x2"), lca::InvalidArgument);
+  EXPECT_THROW(lca::dataset_spec_of_identity(
+                   "format=png-tiles path=/a split=test tile_seed=x test_photos_fraction=0.25"),
+               lca::InvalidArgument);
+}
+
+TEST(SharedImages, CountsExactRepeatsOnly) {
+  lca::ImageSet train = small_set(5, 3, 4, 4), test = small_set(4, 3, 4, 4);
+  for (auto& v : test.pixels) // (small_set draws the same images every time)
+    v += 1.0f;
+  std::copy(train.image(3), train.image(4), test.image(0));
+  std::copy(train.image(1), train.image(2), test.image(2));
+  std::copy(train.image(2), train.image(3), test.image(3));
+  test.image(3)[47] += 1e-3f; // one pixel off: not the same image
+  EXPECT_EQ(lca::shared_images(train, test), 2);
+  EXPECT_EQ(lca::shared_images(train, train), 5);
+  EXPECT_EQ(lca::shared_images(train, small_set(4, 1, 4, 4)), 0);
+}
+
 // ---- subsets and epoch order --------------------------------------------------------------
 
 TEST_F(DatasetTest, SubsetsAreDeterministic) {
@@ -711,6 +986,26 @@ TEST(FashionMnist, DefaultDirectoryLoadsBothSplits) {
   EXPECT_EQ(test.height, 28);
   EXPECT_EQ(test.width, 28);
   EXPECT_NE(test.identity, train.identity);
+  // The official split repeats no training image exactly (lca-scaling run relies on it).
+  EXPECT_EQ(lca::shared_images(train, test), 0);
+}
+
+// ---- the built-in photographs (Debian package python3-skimage) --------------------------------
+
+TEST(PngTiles, BuiltInSkimagePhotographs) {
+  if (!fs::exists("/usr/lib/python3/dist-packages/skimage/data/astronaut.png"))
+    GTEST_SKIP() << "python3-skimage is not installed";
+  lca::DatasetSpec spec; // no path: inputs/photos-skimage.txt; 3x32x32 tiles, seed 1
+  spec.format = "png-tiles";
+  const lca::TileLayout train = lca::png_tile_layout(spec);
+  spec.split = "test";
+  const lca::TileLayout test = lca::png_tile_layout(spec);
+  // The counts README.md quotes.
+  EXPECT_EQ(train.photos.size(), 3u);
+  EXPECT_EQ(train.tiles.size(), 687u);
+  ASSERT_EQ(test.photos.size(), 1u);
+  EXPECT_EQ(fs::path(test.photos[0]).filename(), "astronaut.png");
+  EXPECT_EQ(test.tiles.size(), 256u);
 }
 
 // ---- PNG output ---------------------------------------------------------------------------

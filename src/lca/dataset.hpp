@@ -1,7 +1,7 @@
 #pragma once
-// Dataset readers (CIFAR-10 binary, IDX/MNIST, PNG lists), subsetting, the per-image
-// normalisation of algorithm.md §2 and the deterministic epoch order. Host-side only: the
-// solver copies batches to the device.
+// Dataset readers (CIFAR-10 binary, IDX/MNIST, PNG lists, tiles of photographs), subsetting,
+// the per-image normalisation of algorithm.md §2 and the deterministic epoch order. Host-side
+// only: the solver copies batches to the device.
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -52,27 +52,72 @@ ImageSet read_png_list(const std::string& list_path, int channels, int height, i
 
 /// What to load, as the apps' --dataset flags describe it.
 struct DatasetSpec {
-  std::string format = "fashion-mnist"; ///< fashion-mnist | mnist-idx | idx | cifar10 | png-list
+  /// fashion-mnist | mnist-idx | idx | cifar10 | png-list | png-tiles
+  std::string format = "fashion-mnist";
   /// fashion-mnist, mnist-idx: directory (fashion-mnist defaults to
   /// /usr/share/datasets/fashion-mnist); idx: the images file; cifar10: a directory holding
-  /// data_batch_1..5.bin / test_batch.bin, or a single .bin file; png-list: the list file.
+  /// data_batch_1..5.bin / test_batch.bin, or a single .bin file; png-list: the list file;
+  /// png-tiles: a directory of PNG photographs or a list file like png-list's (default: the
+  /// source tree's inputs/photos-skimage.txt, compiled in).
   std::string path;
   std::string split = "train";               ///< train | test (for directory-based formats)
   std::int64_t subset = 0;                   ///< 0 = all images; else keep this many
   std::string subset_mode = "first";         ///< first | random (a random subset keeps file order)
   std::uint64_t seed = 1;                    ///< for a random subset
-  int channels = 3, height = 32, width = 32; ///< png-list only
+  int channels = 3, height = 32, width = 32; ///< png-list images, png-tiles tiles
+  std::uint64_t tile_seed = 1;               ///< png-tiles: photo split, tile grids, tile order
+  double test_photos_fraction = 0.25;        ///< png-tiles: share of photographs in the test split
 };
+
+/// png-tiles (see load_dataset): which tiles of which photographs a split holds.
+struct TileLayout {
+  struct Tile {
+    int photo = 0;    ///< index into photos
+    int y = 0, x = 0; ///< top-left corner in the photograph
+  };
+  std::vector<std::string> photos; ///< the split's photographs, sorted by path
+  std::vector<Tile> tiles;         ///< in dataset order, before any subset
+};
+
+/// The tiles of spec's png-tiles split, from the PNG headers alone. The photographs (a
+/// directory's *.png, or a list's entries) are sorted by path; a permutation seeded by
+/// tile_seed puts the first max(1, round(test_photos_fraction * n)) of them in the test split,
+/// the rest in the train split, so no photograph gives tiles to both. Each photograph of the
+/// split is cut into every whole height x width tile of a grid whose origin (0..H mod height,
+/// 0..W mod width) is drawn per photograph; the tiles of the split are then shuffled, so a
+/// first-N subset spreads over the photographs. Throws IoError naming the file for a missing or
+/// unreadable photograph, one smaller than a tile, a gray one when 3 channels are asked, fewer
+/// than 2 photographs or one named twice; InvalidArgument for bad sizes or fraction.
+TileLayout png_tile_layout(const DatasetSpec& spec);
 
 /// Reads the dataset `spec` names and applies the subset. Throws InvalidArgument for an
 /// unknown format, split or subset mode, or a subset larger than the dataset; IoError from
-/// the readers.
+/// the readers. png-tiles cuts the tiles of png_tile_layout, converting channels as png-list
+/// does except that gray is not replicated to RGB (the set is meant to be natural colour); a
+/// tile's label is the index of its photograph in the layout's photos, and the identity lists
+/// the split's photographs with how many tiles each gave. Only the kept tiles are stored.
 ImageSet load_dataset(const DatasetSpec& spec);
 
-/// The files load_dataset(spec) would read (the dataset directory or list too), so that the apps
-/// can refuse an output that would overwrite one. Best effort, never throws: a missing
-/// directory or list yields only the paths known without it.
+/// The files load_dataset(spec) would read (the dataset directory or list too; png-tiles: the
+/// photographs of both splits), so that the apps can refuse an output that would overwrite
+/// one. Best effort, never throws: a missing directory or list yields only the paths known
+/// without it.
 std::vector<std::string> dataset_files(const DatasetSpec& spec);
+
+/// The files the images of spec's split come from: the split's IDX images file or CIFAR-10
+/// batches, an idx file, a png-list's PNGs, a png-tiles split's photographs (whatever the
+/// subset). Throws like load_dataset for a missing directory or list.
+std::vector<std::string> dataset_sources(const DatasetSpec& spec);
+
+/// The spec an ImageSet::identity of load_dataset describes, as far as dataset_sources needs it
+/// (format, path, split and the png-tiles split options). Throws InvalidArgument for text that
+/// load_dataset did not write.
+DatasetSpec dataset_spec_of_identity(const std::string& identity);
+
+/// How many images of `test` are pixel for pixel an image of `train` (by hashes of the pixel
+/// vectors, confirmed by comparing them); 0 when the shapes differ. Meant for the raw pixels,
+/// before normalize_images (which maps e.g. an image and a brighter copy to the same values).
+std::int64_t shared_images(const ImageSet& train, const ImageSet& test);
 
 /// algorithm.md §2: each image minus its mean over all pixels and channels, divided by its
 /// population standard deviation (both in double). An image whose std is at most 1e-6 of

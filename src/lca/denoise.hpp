@@ -67,14 +67,17 @@ DenoiseResult denoise(const Geometry& g, const LcaParams& p, const std::vector<f
 
 /// What a results file records beside the per-image values.
 struct DenoiseRecord {
-  std::string checkpoint, dataset_identity, preset;
+  std::string checkpoint, dataset_identity;
+  bool test_is_training = false; ///< the data is the checkpoint's training data (allowed)
+  std::string preset;
   Geometry geometry;
   LcaParams lca;
   DenoiseConfig config;
 };
 
 /// Writes the results file atomically (schema in README.md, "lca-denoise results"):
-/// root attributes with the summary and settings; /images/{error, noisy_error, active,
+/// root attributes with the summary and settings (test_is_training: 1 when the images are the
+/// checkpoint's training data); /images/{error, noisy_error, active,
 /// energy, mse[, response]} float64 (n); with codes, /codes/{image, neuron} int64 and
 /// /codes/value float32 (nnz), neuron = (m * H/s + y) * W/s + x.
 void write_denoise_results(const std::string& path, const DenoiseRecord& rec,

@@ -19,6 +19,10 @@ struct PngImage {
 /// before decoding). Throws IoError naming the file.
 PngImage read_png(const std::string& path, int height = 0, int width = 0);
 
+/// What read_png would return, without the pixels: the size and channels from the header alone
+/// (checked against the file's size). Throws IoError naming the file.
+PngImage read_png_info(const std::string& path);
+
 /// Writes an 8-bit gray (channels 1) or RGB (channels 3) PNG from interleaved row-major
 /// samples, encoded in memory and written with lca::AtomicFile (all or nothing). Throws IoError
 /// naming the path, InvalidArgument for inconsistent sizes.

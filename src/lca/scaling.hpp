@@ -36,6 +36,9 @@ struct SweepConfig {
   DenoiseConfig test;
   /// The denoising test's --stop-gap; NaN: the training's (train.lca.stop_gap).
   double test_stop_gap = NAN;
+  /// The test images are training images, as --allow-train-as-test allowed: labelled in the
+  /// settings (and so in the analysis).
+  bool test_is_training = false;
   std::string out_dir = "results/study"; ///< sweep.h5 and points/<name>/checkpoint.h5
 };
 

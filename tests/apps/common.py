@@ -4,6 +4,7 @@ import os
 import struct
 import subprocess
 import tempfile
+import zlib
 
 import numpy as np
 
@@ -31,6 +32,18 @@ def write_idx(path, images, compress=False):
     data = struct.pack(">IIII", 0x00000803, *images.shape) + images.tobytes()
     with (gzip.open if compress else open)(path, "wb") as f:
         f.write(data)
+
+
+def write_png(path, pixels):
+    """An 8-bit PNG of (h, w) gray or (h, w, 3) RGB pixels."""
+    pixels = np.asarray(pixels, dtype=np.uint8)
+    h, w = pixels.shape[:2]
+    raw = b"".join(b"\x00" + pixels[y].tobytes() for y in range(h))
+    chunk = lambda t, d: struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))
+    header = struct.pack(">IIBBBBB", w, h, 8, 2 if pixels.ndim == 3 else 0, 0, 0, 0)
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw))
+                + chunk(b"IEND", b""))
 
 
 def tmpdir():

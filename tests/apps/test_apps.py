@@ -16,7 +16,7 @@ import h5py
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import ENV, FMNIST, MPIRUN, app, run, tmpdir, write_idx  # noqa: E402
+from common import ENV, FMNIST, MPIRUN, app, run, tmpdir, write_idx, write_png  # noqa: E402
 
 TINY = ["--subset", "64", "--nf", "6", "--iterations", "20", "--progress", "0", "--eta", "0.1",
         "--batch", "8"]
@@ -376,8 +376,10 @@ class Apps(unittest.TestCase):
              "32", "--progress", "0", "-o", ck])
         res = f"{self.tmp}/den.h5"
         run([app("lca-denoise"), "-c", ck, "--data", "idx", "--data-path", data, "--sigma", "0",
-             "--lambda", "1e-4", "--iterations", "10000", "--progress", "0", "-o", res])
+             "--lambda", "1e-4", "--iterations", "10000", "--progress", "0", "--allow-train-as-test",
+             "-o", res])
         with h5py.File(res) as f:
+            self.assertEqual(f.attrs["test_is_training"], 1)
             self.assertLess(f.attrs["error_mean"], 1.0)  # percent
             self.assertEqual(f.attrs["noisy_error_mean"], 0.0)
 
@@ -396,6 +398,53 @@ class Apps(unittest.TestCase):
                 np.testing.assert_allclose(a["images"][name][...], b["images"][name][...], rtol=1e-5)
             self.assertEqual(a["codes/value"].shape, b["codes/value"].shape)
             self.assertGreater(a["codes/value"].shape[0], 0)
+
+    def test_test_set_is_not_the_training_set(self):
+        """A png-list has no test split: lca-scaling run refuses to test on its training images
+        unless --test-data-path names other images or --allow-train-as-test labels the sweep;
+        lca-denoise refuses the checkpoint's own training data the same way."""
+        rng = np.random.default_rng(5)
+        for i in range(12):
+            write_png(f"{self.tmp}/{i}.png", rng.integers(0, 256, size=(8, 8)))
+        train, test = f"{self.tmp}/train.txt", f"{self.tmp}/test.txt"
+        for path, images in ((train, range(8)), (test, range(8, 12))):
+            with open(path, "w") as f:
+                f.write("".join(f"{i}.png\n" for i in images))
+        png = ["--data", "png-list", "--png-channels", "1", "--png-height", "8", "--png-width", "8",
+               "--iterations", "2", "--batch", "4", "--progress", "0"]
+        tiny = [*png, "--kernel", "4", "--stride", "2"]
+        study = [app("lca-scaling"), "run", *tiny, "--data-path", train, "--sizes", "2", "--lambdas",
+                 "0.5"]
+        rc, _, err = run([*study, "--out-dir", f"{self.tmp}/refused"], check=False)
+        self.assertEqual(rc, 2, err)
+        self.assertIn("the test set is the training data: 8 of 8 images are training images", err)
+        self.assertFalse(os.path.exists(f"{self.tmp}/refused"))
+
+        _, out, _ = run([*study, "--test-data-path", test, "--out-dir", f"{self.tmp}/separate"])
+        self.assertIn("8 training / 4 test images, solver", out)
+        with h5py.File(f"{self.tmp}/separate/sweep.h5") as f:
+            self.assertIn(f"path={test} split=test", f.attrs["settings"])
+            self.assertNotIn("test=training", f.attrs["settings"])
+
+        _, out, _ = run([*study, "--allow-train-as-test", "--out-dir", f"{self.tmp}/allowed"])
+        self.assertIn("(test=training, allowed by --allow-train-as-test)", out)
+        with h5py.File(f"{self.tmp}/allowed/sweep.h5") as f:
+            self.assertTrue(f.attrs["settings"].endswith(
+                " | test=training (allowed by --allow-train-as-test)"), f.attrs["settings"])
+
+        ck = f"{self.tmp}/ck.h5"
+        run([app("lca-train"), *tiny, "--data-path", train, "--nf", "2", "--images", "8", "-o", ck])
+        denoise = [app("lca-denoise"), "-c", ck, *png]
+        rc, _, err = run([*denoise, "--data-path", train, "-o", f"{self.tmp}/refused.h5"], check=False)
+        self.assertEqual(rc, 2, err)
+        self.assertIn("the data to denoise is the checkpoint's training data: 8 of 8 files", err)
+        self.assertFalse(os.path.exists(f"{self.tmp}/refused.h5"))
+        for data, allow, label in ((test, [], 0), (train, ["--allow-train-as-test"], 1)):
+            res = f"{self.tmp}/denoise{label}.h5"
+            _, out, _ = run([*denoise, "--data-path", data, *allow, "-o", res])
+            self.assertEqual("TRAINING data" in out, bool(label), out)
+            with h5py.File(res) as f:
+                self.assertEqual(f.attrs["test_is_training"], label)
 
     def scaling_args(self, out):
         return [app("lca-scaling"), "run", "--subset", "48", "--test-subset", "16", "--images", "48",

@@ -10,7 +10,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "apps"))
-from common import app, run, tmpdir, write_idx  # noqa: E402
+from common import app, run, tmpdir, write_idx, write_png  # noqa: E402
 
 
 def fixtures(tmp):
@@ -28,20 +28,22 @@ def fixtures(tmp):
     with open(f"{tmp}/cifar/good.bin", "wb") as f:
         f.write(bytes(3073 * 4))
     os.makedirs(f"{tmp}/png")
-    import zlib
-
-    def png(path, w, h):
-        raw = b"".join(b"\x00" + bytes(w) for _ in range(h))
-        chunk = lambda t, d: struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))
-        with open(path, "wb") as f:
-            f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
-                    + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
-    png(f"{tmp}/png/a.png", 8, 8)
-    png(f"{tmp}/png/b.png", 9, 8)
+    write_png(f"{tmp}/png/a.png", np.zeros((8, 8)))
+    write_png(f"{tmp}/png/b.png", np.zeros((8, 9)))
     with open(f"{tmp}/png/wrong-size.txt", "w") as f:
         f.write("a.png\nb.png\n")
     with open(f"{tmp}/png/missing.txt", "w") as f:
         f.write("a.png\nnothere.png\n")
+    # png-tiles photographs (32x32 tiles by default): two that hold one tile each, too small,
+    # gray, and lists naming one photograph or one twice.
+    os.makedirs(f"{tmp}/tiles/empty")
+    for name, w, h, rgb in (("a", 40, 40, True), ("b", 40, 40, True), ("tiny1", 40, 20, True),
+                            ("tiny2", 20, 40, True), ("gray1", 40, 40, False), ("gray2", 40, 40, False)):
+        write_png(f"{tmp}/tiles/{name}.png", np.zeros((h, w, 3) if rgb else (h, w)))
+    for name, photos in (("ok", "a b"), ("small", "tiny1 tiny2"), ("gray", "gray1 gray2"),
+                         ("one", "a"), ("twice", "a b a")):
+        with open(f"{tmp}/tiles/{name}.txt", "w") as f:
+            f.write("".join(f"{p}.png\n" for p in photos.split()))
     with open(f"{tmp}/afile", "w") as f:
         f.write("a file, not a directory\n")
     with open(f"{tmp}/empty-array.toml", "w") as f:  # a fuzz finding (tests/fuzz/README.md)
@@ -58,7 +60,7 @@ def fixtures(tmp):
     with open(f"{tmp}/good-labels-idx1-ubyte", "wb") as f:
         f.write(struct.pack(">II", 0x00000801, 32) + bytes(range(32)))
     os.symlink(f"{tmp}/good-images-idx3-ubyte", f"{tmp}/link.h5")
-    png(f"{tmp}/png/x_features.png", 8, 8)
+    write_png(f"{tmp}/png/x_features.png", np.zeros((8, 8)))
     with open(f"{tmp}/png/features.txt", "w") as f:
         f.write("a.png\nx_features.png\n")
     with open(f"{tmp}/cfg.toml", "w") as f:
