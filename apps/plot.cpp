@@ -291,7 +291,7 @@ void plot_study(const std::string& out_dir, const StudyResult& r, const Metric& 
   };
   const ScalingPlot scaling[] = {
       {"min_error_vs_L" + sfx + ".png", "Value of the minimum vs system size",
-       std::string("minimum error e* (") + metric.name + ")", e_star, 3, 8, "e*", x.val_fit,
+       std::string("minimum error e* (") + metric.title + ")", e_star, 3, 8, "e*", x.val_fit,
        "e* ∝ L^{γ/ν}: γ/ν = " + pm(x.val_fit.slope, x.val_fit.slope_se) +
            ", γ = " + pm(x.gamma, x.gamma_se)},
       {"min_location_vs_L" + sfx + ".png", "Location of the minimum vs system size",

@@ -10,9 +10,9 @@
 
 namespace lca {
 
-const Metric kPercentError{"percent", "", "percent error 100·‖x − Φa‖/‖x‖",
+const Metric kPercentError{"percent", "", "percent error 100·‖x − Φa‖/‖x‖", "percent error",
                            "reconstruction error 100·‖x − Φa‖/‖x‖ (%)"};
-const Metric kSquaredError{"mse", "_mse", "mean squared error per pixel",
+const Metric kSquaredError{"mse", "_mse", "mean squared error per pixel", "squared error",
                            "mean squared error per pixel of the normalised image"};
 
 namespace {

@@ -14,7 +14,8 @@ namespace lca {
 struct Metric {
   const char* key;    ///< "percent" or "mse": the CSV's metric column
   const char* suffix; ///< file-name suffix of its plots ("" or "_mse")
-  const char* name;   ///< in table headings and plot titles
+  const char* name;   ///< in table headings
+  const char* title;  ///< short, in plot titles
   const char* axis;   ///< the plots' error axis label
 };
 /// 100 ||x - Phi a|| / ||x|| per image.
