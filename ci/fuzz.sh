@@ -24,18 +24,19 @@ mkdir -p "$OUT/obj"
 
 SAN=(-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer)
 CXXFLAGS=(-std=c++17 -g -O1 "${SAN[@]}" -Isrc -Iapps -Itests/fuzz
+  -DLCA_BUILTIN_PHOTOS="\"$PWD/inputs/photos-skimage.txt\""
   $(pkg-config --cflags hdf5-openmpi libpng zlib))
 LIBS=($(pkg-config --libs hdf5-openmpi libpng zlib))
-SOURCES=(params dataset image_png h5 checkpoint atomic_file)
+SOURCES=(kernels/params io/dataset io/image_png io/h5 io/checkpoint io/atomic_file)
 
 echo "== fuzz: building ${TARGETS[*]} with $CXX"
 build_start=$(date +%s)
 objs=()
 pids=()
 for s in "${SOURCES[@]}"; do # the parsers, instrumented for coverage
-  "$CXX" "${CXXFLAGS[@]}" -fsanitize=fuzzer-no-link -c "src/$s.cpp" -o "$OUT/obj/$s.o" &
+  "$CXX" "${CXXFLAGS[@]}" -fsanitize=fuzzer-no-link -c "src/$s.cpp" -o "$OUT/obj/${s##*/}.o" &
   pids+=($!)
-  objs+=("$OUT/obj/$s.o")
+  objs+=("$OUT/obj/${s##*/}.o")
   if [ ${#pids[@]} -ge 2 ]; then wait "${pids[0]}"; pids=("${pids[@]:1}"); fi
 done
 for p in "${pids[@]}"; do wait "$p"; done

@@ -1,7 +1,6 @@
 // Statistics of the phase-transition study, algorithm.md §5-§7.
 #include "lca/analysis.hpp"
 
-#include "lca/atomic_file.hpp"
 #include "lca/error.hpp"
 #include "lca/random.hpp"
 
