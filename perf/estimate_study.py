@@ -55,8 +55,9 @@ def main():
         tsec = f["points/train_seconds"][...]
         m_test = f.attrs["n_test"]
     m_train = float(settings.split(" images=")[1].split()[0])
-    if m_train <= 0:
-        sys.exit("the measured sweep must have been run with --images N")
+    if m_train <= 0:  # all images, every epoch
+        epochs = float(settings.split(" epochs=")[1].split()[0])
+        m_train = epochs * float(settings.split("| train: ")[1].split(" n=")[1].split()[0])
     ok = np.isfinite(tsec)
     per_point = []
     for s in sizes:

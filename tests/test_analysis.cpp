@@ -124,6 +124,19 @@ TEST(FindMinimum, RepeatedActivityKeepsDiscretePoint) {
   EXPECT_EQ(m.lambda, 3);
 }
 
+// Nearly coincident activities with a steep drop: the parabola through them dives far below
+// every point (here to about -460); the discrete point is kept instead.
+TEST(FindMinimum, IllConditionedParabolaKeepsDiscretePoint) {
+  const std::vector<double> t{0.0, 0.01, 1.0}, e{50, 30, 31}, lambda{0.9, 0.5, 0.2};
+  std::vector<double> active;
+  for (double v : t)
+    active.push_back(std::exp(v));
+  const lca::Minimum m = lca::find_minimum(active, e, lambda);
+  EXPECT_FALSE(m.refined);
+  EXPECT_EQ(m.error, 30);
+  EXPECT_EQ(m.index, 1);
+}
+
 TEST(FindMinimum, EdgeMinimumFlaggedOnEitherEnd) {
   // Lowest activity (largest lambda), given last.
   lca::Minimum m = lca::find_minimum({2, 4, 8, 1}, {3, 4, 5, 2}, {3, 2, 1, 4});

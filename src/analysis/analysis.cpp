@@ -165,7 +165,13 @@ Minimum find_minimum(const std::vector<double>& active, const std::vector<double
   const std::size_t a = tv < t[1] ? m - 1 : m; // segment [a, a+1] in sorted order holds tv
   const double ta = std::log(active[order[a]]), tb = std::log(active[order[a + 1]]);
   const double la = std::log(lambda[order[a]]), lb = std::log(lambda[order[a + 1]]);
-  r.error = e[0] + d01 * (tv - t[0]) + c2 * (tv - t[0]) * (tv - t[1]);
+  const double vertex = e[0] + d01 * (tv - t[0]) + c2 * (tv - t[0]) * (tv - t[1]);
+  // On an even grid the vertex lies at most max(e0, e2) - e1 over 4 below the middle point; far
+  // below that, uneven spacing (e.g. replicate-averaged activities that nearly coincide) makes
+  // the parabola meaningless: keep the discrete point.
+  if (r.error - vertex > 0.5 * (std::max(e[0], e[2]) - r.error))
+    return r;
+  r.error = vertex;
   r.active = std::exp(tv);
   r.lambda = std::exp(la + (lb - la) * (tv - ta) / (tb - ta));
   r.refined = true;

@@ -57,7 +57,9 @@ struct Minimum {
 /// errors), refined by the quadratic in log(active) through it and its two neighbours
 /// (least squares on three points = interpolation). As the middle point is the lowest (and
 /// strictly below its left neighbour), the parabola always opens upward with its vertex between
-/// the neighbours; only repeated activities keep the discrete point. lambda at the minimum:
+/// the neighbours; repeated activities keep the discrete point, and so does a vertex more than
+/// half of max(e_left, e_right) - e_min below the discrete minimum (twice what an even grid
+/// allows: uneven spacing has made the parabola meaningless). lambda at the minimum:
 /// log(lambda) interpolated linearly in log(active) on the segment holding the vertex. Throws
 /// InvalidArgument on empty or unequal lengths, active <= 0, non-finite values.
 Minimum find_minimum(const std::vector<double>& active, const std::vector<double>& error,
