@@ -297,14 +297,13 @@ int main(int argc, char** argv) {
     const lca::Sweep s = lca::run_sweep(cfg, train, test, MPI_COMM_WORLD, &std::cout);
     if (lca::app::rank() == 0) {
       const std::size_t grid = cfg.sizes.size() * cfg.lambdas.size() * cfg.replicates;
-      int unconverged = 0;
+      int unconverged = 0, refined = 0;
       for (const auto& p : s.points)
-        unconverged += p.unconverged > 0;
+        unconverged += p.unconverged > 0, refined += p.refine_round > 0;
       const double secs = clock.elapsed();
-      std::cout << "lca-scaling run: " << s.points.size() << " points (grid " << grid
-                << (s.points.size() > grid ? ", rest from refinement" : "") << ") in " << sweep_h5
-                << "; " << s.points.size() - before << " this run in " << lca::format_duration(secs)
-                << " ("
+      std::cout << "lca-scaling run: " << s.points.size() << " points (grid " << grid << ", "
+                << refined << " from refinement) in " << sweep_h5 << "; "
+                << s.points.size() - before << " this run in " << lca::format_duration(secs) << " ("
                 << lca::format_number(3600.0 * double(s.points.size() - before) / secs, "%.1f")
                 << " points/h)";
       const double test_gap =

@@ -465,7 +465,7 @@ class Apps(unittest.TestCase):
             partial = f.attrs["n_points"]
         self.assertLess(partial, 6)
         _, out, _ = run(self.scaling_args(cut))
-        self.assertIn("6 points (grid 6)", out)
+        self.assertIn("6 points (grid 6, 0 from refinement)", out)
         with h5py.File(f"{ref}/sweep.h5") as a, h5py.File(sweep) as b:
             self.assertEqual(b.attrs["n_points"], 6)
             key = lambda f: sorted(zip(f["points/nf"][...], f["points/lambda"][...]))
