@@ -3,6 +3,7 @@
 // the top, print one clear line, and end all ranks (MPI_Abort when there is more than one, so a
 // failing rank never leaves the others hanging).
 #include "lca/error.hpp"
+#include "lca/mpi.hpp"
 #include "lca/train.hpp"
 
 #include <CLI/CLI.hpp>
@@ -24,9 +25,7 @@
 namespace lca::app {
 
 inline int rank() {
-  int r = 0;
-  MPI_Comm_rank(MPI_COMM_WORLD, &r);
-  return r;
+  return mpi::rank(MPI_COMM_WORLD);
 }
 
 /// A combination of flags found wrong after parsing (an output that is also an input): exit 2
@@ -50,7 +49,8 @@ inline const char* signal_name(int sig) {
 /// first thing), every rank throws Interrupted("interrupted by SIGTERM <when>; nothing written").
 inline void stop_point(const std::string& when) {
   int sig = lca::stop_signal(), any = 0;
-  MPI_Allreduce(&sig, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+  mpi::check(MPI_Allreduce(&sig, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD),
+             "MPI_Allreduce of the stop signal");
   if (any != 0)
     throw Interrupted(any, std::string("interrupted by ") + signal_name(any) + " " + when +
                                "; nothing was written");
@@ -68,11 +68,7 @@ inline void default_stop_signals(const std::string& when) {
 /// Rank 0 runs `check` (a problem, or ""); every rank throws UsageError if it found one, so all
 /// ranks agree even where their views of the file system could differ.
 inline void collective_check(const std::function<std::string()>& check) {
-  std::string problem = rank() == 0 ? check() : std::string();
-  int size = int(problem.size());
-  MPI_Bcast(&size, 1, MPI_INT, 0, MPI_COMM_WORLD);
-  problem.resize(std::size_t(size));
-  MPI_Bcast(problem.data(), size, MPI_CHAR, 0, MPI_COMM_WORLD);
+  const std::string problem = mpi::from_rank0(MPI_COMM_WORLD, check);
   if (!problem.empty())
     throw UsageError(problem);
 }
@@ -214,16 +210,26 @@ template <class Body> int run(const char* name, int argc, char** argv, Body body
   default_openmp_binding(argc, argv, binding_hint);
   // First, so that a SIGINT/SIGTERM while the data loads ends the run cleanly (stop_point).
   lca::install_stop_handlers();
-  MPI_Init(&argc, &argv);
-  int size = 1;
-  MPI_Comm_size(MPI_COMM_WORLD, &size);
-  if (!binding_hint.empty() && rank() == 0)
-    std::cout << name << ": " << binding_hint << std::endl;
-  int rc = 0;
+  // MPI_Init and MPI_Finalize lie outside the job's error handling: a failure is one line.
+  const auto succeeded = [name](int mpi_rc, const char* what) {
+    try {
+      mpi::check(mpi_rc, what);
+      return true;
+    } catch (const Error& e) {
+      std::cerr << name << ": error: " << e.what() << std::endl;
+      return false;
+    }
+  };
+  if (!succeeded(MPI_Init(&argc, &argv), "MPI_Init"))
+    return 1;
+  int rc = 0, size = 1, me = 0;
   std::string error;
   bool all_ranks = false; // an error every rank raised alike: rank 0 reports, no MPI_Abort
   try {
-    SplitArgs args(argc, argv, rank() == 0);
+    size = mpi::size(MPI_COMM_WORLD), me = rank();
+    if (!binding_hint.empty() && me == 0)
+      std::cout << name << ": " << binding_hint << std::endl;
+    SplitArgs args(argc, argv, me == 0);
     int kokkos_argc = args.kokkos_argc();
     Kokkos::ScopeGuard kokkos(kokkos_argc, args.kokkos.data());
     rc = args.kokkos_help ? 0 : body(args.app_argc(), args.app.data());
@@ -237,17 +243,17 @@ template <class Body> int run(const char* name, int argc, char** argv, Body body
   }
   if (!error.empty()) {
     if (all_ranks) {
-      if (rank() == 0)
+      if (me == 0)
         std::cerr << name << ": " << (rc == 2 ? "error: " : "") << error << std::endl;
     } else {
       std::cerr << name << ": error: " << error
-                << (size > 1 ? " (rank " + std::to_string(rank()) + ")" : std::string())
-                << std::endl;
+                << (size > 1 ? " (rank " + std::to_string(me) + ")" : std::string()) << std::endl;
       if (size > 1)
-        MPI_Abort(MPI_COMM_WORLD, rc);
+        MPI_Abort(MPI_COMM_WORLD, rc); // does not return: not checked
     }
   }
-  MPI_Finalize();
+  if (!succeeded(MPI_Finalize(), "MPI_Finalize") && rc == 0)
+    rc = 1;
   return rc;
 }
 

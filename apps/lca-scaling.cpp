@@ -278,9 +278,9 @@ int main(int argc, char** argv) {
                                     "give separate test data with --test-data-path"},
                                    shared, test.n, allow_train_as_test);
     const std::string sweep_h5 = lca::sweep_path(cfg.out_dir);
-    const std::size_t before =
-        std::filesystem::exists(sweep_h5) ? lca::read_sweep(sweep_h5).points.size() : 0;
+    std::size_t before = 0; // points already there (rank 0 reports)
     if (lca::app::rank() == 0) {
+      before = std::filesystem::exists(sweep_h5) ? lca::read_sweep(sweep_h5).points.size() : 0;
       std::filesystem::create_directories(cfg.out_dir);
       std::cout << "lca-scaling run: " << cfg.sizes.size() << " sizes x " << cfg.lambdas.size()
                 << " lambdas x " << cfg.replicates << " replicate(s)"

@@ -3,6 +3,7 @@
 #include "lca/checkpoint.hpp"
 #include "lca/core.hpp"
 #include "lca/format.hpp"
+#include "lca/mpi.hpp"
 #include "no_overwrite.hpp"
 #include "options.hpp"
 
@@ -58,8 +59,7 @@ int main(int argc, char** argv) {
                                    " is incompatible: batch size or shuffle settings differ");
     }
     cfg.checkpoint = output;
-    int ranks = 1;
-    MPI_Comm_size(MPI_COMM_WORLD, &ranks);
+    const int ranks = lca::mpi::size(MPI_COMM_WORLD);
     lca::app::stop_point("before training started");
     if (rank == 0) {
       const auto dir = std::filesystem::path(output).parent_path();

@@ -228,8 +228,7 @@ int main(int argc, char** argv) {
       lca::Learner<Scalar> learner(g, lca::LearnParams{});
       s.reset(batch);
       s.solve(d, x);
-      const double t_learn =
-          median_seconds(kreps, [&] { learner.update(d, &s, batch, MPI_COMM_SELF); });
+      const double t_learn = median_seconds(kreps, [&] { learner.update(d, &s, batch); });
       const double npos = double(batch) * g.positions(), ckk = g.patch();
       const double nnz = active / 100.0 * batch * g.neurons();
       const double fl_drive = 2 * npos * g.nf * ckk, fl_rec = 2 * nnz * ckk;

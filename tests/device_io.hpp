@@ -7,25 +7,23 @@
 
 namespace lca::test {
 
-template <class Scalar, class Space>
-void load_dictionary(Dictionary<Scalar, Space>& d, const std::vector<double>& nckk) {
+template <class Dict> void load_dictionary(Dict& d, const std::vector<double>& nckk) {
   d.from_host(std::vector<float>(nckk.begin(), nckk.end()));
 }
 
 /// Exact double values into the dictionary (from_host goes through float).
-template <class Scalar, class Space>
-void load_dictionary_exact(Dictionary<Scalar, Space>& d, const std::vector<double>& nckk) {
+template <class Dict> void load_dictionary_exact(Dict& d, const std::vector<double>& nckk) {
   const auto& g = d.geometry();
   auto h = Kokkos::create_mirror_view(d.matrix());
   for (int m = 0; m < g.nf; ++m)
     for (int e = 0; e < g.patch(); ++e)
-      h(e, m) = Scalar(nckk[std::size_t(m) * g.patch() + e]);
+      h(e, m) = typename Dict::Matrix::value_type(nckk[std::size_t(m) * g.patch() + e]);
   Kokkos::deep_copy(d.matrix(), h);
 }
 
-template <class Scalar, class Space>
-typename Views<Scalar, Space>::Images to_images(const std::vector<double>& v, int B, int npix) {
-  typename Views<Scalar, Space>::Images x("test::images", B, npix);
+template <class Scalar, class Device>
+typename Views<Scalar, Device>::Images to_images(const std::vector<double>& v, int B, int npix) {
+  typename Views<Scalar, Device>::Images x("test::images", B, npix);
   auto h = Kokkos::create_mirror_view(x);
   for (int b = 0; b < B; ++b)
     for (int t = 0; t < npix; ++t)
@@ -44,11 +42,11 @@ template <class View> std::vector<double> from_images(const View& x) {
 }
 
 /// (B, nf, Hs, Ws) host map <-> (B*positions, nf) solver matrix.
-template <class Scalar, class Space>
-typename Views<Scalar, Space>::Matrix to_map(const Geometry& g, const std::vector<double>& v,
-                                             int B) {
+template <class Scalar, class Device, class Layout>
+typename Views<Scalar, Device, Layout>::Matrix to_map(const Geometry& g,
+                                                      const std::vector<double>& v, int B) {
   const int P = g.positions();
-  typename Views<Scalar, Space>::Matrix a("test::map", std::size_t(B) * P, g.nf);
+  typename Views<Scalar, Device, Layout>::Matrix a("test::map", std::size_t(B) * P, g.nf);
   auto h = Kokkos::create_mirror_view(a);
   for (int b = 0; b < B; ++b)
     for (int m = 0; m < g.nf; ++m)

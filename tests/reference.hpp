@@ -5,6 +5,8 @@
 //   drive:       conv2d(r, Phi, stride=s, padding=p)
 #include "lca/params.hpp"
 
+#include <cmath>
+#include <limits>
 #include <random>
 #include <vector>
 
@@ -59,12 +61,34 @@ inline std::vector<double> ref_drive(const Geometry& g, const std::vector<double
   return out;
 }
 
+/// How far a Scalar kernel may be from the double reference for an output that sums n_terms
+/// products, the absolute values of the products summing to at most `scale`: rounding the
+/// inputs to Scalar and summing in any order (blocked GEMM, scatter, tree reductions) is off by
+/// at most about n_terms * epsilon * scale (Higham's gamma_n bound; the factor 4 covers its
+/// lower-order terms).
+template <class Scalar> double tol(double n_terms, double scale) {
+  return 4 * double(std::numeric_limits<Scalar>::epsilon()) * n_terms * scale;
+}
+
+/// Terms of one pixel of Phi a: nf features times the ceil(k/s)^2 positions whose patches
+/// cover it.
+inline double reconstruct_terms(const Geometry& g) {
+  const int cover = (g.kernel + g.stride - 1) / g.stride;
+  return double(g.nf) * cover * cover;
+}
+
 inline std::vector<double> random_vector(std::size_t n, unsigned seed, double zero_fraction = 0) {
   std::mt19937_64 gen(seed);
   std::uniform_real_distribution<double> u(-1.0, 1.0), z(0.0, 1.0);
   std::vector<double> v(n);
   for (auto& x : v)
     x = z(gen) < zero_fraction ? 0.0 : u(gen);
+  return v;
+}
+
+inline std::vector<double> abs_values(std::vector<double> v) {
+  for (double& x : v)
+    x = std::abs(x);
   return v;
 }
 

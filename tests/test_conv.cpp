@@ -41,28 +41,31 @@ TYPED_TEST_SUITE(Conv, Configs, ConfigNames);
 
 TYPED_TEST(Conv, ReconstructMatchesReference) {
   using S = typename TypeParam::Scalar;
-  using Sp = typename TypeParam::Space;
+  using Sp = typename TypeParam::Device;
+  using L = typename TypeParam::Layout;
   unsigned seed = 1;
   for (const auto& sh : shapes) {
     const Geometry g = geometry(sh);
     SCOPED_TRACE("c=" + std::to_string(sh.c) + " k=" + std::to_string(sh.k) +
                  " s=" + std::to_string(sh.s));
-    Dictionary<S, Sp> d(g);
+    Dictionary<S, Sp, L> d(g);
     const auto w = random_vector(std::size_t(g.nf) * g.patch(), seed++);
     load_dictionary_exact(d, w);
     // Half the activities zero, both signs: exercises the active lists.
     const auto a = random_vector(std::size_t(sh.B) * g.neurons(), seed++, 0.5);
-    LcaSolver<S, Sp> solver(g, default_params());
+    LcaSolver<S, Sp, L> solver(g, default_params());
     solver.reset(sh.B);
-    solver.set_activities(to_map<S, Sp>(g, a, sh.B));
+    solver.set_activities(to_map<S, Sp, L>(g, a, sh.B));
     typename Views<S, Sp>::Images out("out", sh.B, g.pixels());
     solver.reconstruct(d, {}, out, S(1));
     const auto ref = ref_reconstruct(g, w, a, sh.B);
-    EXPECT_LE(max_abs_diff(from_images(out), ref), TypeParam::tol * max_abs(ref) * 10);
+    const double n = reconstruct_terms(g);
+    const double scale = max_abs(ref_reconstruct(g, abs_values(w), abs_values(a), sh.B));
+    EXPECT_LE(max_abs_diff(from_images(out), ref), tol<S>(n, scale));
     // The dense path (GEMM + col2im gather) on the same code.
     solver.reconstruct_dense(d, solver.activities(), {}, out, S(1));
-    EXPECT_LE(max_abs_diff(from_images(out), ref), TypeParam::tol * max_abs(ref) * 10);
-    // out = x - Phi a, by both paths
+    EXPECT_LE(max_abs_diff(from_images(out), ref), tol<S>(n, scale));
+    // out = x - Phi a, by both paths (|x| <= 1: one more term)
     const auto x = random_vector(std::size_t(sh.B) * g.pixels(), seed++);
     for (const bool dense : {false, true}) {
       SCOPED_TRACE(dense ? "dense" : "scatter");
@@ -71,56 +74,68 @@ TYPED_TEST(Conv, ReconstructMatchesReference) {
       auto r = from_images(solver.residual());
       for (std::size_t i = 0; i < r.size(); ++i)
         r[i] = x[i] - r[i];
-      EXPECT_LE(max_abs_diff(r, ref), TypeParam::tol * max_abs(ref) * 10);
+      EXPECT_LE(max_abs_diff(r, ref), tol<S>(n + 1, scale + 1));
     }
   }
 }
 
 TYPED_TEST(Conv, DriveMatchesReference) {
   using S = typename TypeParam::Scalar;
-  using Sp = typename TypeParam::Space;
+  using Sp = typename TypeParam::Device;
+  using L = typename TypeParam::Layout;
   unsigned seed = 100;
   for (const auto& sh : shapes) {
     const Geometry g = geometry(sh);
     SCOPED_TRACE("c=" + std::to_string(sh.c) + " k=" + std::to_string(sh.k) +
                  " s=" + std::to_string(sh.s));
-    Dictionary<S, Sp> d(g);
+    Dictionary<S, Sp, L> d(g);
     const auto w = random_vector(std::size_t(g.nf) * g.patch(), seed++);
     load_dictionary_exact(d, w);
     const auto r = random_vector(std::size_t(sh.B) * g.pixels(), seed++);
-    LcaSolver<S, Sp> solver(g, default_params());
+    LcaSolver<S, Sp, L> solver(g, default_params());
     solver.reset(sh.B);
     solver.im2col(to_images<S, Sp>(r, sh.B, g.pixels()));
     solver.apply_drive(d);
     const auto ref = ref_drive(g, w, r, sh.B);
-    EXPECT_LE(max_abs_diff(from_map(g, solver.drive()), ref), TypeParam::tol * max_abs(ref) * 10);
+    // Each drive sums its patch: c*k*k terms.
+    const double scale = max_abs(ref_drive(g, abs_values(w), abs_values(r), sh.B));
+    EXPECT_LE(max_abs_diff(from_map(g, solver.drive()), ref), tol<S>(g.patch(), scale));
   }
 }
 
 TYPED_TEST(Conv, Adjointness) {
   using S = typename TypeParam::Scalar;
-  using Sp = typename TypeParam::Space;
+  using Sp = typename TypeParam::Device;
+  using L = typename TypeParam::Layout;
   unsigned seed = 200;
   for (const auto& sh : shapes) {
     const Geometry g = geometry(sh);
-    Dictionary<S, Sp> d(g);
+    Dictionary<S, Sp, L> d(g);
     d.init_random(seed++);
     const auto a = random_vector(std::size_t(sh.B) * g.neurons(), seed++, 0.3);
     const auto r = random_vector(std::size_t(sh.B) * g.pixels(), seed++);
-    LcaSolver<S, Sp> solver(g, default_params());
+    LcaSolver<S, Sp, L> solver(g, default_params());
     solver.reset(sh.B);
-    solver.set_activities(to_map<S, Sp>(g, a, sh.B));
+    solver.set_activities(to_map<S, Sp, L>(g, a, sh.B));
     typename Views<S, Sp>::Images phi_a("phi_a", sh.B, g.pixels());
     solver.reconstruct(d, {}, phi_a, S(1));
     solver.im2col(to_images<S, Sp>(r, sh.B, g.pixels()));
     solver.apply_drive(d);
     const auto pa = from_images(phi_a), ptr = from_map(g, solver.drive());
-    double lhs = 0, rhs = 0, scale = 0;
+    double lhs = 0, rhs = 0;
     for (std::size_t i = 0; i < r.size(); ++i)
-      lhs += pa[i] * r[i], scale += std::abs(pa[i] * r[i]);
+      lhs += pa[i] * r[i];
     for (std::size_t i = 0; i < a.size(); ++i)
       rhs += a[i] * ptr[i];
-    EXPECT_LE(std::abs(lhs - rhs), 1e-5 * scale)
+    // Both sides bound by <|r|, |Phi| |a|>; each output of Phi a and Phi^T r rounds as its
+    // terms add up, and a and r themselves round to S.
+    const auto w = d.to_host();
+    const auto abs_phi_a = ref_reconstruct(g, abs_values(std::vector<double>(w.begin(), w.end())),
+                                           abs_values(a), sh.B);
+    double scale = 0;
+    for (std::size_t i = 0; i < r.size(); ++i)
+      scale += std::abs(r[i]) * abs_phi_a[i];
+    EXPECT_LE(std::abs(lhs - rhs), tol<S>(reconstruct_terms(g) + g.patch() + 2, scale))
         << "<Phi a, r> = " << lhs << ", <a, Phi^T r> = " << rhs;
   }
 }

@@ -93,17 +93,19 @@ LcaParams converging(const std::string& preset, double lambda, int iterations) {
 // At a fixed point of soft LCA the LASSO KKT conditions hold exactly (algorithm.md §3).
 TYPED_TEST(Solver, ConvergesToLassoKkt) {
   using S = typename TypeParam::Scalar;
-  using Sp = typename TypeParam::Space;
+  using Sp = typename TypeParam::Device;
+  using L = typename TypeParam::Layout;
   const bool is_float = std::is_same<S, float>::value;
-  const double lambda = 0.2, tol = is_float ? 2e-4 : 1e-7;
+  // How close 6000 steps get to the fixed point (convergence, not rounding).
+  const double lambda = 0.2, converged = is_float ? 2e-4 : 1e-7;
   const Geometry g = small_conv();
   for (const std::string preset : {"soft", "soft-nonneg"}) {
     SCOPED_TRACE(preset);
-    Dictionary<S, Sp> d(g);
+    Dictionary<S, Sp, L> d(g);
     d.init_random(7);
     const int B = 2;
     const auto x = random_vector(std::size_t(B) * g.pixels(), 11);
-    LcaSolver<S, Sp> solver(g, converging(preset, lambda, 6000));
+    LcaSolver<S, Sp, L> solver(g, converging(preset, lambda, 6000));
     solver.reset(B);
     const auto xin = to_images<S, Sp>(x, B, g.pixels());
     solver.solve(d, xin);
@@ -113,13 +115,13 @@ TYPED_TEST(Solver, ConvergesToLassoKkt) {
     for (std::size_t i = 0; i < a.size(); ++i) {
       if (a[i] != 0) {
         ++active;
-        EXPECT_NEAR(grad[i], lambda * (a[i] > 0 ? 1 : -1), tol) << "active neuron " << i;
+        EXPECT_NEAR(grad[i], lambda * (a[i] > 0 ? 1 : -1), converged) << "active neuron " << i;
         if (preset == "soft-nonneg")
           EXPECT_GT(a[i], 0);
       } else if (preset == "soft") {
-        EXPECT_LE(std::abs(grad[i]), lambda + tol) << "inactive neuron " << i;
+        EXPECT_LE(std::abs(grad[i]), lambda + converged) << "inactive neuron " << i;
       } else {
-        EXPECT_LE(grad[i], lambda + tol) << "inactive neuron " << i;
+        EXPECT_LE(grad[i], lambda + converged) << "inactive neuron " << i;
       }
     }
     EXPECT_GT(active, 0);
@@ -155,19 +157,21 @@ std::vector<double> lasso_cd(const std::vector<double>& D, int n, int m,
 
 TYPED_TEST(Solver, MatchesCoordinateDescentOnDenseProblem) {
   using S = typename TypeParam::Scalar;
-  using Sp = typename TypeParam::Space;
+  using Sp = typename TypeParam::Device;
+  using L = typename TypeParam::Layout;
   Geometry g;
   g.channels = 1, g.height = 4, g.width = 4, g.kernel = 4, g.stride = 4, g.nf = 8;
-  const double lambda = 0.15, tol = std::is_same<S, float>::value ? 3e-4 : 1e-7;
+  // How close 5000 steps get (convergence, not rounding).
+  const double lambda = 0.15, converged = std::is_same<S, float>::value ? 3e-4 : 1e-7;
   for (const std::string preset : {"soft", "soft-nonneg"}) {
     SCOPED_TRACE(preset);
-    Dictionary<S, Sp> d(g);
+    Dictionary<S, Sp, L> d(g);
     d.init_random(3);
     const auto w = d.to_host();
     const std::vector<double> D(w.begin(), w.end()); // exactly what the solver uses
     const int B = 3;
     const auto x = random_vector(std::size_t(B) * g.pixels(), 5);
-    LcaSolver<S, Sp> solver(g, converging(preset, lambda, 5000));
+    LcaSolver<S, Sp, L> solver(g, converging(preset, lambda, 5000));
     solver.reset(B);
     solver.solve(d, to_images<S, Sp>(x, B, g.pixels()));
     const auto a = from_map(g, solver.activities());
@@ -175,29 +179,31 @@ TYPED_TEST(Solver, MatchesCoordinateDescentOnDenseProblem) {
       const std::vector<double> xb(x.begin() + b * g.pixels(), x.begin() + (b + 1) * g.pixels());
       const auto ref = lasso_cd(D, g.pixels(), g.nf, xb, lambda, preset == "soft-nonneg");
       for (int j = 0; j < g.nf; ++j)
-        EXPECT_NEAR(a[b * g.nf + j], ref[j], tol) << "image " << b << " atom " << j;
+        EXPECT_NEAR(a[b * g.nf + j], ref[j], converged) << "image " << b << " atom " << j;
     }
   }
 }
 
 TYPED_TEST(Solver, EnergyNonIncreasingForSmallSteps) {
   using S = typename TypeParam::Scalar;
-  using Sp = typename TypeParam::Space;
+  using Sp = typename TypeParam::Device;
+  using L = typename TypeParam::Layout;
   Geometry g = small_conv();
   g.channels = 3, g.nf = 6;
   for (const std::string preset : {"soft", "soft-nonneg"}) {
     SCOPED_TRACE(preset);
     LcaParams p = converging(preset, 0.1, 1);
     p.tau = 100; // dt/tau = 0.01
-    Dictionary<S, Sp> d(g);
+    Dictionary<S, Sp, L> d(g);
     d.init_random(9);
     const int B = 2;
     const auto xin =
         to_images<S, Sp>(random_vector(std::size_t(B) * g.pixels(), 13), B, g.pixels());
-    LcaSolver<S, Sp> solver(g, p);
+    LcaSolver<S, Sp, L> solver(g, p);
     solver.reset(B);
     std::vector<double> prev(B, std::numeric_limits<double>::infinity());
-    const double slack = std::is_same<S, float>::value ? 1e-5 : 1e-12;
+    // Relative rounding of an energy: a residual pixel sums its terms and x.
+    const double slack = tol<S>(reconstruct_terms(g) + 1, 1.0);
     for (int it = 0; it < 300; ++it) {
       solver.compute_residual(d, xin);
       const auto st = solver.stats(xin);
@@ -213,13 +219,14 @@ TYPED_TEST(Solver, EnergyNonIncreasingForSmallSteps) {
 
 TYPED_TEST(Solver, EarlyStopReportsIterations) {
   using S = typename TypeParam::Scalar;
-  using Sp = typename TypeParam::Space;
+  using Sp = typename TypeParam::Device;
+  using L = typename TypeParam::Layout;
   const Geometry g = small_conv();
   LcaParams p = converging("soft", 0.2, 100000);
   p.stop_tol = 1e-4;
-  Dictionary<S, Sp> d(g);
+  Dictionary<S, Sp, L> d(g);
   d.init_random(1);
-  LcaSolver<S, Sp> solver(g, p);
+  LcaSolver<S, Sp, L> solver(g, p);
   solver.reset(1);
   const int it =
       solver.solve(d, to_images<S, Sp>(random_vector(g.pixels(), 2), 1, g.pixels())).iterations;
@@ -279,8 +286,8 @@ struct SmallLasso {
     }
   }
   /// The problem on a backend: its dictionary, exactly, and its images.
-  template <class S, class Sp> Dictionary<S, Sp> dictionary() const {
-    Dictionary<S, Sp> d(g);
+  template <class S, class Sp, class L> Dictionary<S, Sp, L> dictionary() const {
+    Dictionary<S, Sp, L> d(g);
     load_dictionary_exact(d, dict);
     return d;
   }
@@ -293,20 +300,22 @@ struct SmallLasso {
 // gap is >= 0 and bounds the true distance, and it shrinks to rounding once converged.
 TYPED_TEST(Solver, CertificateBracketsTheOptimum) {
   using S = typename TypeParam::Scalar;
-  using Sp = typename TypeParam::Space;
+  using Sp = typename TypeParam::Device;
+  using L = typename TypeParam::Layout;
   const bool is_float = std::is_same<S, float>::value;
-  const double slack = is_float ? 2e-5 : 1e-11; // relative rounding of P and D
   for (const std::string preset : {"soft", "soft-nonneg"})
     for (const std::string kind : {"lca", "fista"}) {
       SCOPED_TRACE(preset + " " + kind);
       const SmallLasso prob(preset);
-      const auto d = prob.dictionary<S, Sp>();
+      const auto d = prob.dictionary<S, Sp, L>();
       const auto xin = prob.images<S, Sp>();
+      // Relative rounding of P and D, which sum the residual's pixels (each its terms and x).
+      const double slack = tol<S>(reconstruct_terms(prob.g) + 1, 1.0);
       double last_gap = 1;
       for (const int iterations : {1, 5, 30, 3000}) {
         LcaParams p = converging(preset, prob.lambda, iterations);
         p.solver = kind;
-        LcaSolver<S, Sp> solver(prob.g, p);
+        LcaSolver<S, Sp, L> solver(prob.g, p);
         solver.reset(prob.B);
         const SolveInfo info = solver.solve(d, xin);
         ASSERT_EQ(info.certificates.size(), std::size_t(prob.B));
@@ -332,23 +341,24 @@ TYPED_TEST(Solver, CertificateBracketsTheOptimum) {
 // FISTA finds the same optimum as coordinate descent, and does it far faster than LCA.
 TYPED_TEST(Solver, FistaReachesTheOptimumFasterThanLca) {
   using S = typename TypeParam::Scalar;
-  using Sp = typename TypeParam::Space;
-  const double tol = std::is_same<S, float>::value ? 1e-5 : 1e-9;
+  using Sp = typename TypeParam::Device;
+  using L = typename TypeParam::Layout;
+  const double gap = std::is_same<S, float>::value ? 1e-5 : 1e-9;
   const SmallLasso prob("soft-nonneg");
-  const auto d = prob.dictionary<S, Sp>();
+  const auto d = prob.dictionary<S, Sp, L>();
   const auto xin = prob.images<S, Sp>();
   std::map<std::string, int> needed;
   for (const std::string kind : {"lca", "fista"}) {
     LcaParams p = converging("soft-nonneg", prob.lambda, 20000);
-    p.solver = kind, p.stop_gap = tol, p.polish = false, p.check_every = 1;
-    LcaSolver<S, Sp> solver(prob.g, p);
+    p.solver = kind, p.stop_gap = gap, p.polish = false, p.check_every = 1;
+    LcaSolver<S, Sp, L> solver(prob.g, p);
     solver.reset(prob.B);
     const SolveInfo info = solver.solve(d, xin);
     EXPECT_EQ(info.unconverged, 0) << kind;
     EXPECT_EQ(info.polishes, 0) << kind;
     for (int b = 0; b < prob.B; ++b) {
-      EXPECT_LE(info.certificates[b].gap, tol) << kind;
-      EXPECT_NEAR(info.certificates[b].primal, prob.optimum[b], 2 * tol * prob.optimum[b]);
+      EXPECT_LE(info.certificates[b].gap, gap) << kind;
+      EXPECT_NEAR(info.certificates[b].primal, prob.optimum[b], 2 * gap * prob.optimum[b]);
     }
     needed[kind] = info.iterations;
   }
@@ -360,13 +370,14 @@ TYPED_TEST(Solver, FistaReachesTheOptimumFasterThanLca) {
 // reported image by image, never hidden.
 TYPED_TEST(Solver, StopGapStopsAndCountsImagesAtTheCap) {
   using S = typename TypeParam::Scalar;
-  using Sp = typename TypeParam::Space;
+  using Sp = typename TypeParam::Device;
+  using L = typename TypeParam::Layout;
   const SmallLasso prob("soft");
-  const auto d = prob.dictionary<S, Sp>();
+  const auto d = prob.dictionary<S, Sp, L>();
   const auto xin = prob.images<S, Sp>();
   LcaParams p = converging("soft", prob.lambda, 5000);
   p.stop_gap = 1e-3;
-  LcaSolver<S, Sp> solver(prob.g, p);
+  LcaSolver<S, Sp, L> solver(prob.g, p);
   solver.reset(prob.B);
   SolveInfo info = solver.solve(d, xin);
   EXPECT_LT(info.iterations, p.iterations);
@@ -376,7 +387,7 @@ TYPED_TEST(Solver, StopGapStopsAndCountsImagesAtTheCap) {
     EXPECT_LE(c.gap, p.stop_gap);
 
   p.iterations = 3, p.polish = false; // far too few
-  LcaSolver<S, Sp> capped(prob.g, p);
+  LcaSolver<S, Sp, L> capped(prob.g, p);
   capped.reset(prob.B);
   info = capped.solve(d, xin);
   EXPECT_EQ(info.iterations, 3);
@@ -391,19 +402,20 @@ TYPED_TEST(Solver, StopGapStopsAndCountsImagesAtTheCap) {
 // far fewer iterations than without, and the code is the optimum.
 TYPED_TEST(Solver, PolishingMakesTheCertificateExact) {
   using S = typename TypeParam::Scalar;
-  using Sp = typename TypeParam::Space;
+  using Sp = typename TypeParam::Device;
+  using L = typename TypeParam::Layout;
   const bool is_float = std::is_same<S, float>::value;
   const double eps = is_float ? 1e-5 : 1e-10;
   for (const std::string preset : {"soft", "soft-nonneg"}) {
     SCOPED_TRACE(preset);
     const SmallLasso prob(preset);
-    const auto d = prob.dictionary<S, Sp>();
+    const auto d = prob.dictionary<S, Sp, L>();
     const auto xin = prob.images<S, Sp>();
     std::map<bool, SolveInfo> runs;
     for (const bool polish : {true, false}) {
       LcaParams p = converging(preset, prob.lambda, 20000);
       p.stop_gap = eps, p.polish = polish;
-      LcaSolver<S, Sp> solver(prob.g, p);
+      LcaSolver<S, Sp, L> solver(prob.g, p);
       solver.reset(prob.B);
       runs[polish] = solver.solve(d, xin);
       EXPECT_EQ(runs[polish].unconverged, 0) << "polish " << polish;
@@ -444,15 +456,16 @@ TEST(AdaptiveTimeScale, FollowsOpenPV) {
 // it still reaches the same certified optimum.
 TYPED_TEST(Solver, AdaptiveTimeScaleConverges) {
   using S = typename TypeParam::Scalar;
-  using Sp = typename TypeParam::Space;
+  using Sp = typename TypeParam::Device;
+  using L = typename TypeParam::Layout;
   const SmallLasso prob("soft-nonneg");
-  const auto d = prob.dictionary<S, Sp>();
+  const auto d = prob.dictionary<S, Sp, L>();
   const auto xin = prob.images<S, Sp>();
   std::map<std::string, int> needed;
   for (const std::string ts : {"fixed", "adaptive"}) {
     LcaParams p = converging("soft-nonneg", prob.lambda, 20000);
     p.tau = 100, p.timescale = ts, p.stop_gap = 1e-3, p.polish = false;
-    LcaSolver<S, Sp> solver(prob.g, p);
+    LcaSolver<S, Sp, L> solver(prob.g, p);
     solver.reset(prob.B);
     const SolveInfo info = solver.solve(d, xin);
     EXPECT_EQ(info.unconverged, 0) << ts;

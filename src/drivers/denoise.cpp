@@ -4,6 +4,7 @@
 #include "lca/error.hpp"
 #include "lca/format.hpp"
 #include "lca/h5.hpp"
+#include "lca/mpi.hpp"
 #include "lca/random.hpp"
 #include "lca/solver.hpp"
 #include "lca/train.hpp"
@@ -29,17 +30,19 @@ double counter_normal(std::uint64_t seed, std::int64_t image, std::int64_t pixel
 }
 
 /// Concatenate every rank's values in rank order, on all ranks.
-template <class T>
-std::vector<T> all_gather(const std::vector<T>& mine, MPI_Datatype type, MPI_Comm comm) {
-  int ranks = 1;
-  MPI_Comm_size(comm, &ranks);
+template <class T> std::vector<T> all_gather(const std::vector<T>& mine, MPI_Comm comm) {
+  const int ranks = mpi::size(comm);
   const int n = int(mine.size());
   std::vector<int> counts(ranks), displs(ranks, 0);
-  MPI_Allgather(&n, 1, MPI_INT, counts.data(), 1, MPI_INT, comm);
+  mpi::check(MPI_Allgather(&n, 1, MPI_INT, counts.data(), 1, MPI_INT, comm),
+             "MPI_Allgather of the result counts");
   for (int r = 1; r < ranks; ++r)
     displs[r] = displs[r - 1] + counts[r - 1];
   std::vector<T> all(std::size_t(displs.back() + counts.back()));
-  MPI_Allgatherv(mine.data(), n, type, all.data(), counts.data(), displs.data(), type, comm);
+  const MPI_Datatype type = mpi::datatype<T>();
+  mpi::check(
+      MPI_Allgatherv(mine.data(), n, type, all.data(), counts.data(), displs.data(), type, comm),
+      "MPI_Allgatherv of the results");
   return all;
 }
 
@@ -91,9 +94,7 @@ DenoiseResult denoise(const Geometry& g, const LcaParams& p, const std::vector<f
     throw InvalidArgument("batch size must be >= 1");
   if (!(cfg.response_epsilon >= 0))
     throw InvalidArgument("response epsilon must be >= 0");
-  int rank = 0, ranks = 1;
-  MPI_Comm_rank(comm, &rank);
-  MPI_Comm_size(comm, &ranks);
+  const int rank = mpi::rank(comm), ranks = mpi::size(comm);
   const auto start = Clock::now();
   ProgressTimer timer(cfg.progress_seconds);
 
@@ -101,9 +102,13 @@ DenoiseResult denoise(const Geometry& g, const LcaParams& p, const std::vector<f
   dict.from_host(dictionary);
   LcaSolver<Scalar> solver(g, p);
   const int npix = g.pixels(), P = g.positions();
-  const std::int64_t first = data.n * rank / ranks, last = data.n * (rank + 1) / ranks;
-  typename Views<Scalar>::Images clean_dev("lca::denoise::clean", cfg.batch, npix),
-      noisy_dev("lca::denoise::noisy", cfg.batch, npix);
+  const auto [first, mine] = mpi::slice(data.n, rank, ranks);
+  const std::int64_t last = first + mine;
+  // Both are filled from the host before every solve.
+  typename Views<Scalar>::Images clean_dev(
+      Kokkos::view_alloc(Kokkos::WithoutInitializing, "lca::denoise::clean"), cfg.batch, npix),
+      noisy_dev(Kokkos::view_alloc(Kokkos::WithoutInitializing, "lca::denoise::noisy"), cfg.batch,
+                npix);
   auto clean_h = Kokkos::create_mirror_view(clean_dev);
   auto noisy_h = Kokkos::create_mirror_view(noisy_dev);
   // A fixed unit-norm perturbation pattern for the response function.
@@ -197,23 +202,24 @@ DenoiseResult denoise(const Geometry& g, const LcaParams& p, const std::vector<f
                 << format_rate_eta(done, todo, timer.elapsed(), "img") << std::endl;
     }
   }
-  res.error = all_gather(err, MPI_DOUBLE, comm);
-  res.mse = all_gather(mse, MPI_DOUBLE, comm);
-  res.noisy_error = all_gather(base, MPI_DOUBLE, comm);
-  res.active = all_gather(act, MPI_DOUBLE, comm);
-  res.energy = all_gather(en, MPI_DOUBLE, comm);
-  res.iterations = all_gather(its, MPI_DOUBLE, comm);
-  res.polish_iterations = all_gather(polish_its, MPI_DOUBLE, comm);
+  res.error = all_gather(err, comm);
+  res.mse = all_gather(mse, comm);
+  res.noisy_error = all_gather(base, comm);
+  res.active = all_gather(act, comm);
+  res.energy = all_gather(en, comm);
+  res.iterations = all_gather(its, comm);
+  res.polish_iterations = all_gather(polish_its, comm);
   if (is_lasso(p.transfer))
-    res.gap = all_gather(gaps, MPI_DOUBLE, comm);
+    res.gap = all_gather(gaps, comm);
   std::int64_t unconverged = res.unconverged;
-  MPI_Allreduce(&unconverged, &res.unconverged, 1, MPI_INT64_T, MPI_SUM, comm);
+  mpi::check(MPI_Allreduce(&unconverged, &res.unconverged, 1, MPI_INT64_T, MPI_SUM, comm),
+             "MPI_Allreduce of the unconverged count");
   if (cfg.response_epsilon > 0)
-    res.response = all_gather(chi, MPI_DOUBLE, comm);
+    res.response = all_gather(chi, comm);
   if (cfg.keep_codes && ranks > 1) { // codes are small next to the images
-    res.codes.image = all_gather(res.codes.image, MPI_INT64_T, comm);
-    res.codes.neuron = all_gather(res.codes.neuron, MPI_INT64_T, comm);
-    res.codes.value = all_gather(res.codes.value, MPI_FLOAT, comm);
+    res.codes.image = all_gather(res.codes.image, comm);
+    res.codes.neuron = all_gather(res.codes.neuron, comm);
+    res.codes.value = all_gather(res.codes.value, comm);
   }
   res.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   return res;

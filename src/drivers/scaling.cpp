@@ -4,6 +4,7 @@
 #include "lca/error.hpp"
 #include "lca/format.hpp"
 #include "lca/h5.hpp"
+#include "lca/mpi.hpp"
 #include "lca/random.hpp"
 #include "lca/version.hpp"
 
@@ -277,14 +278,14 @@ Sweep run_sweep(const SweepConfig& cfg, const ImageSet& train_set, const ImageSe
   if (shape(test_set) != shape(train_set))
     throw InvalidArgument("the test images are " + shape(test_set) + ", the training images " +
                           shape(train_set));
-  int rank = 0;
-  MPI_Comm_rank(comm, &rank);
+  const int rank = mpi::rank(comm);
   const std::string path = sweep_path(cfg.out_dir);
   Sweep s;
   s.mode = cfg.mode;
   s.reference_lambda = cfg.mode == "reference" ? cfg.reference_lambda : 0;
   s.settings = sweep_settings(cfg, train_set, test_set);
-  if (std::filesystem::exists(path)) {
+  // Which points to run steers the collectives of training: rank 0 decides what exists.
+  if (mpi::from_rank0(comm, [&] { return std::filesystem::exists(path); })) {
     Sweep old = read_sweep(path);
     if (old.settings != s.settings)
       throw InvalidArgument(
@@ -317,7 +318,7 @@ Sweep run_sweep(const SweepConfig& cfg, const ImageSet& train_set, const ImageSe
       if (rank == 0)
         std::filesystem::create_directories(std::filesystem::path(tc.checkpoint).parent_path());
       std::optional<Checkpoint> resume;
-      if (std::filesystem::exists(tc.checkpoint)) {
+      if (mpi::from_rank0(comm, [&] { return std::filesystem::exists(tc.checkpoint); })) {
         resume = read_checkpoint(tc.checkpoint);
         check_resume_compatible(*resume, tc.geometry, tc.lca, tc.learn, train_set.identity,
                                 tc.checkpoint);

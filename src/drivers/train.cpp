@@ -5,6 +5,7 @@
 #include "lca/format.hpp"
 #include "lca/image_png.hpp"
 #include "lca/learner.hpp"
+#include "lca/mpi.hpp"
 #include "lca/version.hpp"
 
 #include <chrono>
@@ -24,12 +25,6 @@ extern "C" void on_stop_signal(int sig) {
 
 using Clock = std::chrono::steady_clock;
 using Scalar = float; // the solver's precision in the apps (algorithm.md: float32)
-
-/// Rank r's share [first, first + count) of a global batch of n images.
-std::pair<int, int> my_slice(int n, int rank, int ranks) {
-  const int first = int(std::int64_t(n) * rank / ranks);
-  return {first, int(std::int64_t(n) * (rank + 1) / ranks) - first};
-}
 
 Checkpoint snapshot(const TrainConfig& cfg, const Dictionary<Scalar>& dict,
                     const Learner<Scalar>& learner, const ImageSet& data, std::int64_t epoch,
@@ -93,13 +88,14 @@ TrainSummary train(const TrainConfig& cfg, const ImageSet& data,
     throw InvalidArgument("batch size must be >= 1");
   if (cfg.epochs < 1 && cfg.max_images < 1)
     throw InvalidArgument("nothing to do: epochs and images are both < 1");
-  int rank = 0, ranks = 1;
-  MPI_Comm_rank(comm, &rank);
-  MPI_Comm_size(comm, &ranks);
+  const int rank = mpi::rank(comm), ranks = mpi::size(comm);
 
   Dictionary<Scalar> dict(g);
   Learner<Scalar> learner(g, cfg.learn);
   LcaSolver<Scalar> solver(g, cfg.lca);
+  // One rank has nothing to sum (and skips the host round trip of the gradient).
+  const Learner<Scalar>::SumInPlace gradient_sum =
+      ranks > 1 ? mpi::sum_in_place<Scalar>(comm) : Learner<Scalar>::SumInPlace();
   std::int64_t epoch = 0, position = 0, images_seen = 0, batches = 0;
   double elapsed_before = 0;
   if (resume) {
@@ -124,8 +120,9 @@ TrainSummary train(const TrainConfig& cfg, const ImageSet& data,
       write_checkpoint(cfg.checkpoint, ck);
   };
 
-  typename Views<Scalar>::Images x_dev("lca::train::batch", (cfg.batch_size + ranks - 1) / ranks,
-                                       g.pixels());
+  typename Views<Scalar>::Images x_dev(
+      Kokkos::view_alloc(Kokkos::WithoutInitializing, "lca::train::batch"),
+      (cfg.batch_size + ranks - 1) / ranks, g.pixels());
   auto x_host = Kokkos::create_mirror_view(x_dev);
   std::vector<std::int64_t> order = epoch_order(data.n, cfg.shuffle_seed, epoch, cfg.shuffle);
   TrainSummary sum;
@@ -143,7 +140,7 @@ TrainSummary train(const TrainConfig& cfg, const ImageSet& data,
     }
     const int n_batch =
         int(std::min<std::int64_t>({cfg.batch_size, data.n - position, total - images_seen}));
-    const auto [first, count] = my_slice(n_batch, rank, ranks);
+    const auto [first, count] = mpi::slice(n_batch, rank, ranks);
     double local[n_sums] = {}, local_gap_max = 0;
     if (count > 0) {
       for (int b = 0; b < count; ++b) {
@@ -153,8 +150,8 @@ TrainSummary train(const TrainConfig& cfg, const ImageSet& data,
       }
       Kokkos::deep_copy(x_dev, x_host);
       const typename Views<Scalar>::ConstImages x =
-          Kokkos::subview(x_dev, std::make_pair(0, count), Kokkos::ALL);
-      solver.reset(count);
+          Kokkos::subview(x_dev, std::make_pair(std::int64_t(0), count), Kokkos::ALL);
+      solver.reset(int(count));
       const SolveInfo info = solver.solve(dict, x);
       const BatchStats st = solver.stats(x);
       for (int b = 0; b < count; ++b) {
@@ -172,17 +169,20 @@ TrainSummary train(const TrainConfig& cfg, const ImageSet& data,
       local[unconverged] = info.unconverged;
     }
     double global[n_sums], gap_max = 0;
-    MPI_Allreduce(local, global, n_sums, MPI_DOUBLE, MPI_SUM, comm);
-    MPI_Allreduce(&local_gap_max, &gap_max, 1, MPI_DOUBLE, MPI_MAX, comm);
+    mpi::check(MPI_Allreduce(local, global, n_sums, MPI_DOUBLE, MPI_SUM, comm),
+               "MPI_Allreduce of the batch statistics");
+    mpi::check(MPI_Allreduce(&local_gap_max, &gap_max, 1, MPI_DOUBLE, MPI_MAX, comm),
+               "MPI_Allreduce of the largest gap");
     // Ranks solve their shares in parallel: a batch takes as many iterations as its slowest.
     double local_its[2] = {local[its], local[polish_its]}, batch_its[2];
-    MPI_Allreduce(local_its, batch_its, 2, MPI_DOUBLE, MPI_MAX, comm);
+    mpi::check(MPI_Allreduce(local_its, batch_its, 2, MPI_DOUBLE, MPI_MAX, comm),
+               "MPI_Allreduce of the iterations");
     global[its] = batch_its[0], global[polish_its] = batch_its[1];
     if (!std::isfinite(global[energy]) || !std::isfinite(global[perr]))
       throw NumericalError("non-finite energy in batch " + std::to_string(batches + 1) +
                            " (epoch " + std::to_string(epoch + 1) +
                            "); stopping, the last checkpoint is kept");
-    learner.update(dict, count > 0 ? &solver : nullptr, n_batch, comm);
+    learner.update(dict, count > 0 ? &solver : nullptr, n_batch, gradient_sum);
     position += n_batch, images_seen += n_batch, ++batches;
     sum.images += n_batch, ++sum.batches;
     for (int i = 0; i < n_sums; ++i)
@@ -194,7 +194,8 @@ TrainSummary train(const TrainConfig& cfg, const ImageSet& data,
     }
 
     int stop = stop_requested, any_stop = 0;
-    MPI_Allreduce(&stop, &any_stop, 1, MPI_INT, MPI_MAX, comm);
+    mpi::check(MPI_Allreduce(&stop, &any_stop, 1, MPI_INT, MPI_MAX, comm),
+               "MPI_Allreduce of the stop signal");
     const bool done = images_seen >= total;
     if (done || any_stop || (cfg.checkpoint_every > 0 && batches % cfg.checkpoint_every == 0))
       save();

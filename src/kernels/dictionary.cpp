@@ -1,22 +1,21 @@
 #include "lca/dictionary.hpp"
 
+#include "blas.hpp"
 #include "lca/error.hpp"
 #include "lca/random.hpp"
-
-#include <KokkosBlas1_nrm2.hpp>
-#include <KokkosBlas1_scal.hpp>
 
 #include <cmath>
 #include <string>
 
 namespace lca {
 
-template <class Scalar, class Space>
-Dictionary<Scalar, Space>::Dictionary(const Geometry& g)
-    : geom_((validate(g), g)), d_("lca::Dictionary::D", g.patch(), g.nf) {}
+template <class Scalar, class Device, class Layout>
+Dictionary<Scalar, Device, Layout>::Dictionary(const Geometry& g, const exec_space& exec)
+    : geom_((validate(g), g)), exec_(exec), d_(alloc(exec, "lca::Dictionary::D"), g.patch(), g.nf) {
+}
 
-template <class Scalar, class Space>
-void Dictionary<Scalar, Space>::init_random(std::uint64_t seed) {
+template <class Scalar, class Device, class Layout>
+void Dictionary<Scalar, Device, Layout>::init_random(std::uint64_t seed) {
   SplitMix64 rng(hash_combine(seed, 0x6469637469ULL)); // "dicti": a stream of its own
   std::vector<float> w(std::size_t(geom_.nf) * geom_.patch());
   for (auto& x : w)
@@ -25,18 +24,20 @@ void Dictionary<Scalar, Space>::init_random(std::uint64_t seed) {
   normalize();
 }
 
-template <class Scalar, class Space> void Dictionary<Scalar, Space>::normalize() {
+template <class Scalar, class Device, class Layout>
+void Dictionary<Scalar, Device, Layout>::normalize(const exec_space& exec) {
   Region r("lca::Dictionary::normalize");
-  using Vec = Kokkos::View<Scalar*, typename V::memory_space>;
-  Vec norms("lca::Dictionary::norms", geom_.nf);
-  KokkosBlas::nrm2(norms, d_);
+  const typename V::template Vector<Scalar> norms(scratch(exec, "lca::Dictionary::norms"),
+                                                  geom_.nf);
+  blas::nrm2(exec, norms, d_);
   Kokkos::parallel_for(
-      "lca::Dictionary::invert_norms", Kokkos::RangePolicy<typename V::exec_space>(0, geom_.nf),
+      "lca::Dictionary::invert_norms", Kokkos::RangePolicy<exec_space>(exec, 0, geom_.nf),
       KOKKOS_LAMBDA(int m) { norms(m) = norms(m) > Scalar(0) ? Scalar(1) / norms(m) : Scalar(1); });
-  KokkosBlas::scal(d_, norms, d_);
+  blas::scal(exec, d_, norms, d_);
 }
 
-template <class Scalar, class Space> std::vector<float> Dictionary<Scalar, Space>::to_host() const {
+template <class Scalar, class Device, class Layout>
+std::vector<float> Dictionary<Scalar, Device, Layout>::to_host() const {
   auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), d_);
   const int nf = geom_.nf, ckk = geom_.patch();
   std::vector<float> out(std::size_t(nf) * ckk);
@@ -46,8 +47,8 @@ template <class Scalar, class Space> std::vector<float> Dictionary<Scalar, Space
   return out;
 }
 
-template <class Scalar, class Space>
-void Dictionary<Scalar, Space>::from_host(const std::vector<float>& w) {
+template <class Scalar, class Device, class Layout>
+void Dictionary<Scalar, Device, Layout>::from_host(const std::vector<float>& w) {
   const int nf = geom_.nf, ckk = geom_.patch();
   if (w.size() != std::size_t(nf) * ckk)
     throw InvalidArgument("dictionary has " + std::to_string(w.size()) + " values, expected " +

@@ -1,9 +1,8 @@
 #include "lca/solver.hpp"
 
+#include "blas.hpp"
 #include "lca/error.hpp"
 #include "lca/random.hpp"
-
-#include <KokkosBlas3_gemm.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -79,80 +78,80 @@ DeviceTransfer<Scalar>::DeviceTransfer(const Transfer& t)
   validate(t);
 }
 
-template <class Scalar, class Space>
-LcaSolver<Scalar, Space>::LcaSolver(const Geometry& g, const LcaParams& p)
-    : geom_((validate(g), g)), params_((validate(p), p)), transfer_(p.transfer),
-      dt_("lca::LcaSolver::dictionary_rows", g.nf, g.patch()) {}
+template <class Scalar, class Device, class Layout>
+LcaSolver<Scalar, Device, Layout>::LcaSolver(const Geometry& g, const LcaParams& p,
+                                             const exec_space& exec)
+    : geom_((validate(g), g)), params_((validate(p), p)), exec_(exec), transfer_(p.transfer),
+      dt_(scratch(exec, "lca::LcaSolver::dictionary_rows"), g.nf, g.patch()) {}
 
-template <class Scalar, class Space>
-void LcaSolver<Scalar, Space>::set_lambda_transfer(const Transfer& t) {
+template <class Scalar, class Device, class Layout>
+void LcaSolver<Scalar, Device, Layout>::set_lambda_transfer(const Transfer& t) {
   transfer_ = DeviceTransfer<Scalar>(t);
   params_.transfer = t;
 }
 
-template <class Scalar, class Space> void LcaSolver<Scalar, Space>::reset(int batch) {
+template <class Scalar, class Device, class Layout>
+void LcaSolver<Scalar, Device, Layout>::reset(int batch) {
   if (batch < 1)
     throw InvalidArgument("batch size must be >= 1 (got " + std::to_string(batch) + ")");
   const bool fista = params_.solver == "fista", polishing = params_.stop_gap > 0 && params_.polish;
   if (batch != batch_) {
     const int n = batch * geom_.positions(), nf = geom_.nf;
     // Buffers that every iteration overwrites before reading skip the zero fill.
-    const auto scratch = [](const char* label) {
-      return Kokkos::view_alloc(Kokkos::WithoutInitializing, std::string(label));
-    };
-    v_ = Matrix("lca::LcaSolver::V", n, nf);
-    a_ = Matrix("lca::LcaSolver::A", n, nf);
-    g_ = Matrix(scratch("lca::LcaSolver::G"), n, nf);
-    p_ = Matrix(scratch("lca::LcaSolver::patches"), n, geom_.patch());
-    r_ = Images(scratch("lca::LcaSolver::R"), batch, geom_.pixels());
-    act_idx_ = typename V::IndexMatrix(scratch("lca::LcaSolver::act_idx"), n, nf);
-    act_val_ = Matrix(scratch("lca::LcaSolver::act_val"), n, nf);
-    act_cnt_ = typename V::IndexVector("lca::LcaSolver::act_cnt", n);
+    const auto zeroed = [&](const char* label) { return alloc(exec_, label); };
+    const auto written = [&](const char* label) { return scratch(exec_, label); };
+    v_ = Matrix(zeroed("lca::LcaSolver::V"), n, nf);
+    a_ = Matrix(zeroed("lca::LcaSolver::A"), n, nf);
+    g_ = Matrix(written("lca::LcaSolver::G"), n, nf);
+    p_ = Matrix(written("lca::LcaSolver::patches"), n, geom_.patch());
+    r_ = Images(written("lca::LcaSolver::R"), batch, geom_.pixels());
+    act_idx_ = typename V::IndexMatrix(written("lca::LcaSolver::act_idx"), n, nf);
+    act_val_ = Matrix(written("lca::LcaSolver::act_val"), n, nf);
+    act_cnt_ = typename V::IndexVector(zeroed("lca::LcaSolver::act_cnt"), n);
     if (fista) {
-      a_prev_ = Matrix("lca::LcaSolver::A_prev", n, nf);
-      g_prev_ = Matrix("lca::LcaSolver::G_prev", n, nf);
+      a_prev_ = Matrix(zeroed("lca::LcaSolver::A_prev"), n, nf);
+      g_prev_ = Matrix(zeroed("lca::LcaSolver::G_prev"), n, nf);
     }
     if (polishing) {
-      a_check_ = Matrix("lca::LcaSolver::A_check", n, nf);
-      cg_r_ = Matrix(scratch("lca::LcaSolver::cg_r"), n, nf);
-      cg_p_ = Matrix(scratch("lca::LcaSolver::cg_p"), n, nf);
-      cg_q_ = Matrix(scratch("lca::LcaSolver::cg_q"), n, nf);
-      a_save_ = Matrix(scratch("lca::LcaSolver::A_save"), n, nf);
-      cg_sign_ = Matrix(scratch("lca::LcaSolver::cg_sign"), n, nf);
+      a_check_ = Matrix(zeroed("lca::LcaSolver::A_check"), n, nf);
+      cg_r_ = Matrix(written("lca::LcaSolver::cg_r"), n, nf);
+      cg_p_ = Matrix(written("lca::LcaSolver::cg_p"), n, nf);
+      cg_q_ = Matrix(written("lca::LcaSolver::cg_q"), n, nf);
+      a_save_ = Matrix(written("lca::LcaSolver::A_save"), n, nf);
+      cg_sign_ = Matrix(written("lca::LcaSolver::cg_sign"), n, nf);
     }
-    decay_ = decltype(decay_)(scratch("lca::LcaSolver::decay"), batch);
-    beta_ = decltype(beta_)(scratch("lca::LcaSolver::beta"), batch);
-    alpha_ = decltype(alpha_)(scratch("lca::LcaSolver::alpha"), batch);
-    mask_ = decltype(mask_)(scratch("lca::LcaSolver::mask"), batch);
-    measures_ = decltype(measures_)(scratch("lca::LcaSolver::measures"), batch, n_measures);
+    decay_ = decltype(decay_)(written("lca::LcaSolver::decay"), batch);
+    beta_ = decltype(beta_)(written("lca::LcaSolver::beta"), batch);
+    alpha_ = decltype(alpha_)(written("lca::LcaSolver::alpha"), batch);
+    mask_ = decltype(mask_)(written("lca::LcaSolver::mask"), batch);
+    measures_ = decltype(measures_)(written("lca::LcaSolver::measures"), batch, n_measures);
     measures_h_ = Kokkos::create_mirror_view(measures_);
     batch_ = batch;
   } else {
-    Kokkos::deep_copy(v_, Scalar(0));
-    Kokkos::deep_copy(a_, Scalar(0));
-    Kokkos::deep_copy(act_cnt_, 0);
+    Kokkos::deep_copy(exec_, v_, Scalar(0));
+    Kokkos::deep_copy(exec_, a_, Scalar(0));
+    Kokkos::deep_copy(exec_, act_cnt_, 0);
     if (fista) {
-      Kokkos::deep_copy(a_prev_, Scalar(0));
-      Kokkos::deep_copy(g_prev_, Scalar(0));
+      Kokkos::deep_copy(exec_, a_prev_, Scalar(0));
+      Kokkos::deep_copy(exec_, g_prev_, Scalar(0));
     }
     if (polishing)
-      Kokkos::deep_copy(a_check_, Scalar(0));
+      Kokkos::deep_copy(exec_, a_check_, Scalar(0));
   }
   set_decay(std::vector<double>(batch, 1.0));
 }
 
-template <class Scalar, class Space>
-void LcaSolver<Scalar, Space>::set_decay(const std::vector<double>& time_steps) {
+template <class Scalar, class Device, class Layout>
+void LcaSolver<Scalar, Device, Layout>::set_decay(const std::vector<double>& time_steps) {
   std::vector<double> decay(batch_);
   for (int b = 0; b < batch_; ++b)
     decay[b] = double(Scalar(std::exp(-time_steps[b] * params_.dt / params_.tau)));
   upload(decay_, decay);
 }
 
-template <class Scalar, class Space>
-void LcaSolver<Scalar, Space>::reconstruct(const Dictionary<Scalar, Space>& dict,
-                                           const ConstImages& x, const Images& out,
-                                           Scalar sign) const {
+template <class Scalar, class Device, class Layout>
+void LcaSolver<Scalar, Device, Layout>::reconstruct(const Dict& dict, const ConstImages& x,
+                                                    const Images& out, Scalar sign) const {
   Region region("lca::LcaSolver::reconstruct");
   if (out.extent(0) != std::size_t(batch_) || out.extent(1) != std::size_t(geom_.pixels()) ||
       (x.extent(0) != 0 && (x.extent(0) != out.extent(0) || x.extent(1) != out.extent(1))))
@@ -166,7 +165,7 @@ void LcaSolver<Scalar, Space>::reconstruct(const Dictionary<Scalar, Space>& dict
   const auto dt = dt_;
   Kokkos::parallel_for(
       "lca::LcaSolver::transpose_dictionary",
-      Kokkos::MDRangePolicy<exec_space, Kokkos::Rank<2>>({0, 0}, {d.extent(0), d.extent(1)}),
+      Kokkos::MDRangePolicy<exec_space, Kokkos::Rank<2>>(exec_, {0, 0}, {d.extent(0), d.extent(1)}),
       KOKKOS_LAMBDA(std::int64_t e, std::int64_t m) { dt(m, e) = d(e, m); });
   const auto idx = act_idx_;
   const auto val = act_val_;
@@ -182,7 +181,7 @@ void LcaSolver<Scalar, Space>::reconstruct(const Dictionary<Scalar, Space>& dict
     vector *= 2;
   using team_policy = Kokkos::TeamPolicy<exec_space>;
   Kokkos::parallel_for(
-      "lca::LcaSolver::reconstruct", team_policy(batch_ * C, Kokkos::AUTO, vector),
+      "lca::LcaSolver::reconstruct", team_policy(exec_, batch_ * C, Kokkos::AUTO, vector),
       KOKKOS_LAMBDA(const typename team_policy::member_type& team) {
         const int b = team.league_rank() / C, ch = team.league_rank() % C;
         const int plane = ch * H * W;
@@ -220,15 +219,15 @@ void LcaSolver<Scalar, Space>::reconstruct(const Dictionary<Scalar, Space>& dict
       });
 }
 
-template <class Scalar, class Space>
-void LcaSolver<Scalar, Space>::reconstruct_dense(const Dictionary<Scalar, Space>& dict,
-                                                 const Matrix& a, const ConstImages& x,
-                                                 const Images& out, Scalar sign) {
+template <class Scalar, class Device, class Layout>
+void LcaSolver<Scalar, Device, Layout>::reconstruct_dense(const Dict& dict, const Matrix& a,
+                                                          const ConstImages& x, const Images& out,
+                                                          Scalar sign) {
   Region region("lca::LcaSolver::reconstruct_dense");
   // Phi a for dense codes (FISTA's first steps, the power iteration): one GEMM into patch
   // space, P = A D^T, then col2im as a gather: each pixel sums the at most ceil(k/s)^2
   // patches that cover it, in a fixed order (deterministic, no atomics).
-  KokkosBlas::gemm("N", "T", Scalar(1), a, dict.matrix(), Scalar(0), p_);
+  blas::gemm(exec_, "N", "T", Scalar(1), a, dict.matrix(), Scalar(0), p_);
   const int C = geom_.channels, H = geom_.height, W = geom_.width, k = geom_.kernel,
             s = geom_.stride, pad = geom_.pad(), Hs = geom_.out_h(), Ws = geom_.out_w();
   const bool has_x = x.extent(0) != 0;
@@ -236,7 +235,7 @@ void LcaSolver<Scalar, Space>::reconstruct_dense(const Dictionary<Scalar, Space>
   const int npix = C * H * W;
   Kokkos::parallel_for(
       "lca::LcaSolver::col2im",
-      Kokkos::MDRangePolicy<exec_space, Kokkos::Rank<2>>({0, 0}, {batch_, npix}),
+      Kokkos::MDRangePolicy<exec_space, Kokkos::Rank<2>>(exec_, {0, 0}, {batch_, npix}),
       KOKKOS_LAMBDA(int b, int t) {
         const int ch = t / (H * W), i = (t / W) % H, j = t % W;
         // positions y with 0 <= i + pad - s*y < k
@@ -254,7 +253,8 @@ void LcaSolver<Scalar, Space>::reconstruct_dense(const Dictionary<Scalar, Space>
       });
 }
 
-template <class Scalar, class Space> void LcaSolver<Scalar, Space>::im2col(const ConstImages& r) {
+template <class Scalar, class Device, class Layout>
+void LcaSolver<Scalar, Device, Layout>::im2col(const ConstImages& r) {
   Region region("lca::LcaSolver::im2col");
   const int C = geom_.channels, H = geom_.height, W = geom_.width, k = geom_.kernel,
             s = geom_.stride, p = geom_.pad(), Hs = geom_.out_h(), Ws = geom_.out_w();
@@ -263,7 +263,7 @@ template <class Scalar, class Space> void LcaSolver<Scalar, Space>::im2col(const
   // P written contiguously on CPUs, coalesced across threads on GPUs. The columns inside the
   // image are found once per position, so the copy loop has no branch and vectorises.
   Kokkos::parallel_for(
-      "lca::LcaSolver::im2col", Kokkos::RangePolicy<exec_space>(0, int(P.extent(0))),
+      "lca::LcaSolver::im2col", Kokkos::RangePolicy<exec_space>(exec_, 0, int(P.extent(0))),
       KOKKOS_LAMBDA(int pos) {
         const int xx = pos % Ws, y = (pos / Ws) % Hs, b = pos / (Ws * Hs);
         const int i0 = s * y - p, j0 = s * xx - p;
@@ -288,10 +288,10 @@ template <class Scalar, class Space> void LcaSolver<Scalar, Space>::im2col(const
       });
 }
 
-template <class Scalar, class Space>
-void LcaSolver<Scalar, Space>::apply_drive(const Dictionary<Scalar, Space>& dict) {
+template <class Scalar, class Device, class Layout>
+void LcaSolver<Scalar, Device, Layout>::apply_drive(const Dict& dict) {
   Region region("lca::LcaSolver::drive");
-  KokkosBlas::gemm("N", "N", Scalar(1), p_, dict.matrix(), Scalar(0), g_);
+  blas::gemm(exec_, "N", "N", Scalar(1), p_, dict.matrix(), Scalar(0), g_);
 }
 
 namespace {
@@ -334,13 +334,14 @@ struct UpdateStep {
 };
 } // namespace
 
-template <class Scalar, class Space> Scalar LcaSolver<Scalar, Space>::update(bool track_dv) {
+template <class Scalar, class Device, class Layout>
+Scalar LcaSolver<Scalar, Device, Layout>::update(bool track_dv) {
   Region region("lca::LcaSolver::update");
   using Step = UpdateStep<Scalar, Matrix, typename V::IndexMatrix, typename V::IndexVector,
                           decltype(decay_)>;
   const Step f{v_,       a_,        g_,     act_val_, act_idx_,
                act_cnt_, transfer_, decay_, geom_.nf, geom_.positions()};
-  const Kokkos::RangePolicy<exec_space> policy(0, int(v_.extent(0)));
+  const Kokkos::RangePolicy<exec_space> policy(exec_, 0, int(v_.extent(0)));
   Scalar dv_max = 0;
   if (track_dv)
     Kokkos::parallel_reduce("lca::LcaSolver::update", policy, f, Kokkos::Max<Scalar>(dv_max));
@@ -349,14 +350,14 @@ template <class Scalar, class Space> Scalar LcaSolver<Scalar, Space>::update(boo
   return dv_max;
 }
 
-template <class Scalar, class Space>
-void LcaSolver<Scalar, Space>::rebuild_active_lists(const Matrix& from) {
+template <class Scalar, class Device, class Layout>
+void LcaSolver<Scalar, Device, Layout>::rebuild_active_lists(const Matrix& from) {
   const int nf = geom_.nf;
   const auto A = from, val = act_val_;
   const auto idx = act_idx_;
   const auto cnt = act_cnt_;
   Kokkos::parallel_for(
-      "lca::LcaSolver::active_lists", Kokkos::RangePolicy<exec_space>(0, A.extent(0)),
+      "lca::LcaSolver::active_lists", Kokkos::RangePolicy<exec_space>(exec_, 0, A.extent(0)),
       KOKKOS_LAMBDA(std::int64_t pos) {
         int n = 0;
         for (int m = 0; m < nf; ++m)
@@ -369,17 +370,16 @@ void LcaSolver<Scalar, Space>::rebuild_active_lists(const Matrix& from) {
       });
 }
 
-template <class Scalar, class Space>
-void LcaSolver<Scalar, Space>::set_activities(const Matrix& a) {
+template <class Scalar, class Device, class Layout>
+void LcaSolver<Scalar, Device, Layout>::set_activities(const Matrix& a) {
   if (a.extent(0) != a_.extent(0) || a.extent(1) != a_.extent(1))
     throw InvalidArgument("set_activities: shape does not match the batch");
-  Kokkos::deep_copy(a_, a);
+  Kokkos::deep_copy(exec_, a_, a);
   rebuild_active_lists();
 }
 
-template <class Scalar, class Space>
-void LcaSolver<Scalar, Space>::compute_residual(const Dictionary<Scalar, Space>& dict,
-                                                const ConstImages& x) {
+template <class Scalar, class Device, class Layout>
+void LcaSolver<Scalar, Device, Layout>::compute_residual(const Dict& dict, const ConstImages& x) {
   if (dense_)
     reconstruct_dense(dict, a_, x, r_, Scalar(-1));
   else
@@ -387,9 +387,9 @@ void LcaSolver<Scalar, Space>::compute_residual(const Dictionary<Scalar, Space>&
   im2col(r_);
 }
 
-template <class Scalar, class Space>
-Scalar LcaSolver<Scalar, Space>::step(const Dictionary<Scalar, Space>& dict,
-                                      const ConstImages& x_in, bool track_dv) {
+template <class Scalar, class Device, class Layout>
+Scalar LcaSolver<Scalar, Device, Layout>::step(const Dict& dict, const ConstImages& x_in,
+                                               bool track_dv) {
   compute_residual(dict, x_in);
   apply_drive(dict);
   return update(track_dv);
@@ -431,8 +431,9 @@ struct FistaStep {
 };
 } // namespace
 
-template <class Scalar, class Space>
-std::int64_t LcaSolver<Scalar, Space>::fista_update(Scalar inv_l, const std::vector<double>& beta) {
+template <class Scalar, class Device, class Layout>
+std::int64_t LcaSolver<Scalar, Device, Layout>::fista_update(Scalar inv_l,
+                                                             const std::vector<double>& beta) {
   Region region("lca::LcaSolver::fista_update");
   upload(beta_, beta);
   using Step =
@@ -452,14 +453,14 @@ std::int64_t LcaSolver<Scalar, Space>::fista_update(Scalar inv_l, const std::vec
                geom_.positions()};
   std::int64_t active = 0;
   Kokkos::parallel_reduce("lca::LcaSolver::fista_update",
-                          Kokkos::RangePolicy<exec_space>(0, int(a_.extent(0))), f, active);
+                          Kokkos::RangePolicy<exec_space>(exec_, 0, int(a_.extent(0))), f, active);
   std::swap(a_, a_prev_); // a_ = a_{k+1}, a_prev_ = a_k
   std::swap(g_, g_prev_); // g_prev_ = G_k; g_ is overwritten by the next drive
   return active;
 }
 
-template <class Scalar, class Space>
-void LcaSolver<Scalar, Space>::measure(const ConstImages& x, bool track_support) {
+template <class Scalar, class Device, class Layout>
+void LcaSolver<Scalar, Device, Layout>::measure(const ConstImages& x, bool track_support) {
   Region region("lca::LcaSolver::measure");
   using team_policy = Kokkos::TeamPolicy<exec_space>;
   using member = typename team_policy::member_type;
@@ -472,7 +473,7 @@ void LcaSolver<Scalar, Space>::measure(const ConstImages& x, bool track_support)
   const auto cnt = act_cnt_;
   const auto M = measures_;
   Kokkos::parallel_for(
-      "lca::LcaSolver::measure", team_policy(batch_, Kokkos::AUTO),
+      "lca::LcaSolver::measure", team_policy(exec_, batch_, Kokkos::AUTO),
       KOKKOS_LAMBDA(const member& team) {
         const int b = team.league_rank();
         const std::int64_t row0 = std::int64_t(b) * npos;
@@ -530,7 +531,8 @@ void LcaSolver<Scalar, Space>::measure(const ConstImages& x, bool track_support)
   Kokkos::deep_copy(measures_h_, measures_);
 }
 
-template <class Scalar, class Space> Certificate LcaSolver<Scalar, Space>::certify(int b) const {
+template <class Scalar, class Device, class Layout>
+Certificate LcaSolver<Scalar, Device, Layout>::certify(int b) const {
   // algorithm.md §9: theta = r min(1, lambda / max drive) is dual-feasible; with D(theta) =
   // <theta, x> - |theta|^2 / 2 <= P(a*) <= P(a), (P - D) / P bounds the relative distance.
   const double lambda = params_.transfer.lambda;
@@ -545,8 +547,8 @@ template <class Scalar, class Space> Certificate LcaSolver<Scalar, Space>::certi
   return c;
 }
 
-template <class Scalar, class Space>
-std::vector<Certificate> LcaSolver<Scalar, Space>::certificate(const ConstImages& x) {
+template <class Scalar, class Device, class Layout>
+std::vector<Certificate> LcaSolver<Scalar, Device, Layout>::certificate(const ConstImages& x) {
   if (!is_lasso(params_.transfer))
     throw InvalidArgument("the duality-gap certificate needs a soft threshold (soft-nonneg, soft)");
   measure(x, false);
@@ -556,29 +558,27 @@ std::vector<Certificate> LcaSolver<Scalar, Space>::certificate(const ConstImages
   return c;
 }
 
-template <class Scalar, class Space>
-double LcaSolver<Scalar, Space>::estimate_lipschitz(const Dictionary<Scalar, Space>& dict,
-                                                    int iterations) {
+template <class Scalar, class Device, class Layout>
+double LcaSolver<Scalar, Device, Layout>::estimate_lipschitz(const Dict& dict, int iterations) {
   Region region("lca::LcaSolver::estimate_lipschitz");
   // ||Phi^T Phi|| does not depend on the image: one image slot of a helper solver does. Its
   // start is the same every call (no warm start), so the step depends on the dictionary only.
   if (!power_solver_) {
     LcaParams p = params_;
     p.solver = "lca", p.timescale = "fixed", p.stop_gap = 0;
-    power_solver_ = std::make_shared<LcaSolver>(geom_, p);
+    power_solver_ = std::make_shared<LcaSolver>(geom_, p, exec_);
     power_solver_->reset(1);
   }
   lipschitz_ = power_solver_->power_iteration(dict, iterations);
   return lipschitz_;
 }
 
-template <class Scalar, class Space>
-double LcaSolver<Scalar, Space>::power_iteration(const Dictionary<Scalar, Space>& dict,
-                                                 int iterations) {
+template <class Scalar, class Device, class Layout>
+double LcaSolver<Scalar, Device, Layout>::power_iteration(const Dict& dict, int iterations) {
   const int npix = geom_.pixels();
   { // the start: a portable pseudo-random image
     if (power_.extent(0) != std::size_t(batch_))
-      power_ = Images("lca::LcaSolver::power", batch_, npix);
+      power_ = Images(scratch(exec_, "lca::LcaSolver::power"), batch_, npix);
     auto h = Kokkos::create_mirror_view(power_);
     for (int b = 0; b < batch_; ++b)
       for (int t = 0; t < npix; ++t)
@@ -589,13 +589,14 @@ double LcaSolver<Scalar, Space>::power_iteration(const Dictionary<Scalar, Space>
   }
   using team_policy = Kokkos::TeamPolicy<exec_space>;
   using member = typename team_policy::member_type;
-  Kokkos::View<double*, typename V::memory_space> norms("lca::LcaSolver::power_norms", batch_);
+  const typename V::template Vector<double> norms(scratch(exec_, "lca::LcaSolver::power_norms"),
+                                                  batch_);
   const auto w = power_;
   double estimate = 0;
   for (int it = 0; it <= iterations; ++it) {
     // |Phi Phi^T v| for unit v converges to ||Phi^T Phi|| from below; normalise for the next.
     Kokkos::parallel_for(
-        "lca::LcaSolver::power_normalise", team_policy(batch_, Kokkos::AUTO),
+        "lca::LcaSolver::power_normalise", team_policy(exec_, batch_, Kokkos::AUTO),
         KOKKOS_LAMBDA(const member& team) {
           const int b = team.league_rank();
           double ss = 0;
@@ -622,16 +623,18 @@ double LcaSolver<Scalar, Space>::power_iteration(const Dictionary<Scalar, Space>
   return 1.02 * estimate;
 }
 
-template <class Scalar, class Space>
-std::vector<double> LcaSolver<Scalar, Space>::masked_dot(const Matrix& X, const Matrix& Y) {
+template <class Scalar, class Device, class Layout>
+std::vector<double> LcaSolver<Scalar, Device, Layout>::masked_dot(const Matrix& X,
+                                                                  const Matrix& Y) {
   using team_policy = Kokkos::TeamPolicy<exec_space>;
   using member = typename team_policy::member_type;
   const int npos = geom_.positions(), nf = geom_.nf;
   const auto S = cg_sign_;
   const auto mask = mask_;
-  Kokkos::View<double*, typename V::memory_space> out("lca::LcaSolver::masked_dot", batch_);
+  const typename V::template Vector<double> out(scratch(exec_, "lca::LcaSolver::masked_dot"),
+                                                batch_);
   Kokkos::parallel_for(
-      "lca::LcaSolver::masked_dot", team_policy(batch_, Kokkos::AUTO),
+      "lca::LcaSolver::masked_dot", team_policy(exec_, batch_, Kokkos::AUTO),
       KOKKOS_LAMBDA(const member& team) {
         const int b = team.league_rank();
         double d = 0;
@@ -651,7 +654,8 @@ std::vector<double> LcaSolver<Scalar, Space>::masked_dot(const Matrix& X, const 
   return std::vector<double>(h.data(), h.data() + batch_);
 }
 
-template <class Scalar, class Space> void LcaSolver<Scalar, Space>::cg_start() {
+template <class Scalar, class Device, class Layout>
+void LcaSolver<Scalar, Device, Layout>::cg_start() {
   // The working set W of a masked image: its support, plus the neurons whose drive breaks
   // the dual constraint (|G| > lambda; G > lambda for non-negative codes) with the sign of
   // their drive, as working-set LASSO solvers do. Restricted to W with those signs, the
@@ -664,7 +668,7 @@ template <class Scalar, class Space> void LcaSolver<Scalar, Space>::cg_start() {
   const auto mask = mask_;
   Kokkos::parallel_for(
       "lca::LcaSolver::cg_start",
-      Kokkos::MDRangePolicy<exec_space, Kokkos::Rank<2>>({0, 0}, {A.extent(0), A.extent(1)}),
+      Kokkos::MDRangePolicy<exec_space, Kokkos::Rank<2>>(exec_, {0, 0}, {A.extent(0), A.extent(1)}),
       KOKKOS_LAMBDA(std::int64_t pos, std::int64_t m) {
         const Scalar a = A(pos, m), g = G(pos, m);
         S(pos, m) = a;
@@ -684,25 +688,25 @@ template <class Scalar, class Space> void LcaSolver<Scalar, Space>::cg_start() {
       });
 }
 
-template <class Scalar, class Space>
-void LcaSolver<Scalar, Space>::cg_apply(const Dictionary<Scalar, Space>& dict) {
+template <class Scalar, class Device, class Layout>
+void LcaSolver<Scalar, Device, Layout>::cg_apply(const Dict& dict) {
   // q = Phi^T Phi p for p supported on S: sparse scatter into r_ (scratch here), im2col, GEMM.
   rebuild_active_lists(cg_p_);
   reconstruct(dict, ConstImages(), r_, Scalar(1));
   im2col(r_);
   Region region("lca::LcaSolver::drive");
-  KokkosBlas::gemm("N", "N", Scalar(1), p_, dict.matrix(), Scalar(0), cg_q_);
+  blas::gemm(exec_, "N", "N", Scalar(1), p_, dict.matrix(), Scalar(0), cg_q_);
 }
 
-template <class Scalar, class Space>
-void LcaSolver<Scalar, Space>::cg_step(const std::vector<double>& alpha) {
+template <class Scalar, class Device, class Layout>
+void LcaSolver<Scalar, Device, Layout>::cg_step(const std::vector<double>& alpha) {
   upload(alpha_, alpha);
   const int npos = geom_.positions();
   const auto A = a_, S = cg_sign_, R = cg_r_, P = cg_p_, Q = cg_q_;
   const auto al = alpha_;
   Kokkos::parallel_for(
       "lca::LcaSolver::cg_step",
-      Kokkos::MDRangePolicy<exec_space, Kokkos::Rank<2>>({0, 0}, {A.extent(0), A.extent(1)}),
+      Kokkos::MDRangePolicy<exec_space, Kokkos::Rank<2>>(exec_, {0, 0}, {A.extent(0), A.extent(1)}),
       KOKKOS_LAMBDA(std::int64_t pos, std::int64_t m) {
         if (S(pos, m) == Scalar(0))
           return;
@@ -712,27 +716,27 @@ void LcaSolver<Scalar, Space>::cg_step(const std::vector<double>& alpha) {
       });
 }
 
-template <class Scalar, class Space>
-void LcaSolver<Scalar, Space>::cg_direction(const std::vector<double>& beta) {
+template <class Scalar, class Device, class Layout>
+void LcaSolver<Scalar, Device, Layout>::cg_direction(const std::vector<double>& beta) {
   upload(beta_, beta);
   const int npos = geom_.positions();
   const auto S = cg_sign_, R = cg_r_, P = cg_p_;
   const auto be = beta_;
   Kokkos::parallel_for(
       "lca::LcaSolver::cg_direction",
-      Kokkos::MDRangePolicy<exec_space, Kokkos::Rank<2>>({0, 0}, {S.extent(0), S.extent(1)}),
+      Kokkos::MDRangePolicy<exec_space, Kokkos::Rank<2>>(exec_, {0, 0}, {S.extent(0), S.extent(1)}),
       KOKKOS_LAMBDA(std::int64_t pos, std::int64_t m) {
         if (S(pos, m) != Scalar(0))
           P(pos, m) = R(pos, m) + be(pos / npos) * P(pos, m);
       });
 }
 
-template <class Scalar, class Space>
-void LcaSolver<Scalar, Space>::cg_finish(const std::vector<int>& accept, bool project) {
+template <class Scalar, class Device, class Layout>
+void LcaSolver<Scalar, Device, Layout>::cg_finish(const std::vector<int>& accept, bool project) {
   // project: keep the sign pattern of S (a sign change goes to 0, the LASSO's own answer for
   // a coordinate whose restricted optimum crosses zero). Else: accepted images keep the
   // polished code (LCA gets V on its threshold line), rejected ones get a_S back.
-  const decltype(mask_) keep("lca::LcaSolver::keep", batch_);
+  const decltype(mask_) keep(scratch(exec_, "lca::LcaSolver::keep"), batch_);
   upload(keep, accept);
   const int npos = geom_.positions();
   const Scalar lambda = Scalar(params_.transfer.lambda);
@@ -740,7 +744,7 @@ void LcaSolver<Scalar, Space>::cg_finish(const std::vector<int>& accept, bool pr
   const auto A = a_, S = a_save_, Sg = cg_sign_, Vm = v_;
   Kokkos::parallel_for(
       "lca::LcaSolver::cg_finish",
-      Kokkos::MDRangePolicy<exec_space, Kokkos::Rank<2>>({0, 0}, {A.extent(0), A.extent(1)}),
+      Kokkos::MDRangePolicy<exec_space, Kokkos::Rank<2>>(exec_, {0, 0}, {A.extent(0), A.extent(1)}),
       KOKKOS_LAMBDA(std::int64_t pos, std::int64_t m) {
         const Scalar sign = Sg(pos, m);
         if (project) {
@@ -756,10 +760,11 @@ void LcaSolver<Scalar, Space>::cg_finish(const std::vector<int>& accept, bool pr
       });
 }
 
-template <class Scalar, class Space>
-int LcaSolver<Scalar, Space>::polish(const Dictionary<Scalar, Space>& dict, const ConstImages& x,
-                                     const std::vector<int>& mask, std::vector<double>& gap,
-                                     std::vector<int>& accepted) {
+template <class Scalar, class Device, class Layout>
+int LcaSolver<Scalar, Device, Layout>::polish(const Dict& dict, const ConstImages& x,
+                                              const std::vector<int>& mask,
+                                              std::vector<double>& gap,
+                                              std::vector<int>& accepted) {
   Region region("lca::LcaSolver::polish");
   const int B = batch_;
   upload(mask_, mask);
@@ -828,9 +833,8 @@ int LcaSolver<Scalar, Space>::polish(const Dictionary<Scalar, Space>& dict, cons
   return it;
 }
 
-template <class Scalar, class Space>
-SolveInfo LcaSolver<Scalar, Space>::solve(const Dictionary<Scalar, Space>& dict,
-                                          const ConstImages& x_in) {
+template <class Scalar, class Device, class Layout>
+SolveInfo LcaSolver<Scalar, Device, Layout>::solve(const Dict& dict, const ConstImages& x_in) {
   Region region("lca::LcaSolver::solve");
   if (x_in.extent(0) != std::size_t(batch_) || x_in.extent(1) != std::size_t(geom_.pixels()))
     throw InvalidArgument("solve: input batch is " + std::to_string(x_in.extent(0)) + "x" +
@@ -960,17 +964,18 @@ SolveInfo LcaSolver<Scalar, Space>::solve(const Dictionary<Scalar, Space>& dict,
   return info;
 }
 
-template <class Scalar, class Space>
-BatchStats LcaSolver<Scalar, Space>::stats(const ConstImages& x_ref) const {
+template <class Scalar, class Device, class Layout>
+BatchStats LcaSolver<Scalar, Device, Layout>::stats(const ConstImages& x_ref) const {
   Region region("lca::LcaSolver::stats");
   using team_policy = Kokkos::TeamPolicy<exec_space>;
   using member = typename team_policy::member_type;
   const int B = batch_, npix = geom_.pixels(), npos = geom_.positions(), nf = geom_.nf;
-  Kokkos::View<double* [4], typename V::memory_space> out("lca::LcaSolver::stats", B);
+  const Kokkos::View<double* [4], Device> out(scratch(exec_, "lca::LcaSolver::stats"), B);
   const auto R = r_;
   const auto A = a_;
   Kokkos::parallel_for(
-      "lca::LcaSolver::stats", team_policy(B, Kokkos::AUTO), KOKKOS_LAMBDA(const member& team) {
+      "lca::LcaSolver::stats", team_policy(exec_, B, Kokkos::AUTO),
+      KOKKOS_LAMBDA(const member& team) {
         const int b = team.league_rank();
         // Kokkos 3.4 has no multi-value nested reductions: one pass per quantity.
         double rr = 0, xx = 0, l1 = 0, nnz = 0;

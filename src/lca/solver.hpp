@@ -100,16 +100,23 @@ template <class Scalar> struct DeviceTransfer {
   }
 };
 
-template <class Scalar, class Space = Kokkos::DefaultExecutionSpace> class LcaSolver {
+/// The solver of one batch on Device (a Kokkos::Device), matrices in Layout. Its kernels and
+/// BLAS calls run on the execution-space instance it is built with; the dictionary it is given
+/// must be ready on that instance (the default instances of one space always are).
+template <class Scalar, class Device = DefaultDevice,
+          class Layout = typename Device::execution_space::array_layout>
+class LcaSolver {
 public:
-  using V = Views<Scalar, Space>;
+  using V = Views<Scalar, Device, Layout>;
   using exec_space = typename V::exec_space;
+  using Dict = Dictionary<Scalar, Device, Layout>;
   using Matrix = typename V::Matrix;
   using Images = typename V::Images;
   using ConstImages = typename V::ConstImages;
 
-  LcaSolver(const Geometry& g, const LcaParams& p);
+  LcaSolver(const Geometry& g, const LcaParams& p, const exec_space& exec = exec_space());
 
+  const exec_space& execution_space() const { return exec_; }
   const Geometry& geometry() const { return geom_; }
   const LcaParams& params() const { return params_; }
   void set_lambda_transfer(const Transfer& t); ///< e.g. lca-denoise's lambda override
@@ -122,11 +129,11 @@ public:
   /// Run params().iterations steps of params().solver (fewer with stop_tol or stop_gap) on
   /// x_in and finish with the residual and drive of the final activity, so residual(),
   /// patches(), drive() and activities() are consistent for learning and the certificate.
-  SolveInfo solve(const Dictionary<Scalar, Space>& dict, const ConstImages& x_in);
+  SolveInfo solve(const Dict& dict, const ConstImages& x_in);
   /// One LCA iteration (steps 1-4); returns max |dV| when track_dv, else 0.
-  Scalar step(const Dictionary<Scalar, Space>& dict, const ConstImages& x_in, bool track_dv);
+  Scalar step(const Dict& dict, const ConstImages& x_in, bool track_dv);
   /// R = x - Phi a for the current activity (also refreshes patches()).
-  void compute_residual(const Dictionary<Scalar, Space>& dict, const ConstImages& x);
+  void compute_residual(const Dict& dict, const ConstImages& x);
   /// Per-image statistics of residual() against x_ref (call compute_residual(x_ref) first).
   BatchStats stats(const ConstImages& x_ref) const;
   /// The certificate of every image at the current state, from residual(), drive() and
@@ -136,10 +143,10 @@ public:
   /// one image slot from a fixed pseudo-random start, times a safety factor. A function of
   /// the dictionary alone, so codes do not depend on earlier solves (exact resume, any rank
   /// count).
-  double estimate_lipschitz(const Dictionary<Scalar, Space>& dict, int iterations);
+  double estimate_lipschitz(const Dict& dict, int iterations);
   double lipschitz() const { return lipschitz_; }
   /// Power iteration on this solver's own image slots (estimate_lipschitz's helper).
-  double power_iteration(const Dictionary<Scalar, Space>& dict, int iterations);
+  double power_iteration(const Dict& dict, int iterations);
   /// Benchmarks: called at every gap check (every check_every iterations, also without
   /// stop_gap) with the iterations and CG iterations so far and every image's certificate.
   using Trace = std::function<void(int, int, const std::vector<Certificate>&)>;
@@ -160,15 +167,15 @@ public:
   // Building blocks, public for the tests and benchmarks (and because CUDA lambdas cannot
   // live in private member functions).
   void
-  reconstruct(const Dictionary<Scalar, Space>& dict, const ConstImages& x, const Images& out,
+  reconstruct(const Dict& dict, const ConstImages& x, const Images& out,
               Scalar sign) const; ///< out = x + sign * Phi a (x may be empty: out = sign Phi a)
   /// out = x + sign * Phi a for any a (not the active lists): GEMM into patch space + col2im.
   /// compute_residual uses it instead of the scatter while use_dense(true).
-  void reconstruct_dense(const Dictionary<Scalar, Space>& dict, const Matrix& a,
-                         const ConstImages& x, const Images& out, Scalar sign);
+  void reconstruct_dense(const Dict& dict, const Matrix& a, const ConstImages& x, const Images& out,
+                         Scalar sign);
   void use_dense(bool dense) { dense_ = dense; }
   void im2col(const ConstImages& r);
-  void apply_drive(const Dictionary<Scalar, Space>& dict); ///< g = patches * D
+  void apply_drive(const Dict& dict); ///< g = patches * D
   Scalar update(bool track_dv);
   /// One FISTA step with per-image momentum beta and step 1/L = inv_l; returns the number
   /// of active neurons of the new code.
@@ -182,12 +189,12 @@ public:
   /// One polishing round on the images with mask[b]: conjugate gradient on the restricted
   /// problem, signs kept; an image keeps the result only if its gap (updated) shrank.
   /// Leaves residual, drive and measures at the resulting code. Returns the CG iterations.
-  int polish(const Dictionary<Scalar, Space>& dict, const ConstImages& x,
-             const std::vector<int>& mask, std::vector<double>& gap, std::vector<int>& accepted);
+  int polish(const Dict& dict, const ConstImages& x, const std::vector<int>& mask,
+             std::vector<double>& gap, std::vector<int>& accepted);
   // Polishing steps (public only for CUDA lambdas).
   std::vector<double> masked_dot(const Matrix& X, const Matrix& Y); ///< per image, on W
   void cg_start();
-  void cg_apply(const Dictionary<Scalar, Space>& dict);
+  void cg_apply(const Dict& dict);
   void cg_step(const std::vector<double>& alpha);
   void cg_direction(const std::vector<double>& beta);
   void cg_finish(const std::vector<int>& accept, bool project);
@@ -211,17 +218,17 @@ private:
 
   Geometry geom_;
   LcaParams params_;
+  exec_space exec_;
   DeviceTransfer<Scalar> transfer_;
   int batch_ = 0;
   Matrix v_, a_, g_, p_;
   Matrix a_prev_, g_prev_;                                 ///< FISTA: a_{k-1}, G_{k-1}
   Matrix a_check_, cg_r_, cg_p_, cg_q_, a_save_, cg_sign_; ///< polishing
   Images r_, power_;
-  Kokkos::View<Scalar*, typename V::memory_space> decay_, beta_, alpha_;
-  Kokkos::View<int*, typename V::memory_space> mask_;
-  Kokkos::View<double**, Kokkos::LayoutRight, typename V::memory_space> measures_;
-  typename Kokkos::View<double**, Kokkos::LayoutRight, typename V::memory_space>::HostMirror
-      measures_h_;
+  typename V::template Vector<Scalar> decay_, beta_, alpha_;
+  typename V::template Vector<int> mask_;
+  Kokkos::View<double**, Kokkos::LayoutRight, Device> measures_;
+  typename Kokkos::View<double**, Kokkos::LayoutRight, Device>::HostMirror measures_h_;
   double lipschitz_ = 0;
   bool dense_ = false;                      ///< reconstruct through GEMM + col2im (dense codes)
   std::shared_ptr<LcaSolver> power_solver_; ///< batch 1, for estimate_lipschitz
@@ -230,7 +237,7 @@ private:
   Matrix act_val_;                  ///< their activities
   typename V::IndexVector act_cnt_; ///< (B*positions)
   /// The dictionary as rows (nf, c*k*k), refreshed by reconstruct().
-  Kokkos::View<Scalar**, Kokkos::LayoutRight, typename V::memory_space> dt_;
+  Kokkos::View<Scalar**, Kokkos::LayoutRight, Device> dt_;
 };
 
 } // namespace lca

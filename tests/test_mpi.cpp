@@ -1,0 +1,120 @@
+// The distributed layer: the MPI helpers, and training and denoising split over the ranks of
+// MPI_COMM_WORLD against one process doing everything (ctest runs these at 1, 2 and 4 ranks:
+// uneven shares, and ranks with no image).
+#include "lca/denoise.hpp"
+#include "lca/error.hpp"
+#include "lca/mpi.hpp"
+#include "lca/train.hpp"
+#include "reference.hpp"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace lca::test {
+namespace {
+
+Geometry small_gray() {
+  Geometry g;
+  g.channels = 1, g.height = 8, g.width = 8, g.kernel = 4, g.stride = 2, g.nf = 4;
+  return g;
+}
+
+ImageSet random_images(const Geometry& g, std::int64_t n, unsigned seed) {
+  ImageSet data;
+  data.n = n, data.channels = g.channels, data.height = g.height, data.width = g.width;
+  const auto v = random_vector(std::size_t(n) * g.pixels(), seed);
+  data.pixels.assign(v.begin(), v.end());
+  data.labels.assign(std::size_t(n), -1);
+  data.identity = "random";
+  return data;
+}
+
+TEST(MpiHelpers, CheckThrowsWithMpisMessage) {
+  EXPECT_NO_THROW(mpi::check(MPI_SUCCESS, "MPI_Nothing"));
+  char text[MPI_MAX_ERROR_STRING];
+  int len = 0;
+  ASSERT_EQ(MPI_Error_string(MPI_ERR_COUNT, text, &len), MPI_SUCCESS);
+  try {
+    mpi::check(MPI_ERR_COUNT, "MPI_Something");
+    FAIL() << "expected lca::Error";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()), "MPI_Something failed: " + std::string(text, len));
+  }
+}
+
+TEST(MpiHelpers, SlicesCoverTheBatchInRankOrder) {
+  for (int ranks : {1, 2, 3, 4, 7})
+    for (std::int64_t n : {0, 1, 3, 10}) {
+      std::int64_t next = 0;
+      for (int r = 0; r < ranks; ++r) {
+        const mpi::Slice s = mpi::slice(n, r, ranks);
+        EXPECT_EQ(s.first, next) << n << " over " << ranks;
+        EXPECT_GE(s.count, n / ranks);
+        EXPECT_LE(s.count, (n + ranks - 1) / ranks);
+        next += s.count;
+      }
+      EXPECT_EQ(next, n);
+    }
+}
+
+TEST(MpiHelpers, EveryRankGetsRankZerosDecision) {
+  const int rank = mpi::rank(MPI_COMM_WORLD);
+  EXPECT_TRUE(mpi::from_rank0(MPI_COMM_WORLD, [&] { return rank == 0; }));
+  EXPECT_EQ(mpi::from_rank0(MPI_COMM_WORLD, [&] { return "rank " + std::to_string(rank); }),
+            "rank 0");
+}
+
+// Batches of 3 (the last of 1) split over the ranks; the gradients are summed: the same
+// dictionary as one process up to the order of the sums.
+TEST(TrainMpi, ResultIndependentOfRankCount) {
+  TrainConfig cfg;
+  cfg.geometry = small_gray();
+  cfg.lca.transfer = make_transfer("soft-nonneg", 0.05);
+  cfg.lca.iterations = 20, cfg.lca.tau = 10;
+  cfg.learn.eta = 0.1;
+  cfg.batch_size = 3;
+  cfg.progress_seconds = 0;
+  const ImageSet data = random_images(cfg.geometry, 7, 31);
+  const TrainSummary split = train(cfg, data, std::nullopt, MPI_COMM_WORLD, nullptr);
+  const TrainSummary whole = train(cfg, data, std::nullopt, MPI_COMM_SELF, nullptr);
+  EXPECT_EQ(split.images, 7);
+  EXPECT_EQ(split.batches, 3);
+  EXPECT_NEAR(split.mean_energy, whole.mean_energy, 1e-5 * whole.mean_energy);
+  ASSERT_EQ(split.dictionary.size(), whole.dictionary.size());
+  for (std::size_t i = 0; i < whole.dictionary.size(); ++i)
+    ASSERT_NEAR(split.dictionary[i], whole.dictionary[i], 1e-5) << i;
+}
+
+// One image per solve, so every image's result is the same on any rank: the gathered results
+// must equal a single process's exactly, in dataset order.
+TEST(DenoiseMpi, ResultsIndependentOfRankCount) {
+  const Geometry g = small_gray();
+  LcaParams p;
+  p.transfer = make_transfer("soft", 0.1);
+  p.solver = "fista", p.iterations = 200, p.stop_gap = 1e-4;
+  const auto w = random_vector(std::size_t(g.nf) * g.patch(), 41);
+  const std::vector<float> dictionary(w.begin(), w.end());
+  DenoiseConfig cfg;
+  cfg.sigma = 0.2, cfg.batch = 1, cfg.keep_codes = true, cfg.response_epsilon = 1e-3;
+  cfg.progress_seconds = 0;
+  const ImageSet data = random_images(g, 3, 43);
+  const DenoiseResult split = denoise(g, p, dictionary, data, cfg, MPI_COMM_WORLD, nullptr);
+  const DenoiseResult whole = denoise(g, p, dictionary, data, cfg, MPI_COMM_SELF, nullptr);
+  ASSERT_EQ(whole.error.size(), std::size_t(data.n));
+  EXPECT_EQ(split.error, whole.error);
+  EXPECT_EQ(split.mse, whole.mse);
+  EXPECT_EQ(split.noisy_error, whole.noisy_error);
+  EXPECT_EQ(split.active, whole.active);
+  EXPECT_EQ(split.energy, whole.energy);
+  EXPECT_EQ(split.iterations, whole.iterations);
+  EXPECT_EQ(split.gap, whole.gap);
+  EXPECT_EQ(split.response, whole.response);
+  EXPECT_EQ(split.unconverged, whole.unconverged);
+  EXPECT_EQ(split.codes.image, whole.codes.image);
+  EXPECT_EQ(split.codes.neuron, whole.codes.neuron);
+  EXPECT_EQ(split.codes.value, whole.codes.value);
+}
+
+} // namespace
+} // namespace lca::test
