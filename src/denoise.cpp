@@ -196,6 +196,8 @@ DenoiseResult denoise(const Geometry& g, const LcaParams& p, const std::vector<f
       *progress << "[denoise] rank 0: images " << done << "/" << todo << "  "
                 << format_rate_eta(done, todo, timer.elapsed(), "img") << std::endl;
     }
+    if (cfg.after_batch)
+      cfg.after_batch();
   }
   res.error = all_gather(err, MPI_DOUBLE, comm);
   res.mse = all_gather(mse, MPI_DOUBLE, comm);

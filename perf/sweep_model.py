@@ -1,0 +1,80 @@
+"""The sweep's throughput and a model of the full study's time (perf/README.md, "Sweep across
+ranks"). Reads the runs of perf/run_sweep_scaling.sh (runs.tsv, each run's sweep.h5), prints
+points per hour and per CPU-hour, the efficiency of group-parallel against batch-parallel runs at
+equal ranks, and the queue model: rank 0 hands the point left with the largest nf, then the
+smallest lambda, to the next free group (src/scaling.cpp, WorkQueue), so G groups with a core each
+finish after that greedy schedule of the one-rank per-point times. Then it applies the model to
+the CIFAR-10 study of inputs/cifar10-study.toml.
+  python3 perf/sweep_model.py WORK_DIR"""
+import csv
+import heapq
+import sys
+
+import h5py
+
+
+def makespan(points, groups):
+    """The queue's schedule on `groups` workers: each free group takes the point left with the
+    largest nf, then the smallest lambda; points are (nf, lambda, seconds)."""
+    free = [0.0] * groups
+    for _, _, seconds in sorted(points, key=lambda p: (-p[0], p[1])):
+        heapq.heapreplace(free, free[0] + seconds)
+    return max(free)
+
+
+def measured(work):
+    with open(f"{work}/runs.tsv") as f:
+        runs = list(csv.DictReader(f, delimiter="\t"))
+    with h5py.File(f"{work}/r1/sweep.h5") as f:  # one rank: the cost of each point alone
+        points = list(zip(f["points/nf"][...], f["points/lambda"][...], f["points/seconds"][...]))
+    seconds = [p[2] for p in points]
+    key = lambda r: (int(r["ranks"]), int(r["groups"]))
+    rate = {key(r): float(r["points_per_hour"]) for r in runs}
+    # Points per CPU-hour: what a point costs whatever else runs on the machine.
+    per_cpu = {key(r): 3600 * len(points) / float(r["cpu_seconds"]) for r in runs}
+    print(f"{len(points)} points; one-rank point times {min(seconds):.1f}-{max(seconds):.1f} s, "
+          f"sum {sum(seconds):.1f} s\n")
+    print("| ranks | groups | points/h | points per CPU-hour | vs 1 rank | queue model points/h "
+          "(a core per group) |")
+    print("|---:|---:|---:|---:|---:|---:|")
+    for r in runs:
+        ranks, groups = key(r)
+        # The model gives each group a core of its own: up to the 2 cores here.
+        model = 3600 * len(points) / makespan(points, groups) if ranks == groups <= 2 else None
+        print(f"| {ranks} | {groups} | {rate[(ranks, groups)]:.0f} | {per_cpu[(ranks, groups)]:.0f} "
+              f"| {per_cpu[(ranks, groups)] / per_cpu[(1, 1)]:.2f} | "
+              f"{f'{model:.0f}' if model else ''} |")
+    print()
+    for ranks in (2, 4):
+        if (ranks, ranks) in rate and (ranks, 1) in rate:
+            print(f"{ranks} ranks: group-parallel / batch-parallel, points per CPU-hour "
+                  f"{per_cpu[(ranks, ranks)] / per_cpu[(ranks, 1)]:.2f}, points/h "
+                  f"{rate[(ranks, ranks)] / rate[(ranks, 1)]:.2f}")
+
+
+# inputs/cifar10-study.toml: 5 sizes x 12 lambdas, 50,000 training images (1 epoch), 10,000 test
+# images solved twice (the response), at most 400 iterations per solve.
+SIZES, LAMBDAS = [16, 32, 64, 128, 256], 12
+IMAGE_ITERATIONS = 50_000 * 400 + 10_000 * 400 * 2
+# Measured image-iterations/s (perf/README.md): H200 at batch 256 for nf 64/128/256 (nf 16 and
+# 32 unmeasured: nf 64's rate, an upper bound on their time); this 2-core CPU ~3,800 at nf 128,
+# cost proportional to nf.
+H200 = {16: 690_643, 32: 690_643, 64: 690_643, 128: 373_686, 256: 169_545}
+CPU = {nf: 3_800 * 128 / nf for nf in SIZES}
+
+
+def study(rates, counts, label):
+    lambdas = [0.05 * 40 ** (i / (LAMBDAS - 1)) for i in range(LAMBDAS)]  # 0.05 .. 2
+    costs = [(nf, lam, IMAGE_ITERATIONS / rates[nf]) for nf in SIZES for lam in lambdas]
+    total = sum(c[2] for c in costs)
+    print(f"\n{label}: {len(costs)} points, {total / 3600:.1f} h of work, longest point "
+          f"{max(c[2] for c in costs) / 60:.0f} min")
+    print("| " + " | ".join(str(n) for n in counts) + " |")
+    print("|" + "---:|" * len(counts))
+    print("| " + " | ".join(f"{makespan(costs, n) / 3600:.2f} h" for n in counts) + " |")
+
+
+if __name__ == "__main__":
+    measured(sys.argv[1])
+    study(H200, [1, 2, 4, 8, 16, 32, 60], "CIFAR-10 study on H200s (one rank = one group per GPU)")
+    study(CPU, [1, 4, 16, 64], "CIFAR-10 study on 2-core nodes like this one (one group per node)")
