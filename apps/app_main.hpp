@@ -9,6 +9,11 @@
 #include <CLI/CLI.hpp>
 #include <Kokkos_Core.hpp>
 #include <mpi.h>
+#if defined(KOKKOS_ENABLE_CUDA)
+#include <cuda_runtime_api.h>
+#elif defined(KOKKOS_ENABLE_HIP)
+#include <hip/hip_runtime_api.h>
+#endif
 
 #include <sched.h>
 #include <unistd.h>
@@ -20,6 +25,7 @@
 #include <functional>
 #include <iostream>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace lca::app {
@@ -75,8 +81,9 @@ inline void collective_check(const std::function<std::string()>& check) {
 
 /// Kokkos' own flags, mentioned at the end of every --help.
 constexpr const char* kKokkosFooter =
-    "Kokkos flags (--kokkos-threads=N, --kokkos-numa=N, --kokkos-device-id=N, "
-    "--kokkos-disable-warnings, ...) are passed to Kokkos; --kokkos-help lists them.";
+    "Kokkos flags (--kokkos-threads=N, --kokkos-numa=N, --kokkos-device-id=N (GPU builds: by "
+    "default the node-local rank mod the visible GPUs), --kokkos-disable-warnings, ...) are "
+    "passed to Kokkos; --kokkos-help lists them.";
 
 /// Parses the flags (every rank sees the same ones, so all agree). Returns -1 to go on, or
 /// the exit code: 0 after --help, 2 after a bad flag (one line on stderr from rank 0).
@@ -204,6 +211,44 @@ inline void default_openmp_binding(int argc, char** argv, std::string& hint) {
   (void)argc;
 }
 
+/// One GPU per rank on GPU builds: unless the user chose (--kokkos-device-id,
+/// --kokkos-num-devices, --kokkos-map-device-id-by, their KOKKOS_* variables, or CTest's resource
+/// allocation), node-local rank r gets device r mod (visible devices), passed to
+/// Kokkos as --kokkos-device-id (Kokkos 3.4 and 4.x alike). The node-local rank comes from MPI
+/// itself: Kokkos 3.4 finds it only in OpenMPI's, MVAPICH2's or Slurm's variables and puts every
+/// rank of other launchers (MPICH, Intel MPI) on device 0. Collective; returns the flag and a
+/// line saying what it chose for rank 0 to print, or nothing on host-only builds.
+inline std::pair<std::string, std::string> gpu_device_flag(int argc, char** argv) {
+  MPI_Comm node;
+  mpi::check(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node),
+             "MPI_Comm_split_type");
+  const int local = mpi::rank(node), local_ranks = mpi::size(node);
+  mpi::check(MPI_Comm_free(&node), "MPI_Comm_free");
+  int devices = 0;
+#if defined(KOKKOS_ENABLE_CUDA)
+  if (cudaGetDeviceCount(&devices) != cudaSuccess)
+    devices = 0;
+#elif defined(KOKKOS_ENABLE_HIP)
+  if (hipGetDeviceCount(&devices) != hipSuccess)
+    devices = 0;
+#endif
+  for (int i = 1; i < argc; ++i)
+    for (const char* chosen : {"--kokkos-device", "--kokkos-num-devices", "--kokkos-ndevices",
+                               "--kokkos-map-device-id-by"})
+      if (std::strncmp(argv[i], chosen, std::strlen(chosen)) == 0)
+        devices = 0;
+  for (const char* chosen : {"KOKKOS_DEVICE_ID", "KOKKOS_NUM_DEVICES", "KOKKOS_RAND_DEVICES",
+                             "KOKKOS_MAP_DEVICE_ID_BY", "CTEST_KOKKOS_DEVICE_TYPE"})
+    if (std::getenv(chosen))
+      devices = 0;
+  if (devices < 1) // host-only, the user's choice, or no GPU (Kokkos says so itself)
+    return {};
+  return {"--kokkos-device-id=" + std::to_string(local % devices),
+          "GPU of each rank = its node-local rank mod " + std::to_string(devices) +
+              " visible device(s) (" + std::to_string(local_ranks) + " rank(s) on rank 0's node" +
+              (local_ranks > devices ? ", sharing GPUs" : "") + ")"};
+}
+
 /// body(argc, argv) parses its own flags with CLI11 and returns the exit code.
 template <class Body> int run(const char* name, int argc, char** argv, Body body) {
   std::string binding_hint;
@@ -230,6 +275,11 @@ template <class Body> int run(const char* name, int argc, char** argv, Body body
     if (!binding_hint.empty() && me == 0)
       std::cout << name << ": " << binding_hint << std::endl;
     SplitArgs args(argc, argv, me == 0);
+    auto [device_flag, device_note] = gpu_device_flag(argc, argv);
+    if (!device_flag.empty())
+      args.kokkos.insert(args.kokkos.end() - 1, device_flag.data());
+    if (!device_note.empty() && me == 0 && size > 1)
+      std::cout << name << ": " << device_note << std::endl;
     int kokkos_argc = args.kokkos_argc();
     Kokkos::ScopeGuard kokkos(kokkos_argc, args.kokkos.data());
     rc = args.kokkos_help ? 0 : body(args.app_argc(), args.app.data());

@@ -1,5 +1,7 @@
 // lca-scaling: the phase-transition study (algorithm.md §6, §7).
 //   run      train + denoise-test an (nf x lambda) grid into one resumable sweep file
+//            (--groups: points side by side under MPI; --only-points: one job-array task)
+//   merge    point files of job-array tasks (and sweep files) -> one sweep file
 //   analyze  minima, power-law fits, critical exponents with bootstrap intervals, plots
 #include "app_main.hpp"
 #include "lca/analysis.hpp"
@@ -17,6 +19,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <regex>
 
 namespace {
 
@@ -110,6 +113,50 @@ int analyze(const std::string& sweep_file, const std::string& out, int bootstrap
   return 0;
 }
 
+/// --only-points "I" or "I-J" (grid indices), or UsageError.
+std::pair<std::size_t, std::size_t> point_range(const std::string& text) {
+  std::smatch m;
+  if (!std::regex_match(text, m, std::regex(R"((\d{1,9})(?:-(\d{1,9}))?)")))
+    throw lca::app::UsageError("--only-points: expected I or I-J (grid point indices), got '" +
+                               text + "'");
+  const auto first = std::size_t(std::stoul(m[1]));
+  return {first, m[2].matched ? std::size_t(std::stoul(m[2])) : first};
+}
+
+/// Merges out dirs (their sweep.h5 and points/*/point.h5) and sweep files into `out` (default:
+/// the first out dir's sweep.h5), merging into `out` itself if it exists.
+int merge(const std::vector<std::string>& inputs, std::string out) {
+  for (const auto& in : inputs)
+    if (out.empty() && std::filesystem::is_directory(in))
+      out = lca::sweep_path(in);
+  if (out.empty())
+    throw lca::app::UsageError("merge: give --out (no out dir among the inputs)");
+  std::vector<std::string> files;
+  const auto add = [&](const std::string& file) {
+    const auto same = [&](const std::string& f) { return std::filesystem::equivalent(f, file); };
+    if (std::none_of(files.begin(), files.end(), same))
+      files.push_back(file);
+  };
+  if (std::filesystem::exists(out))
+    add(out);
+  for (const auto& in : inputs) {
+    if (!std::filesystem::is_directory(in)) {
+      add(in);
+      continue;
+    }
+    const std::vector<std::string> found = lca::sweep_files_in(in);
+    if (found.empty())
+      throw lca::InvalidArgument(in + ": no sweep.h5 and no points/*/point.h5 to merge");
+    for (const auto& file : found)
+      add(file);
+  }
+  const lca::Sweep s = lca::merge_sweeps(files, &std::cout);
+  lca::write_sweep(out, s);
+  std::cout << "lca-scaling merge: " << s.points.size() << " points from " << files.size()
+            << " file(s) in " << out << std::endl;
+  return 0;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -197,6 +244,28 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     run->add_flag("--allow-train-as-test", allow_train_as_test,
                   "test on training images when the test set holds them (labelled in the outputs)");
+    run->add_option("--groups", cfg.groups,
+                    "MPI groups running points side by side, each splitting its point's batches "
+                    "over its ranks (rank 0 hands out the points)")
+        ->check(lca::app::at_least(1))
+        ->capture_default_str();
+    std::string only_points;
+    run->add_option("--only-points", only_points,
+                    "job-array mode: run grid points I or I-J only (0-based; nf-major, then "
+                    "lambda, then replicate), each into points/<name>/point.h5, no sweep.h5; "
+                    "then lca-scaling merge");
+
+    CLI::App* mg = app.add_subcommand(
+        "merge", "combine point files (run --only-points) and sweep files into one sweep file");
+    std::vector<std::string> merge_inputs;
+    std::string merge_out;
+    mg->add_option("inputs", merge_inputs,
+                   "out dirs (their sweep.h5 and points/*/point.h5) or sweep/point files")
+        ->required()
+        ->check(CLI::ExistingPath);
+    mg->add_option("--out", merge_out,
+                   "the sweep file to write, merged into if it exists (default: sweep.h5 in the "
+                   "first out dir given)");
 
     CLI::App* an =
         app.add_subcommand("analyze", "minima, exponents, tables and plots from a sweep file");
@@ -231,6 +300,11 @@ int main(int argc, char** argv) {
                                    : 0;
     }
 
+    if (mg->parsed()) {
+      lca::app::default_stop_signals("before the merge started");
+      return lca::app::rank() == 0 ? merge(merge_inputs, merge_out) : 0;
+    }
+
     if (cfg.lambdas.empty())
       cfg.lambdas = log_spaced(lmin, lmax, lcount);
     // The test set: the training data's other split unless --test-data(-path) names other data
@@ -241,6 +315,19 @@ int main(int argc, char** argv) {
       test_spec.format = test_format, test_spec.path.clear();
     if (!test_path.empty())
       test_spec.path = test_path;
+    const int ranks = lca::mpi::size(MPI_COMM_WORLD);
+    if (cfg.groups > ranks)
+      throw lca::app::UsageError("--groups " + std::to_string(cfg.groups) + " is more than the " +
+                                 std::to_string(ranks) +
+                                 " MPI rank(s); start at least as many ranks (mpirun -np)");
+    if (!only_points.empty())
+      cfg.only_points = point_range(only_points);
+    std::vector<lca::PointId> selection;
+    try {
+      selection = lca::selected_points(cfg);
+    } catch (const lca::InvalidArgument& e) { // the same on every rank: a usage error
+      throw lca::app::UsageError(e.what());
+    }
     {
       for (const auto* spec : {&data, &test_spec})
         for (const auto& file : lca::dataset_files(*spec))
@@ -278,12 +365,11 @@ int main(int argc, char** argv) {
                                     "give separate test data with --test-data-path"},
                                    shared, test.n, allow_train_as_test);
     const std::string sweep_h5 = lca::sweep_path(cfg.out_dir);
-    std::size_t before = 0; // points already there (rank 0 reports)
+    const std::size_t grid = lca::grid_points(cfg).size();
     if (lca::app::rank() == 0) {
-      before = std::filesystem::exists(sweep_h5) ? lca::read_sweep(sweep_h5).points.size() : 0;
       std::filesystem::create_directories(cfg.out_dir);
       std::cout << "lca-scaling run: " << cfg.sizes.size() << " sizes x " << cfg.lambdas.size()
-                << " lambdas x " << cfg.replicates << " replicate(s)"
+                << " lambdas x " << cfg.replicates << " replicate(s) = " << grid << " grid points"
                 << (cfg.refine ? " + up to " + std::to_string(cfg.refine) + " refinement rounds"
                                : "")
                 << " (" << cfg.mode << " mode), " << train.n << " training / " << test.n
@@ -291,21 +377,41 @@ int main(int argc, char** argv) {
                 << (cfg.test_is_training ? " (test=training, allowed by --allow-train-as-test)"
                                          : "")
                 << ", solver " << lca::app::describe_solver(cfg.train.lca) << ", backend "
-                << lca::backend_name() << std::endl;
+                << lca::backend_name();
+      if (cfg.groups > 1)
+        std::cout << ", " << cfg.groups << " groups of " << ranks / cfg.groups
+                  << (ranks % cfg.groups ? "-" + std::to_string(ranks / cfg.groups + 1) : "")
+                  << " rank(s)";
+      const auto name = [](const lca::PointId& p) {
+        return "nf=" + std::to_string(p.nf) + " lambda=" + lca::format_number(p.lambda) +
+               (p.replicate ? " replicate " + std::to_string(p.replicate) : "");
+      };
+      if (cfg.only_points)
+        std::cout << "; this job: grid points " << cfg.only_points->first << "-"
+                  << cfg.only_points->second << " (" << name(selection.front())
+                  << (selection.size() > 1 ? " ... " + name(selection.back()) : "") << ")";
+      std::cout << std::endl;
     }
     const lca::ProgressTimer clock(0);
-    const lca::Sweep s = lca::run_sweep(cfg, train, test, MPI_COMM_WORLD, &std::cout);
+    const lca::SweepRun r = lca::run_sweep(cfg, train, test, MPI_COMM_WORLD, &std::cout);
     if (lca::app::rank() == 0) {
-      const std::size_t grid = cfg.sizes.size() * cfg.lambdas.size() * cfg.replicates;
+      if (r.interrupted)
+        std::cout << "[scaling] interrupted; rerun the same command to continue" << std::endl;
+      const lca::Sweep& s = r.sweep;
       int unconverged = 0, refined = 0;
       for (const auto& p : s.points)
         unconverged += p.unconverged > 0, refined += p.refine_round > 0;
       const double secs = clock.elapsed();
-      std::cout << "lca-scaling run: " << s.points.size() << " points (grid " << grid << ", "
-                << refined << " from refinement) in " << sweep_h5 << "; "
-                << s.points.size() - before << " this run in " << lca::format_duration(secs) << " ("
-                << lca::format_number(3600.0 * double(s.points.size() - before) / secs, "%.1f")
-                << " points/h)";
+      std::cout << "lca-scaling run: ";
+      if (cfg.only_points)
+        std::cout << s.points.size() << " of grid points " << cfg.only_points->first << "-"
+                  << cfg.only_points->second << " done, in their point.h5 files under "
+                  << cfg.out_dir << "/points (combine: lca-scaling merge " << cfg.out_dir << ")";
+      else
+        std::cout << s.points.size() << " points (grid " << grid << ", " << refined
+                  << " from refinement) in " << sweep_h5;
+      std::cout << "; " << r.added << " this run in " << lca::format_duration(secs) << " ("
+                << lca::format_number(3600.0 * double(r.added) / secs, "%.1f") << " points/h)";
       const double test_gap =
           std::isnan(cfg.test_stop_gap) ? cfg.train.lca.stop_gap : cfg.test_stop_gap;
       if (test_gap > 0)

@@ -36,7 +36,7 @@ struct TrainAsTest {
 inline bool test_is_training(const char* app, const TrainAsTest& t, std::int64_t shared,
                              std::int64_t total, bool allow) {
   std::int64_t counts[2] = {shared, total};
-  MPI_Bcast(counts, 2, MPI_INT64_T, 0, MPI_COMM_WORLD);
+  mpi::check(MPI_Bcast(counts, 2, MPI_INT64_T, 0, MPI_COMM_WORLD), "MPI_Bcast");
   if (counts[0] == 0)
     return false;
   const std::string of =

@@ -5,11 +5,13 @@ Each point of the target costs, on this machine, the measured point of the neare
 log lambda) at the nearest size, scaled by the size ratio (the GEMMs and the scatter grow
 linearly in nf) and by the ratio of training and test images (training seconds per training
 image, test seconds per test image; the sweep records both since train_seconds exists).
-Optionally divides by a measured speed-up (e.g. a GPU's image-iterations/s over this machine's)
-and by a number of devices working on points in parallel (lca-scaling run --groups).
+Optionally divides by a measured speed-up (e.g. a GPU's image-iterations/s over this machine's).
+The wall time on N devices (one group each, lca-scaling run --groups) follows rank 0's queue:
+each free group takes the point left with the largest nf, then the smallest lambda
+(perf/sweep_model.py, makespan).
 
     /usr/bin/python3 perf/estimate_study.py results/rgb-study/sweep.h5 inputs/cifar10-study.toml \
-        [--train-images 50000] [--test-images 10000] [--speedup 46] [--devices 8]
+        [--train-images 50000] [--test-images 10000] [--speedup 46] [--devices 1,8,32]
 """
 import argparse
 import math
@@ -18,6 +20,12 @@ import tomllib
 
 import h5py
 import numpy as np
+from sweep_model import makespan
+
+
+def hours(seconds):
+    h = seconds / 3600
+    return f"{h:,.0f}" if h >= 100 else f"{h:.3g}"
 
 
 def main():
@@ -30,7 +38,8 @@ def main():
                     "test-subset, else 10000)")
     ap.add_argument("--speedup", type=float, default=1.0, help="device speed over the measuring "
                     "machine")
-    ap.add_argument("--devices", type=int, default=1, help="devices working on points at once")
+    ap.add_argument("--devices", default="1,2,4,8,16,32,64",
+                    help="device counts (one group each) to give the wall time for")
     a = ap.parse_args()
     with open(a.config, "rb") as f:
         cfg = tomllib.load(f)
@@ -67,22 +76,24 @@ def main():
             k = np.flatnonzero(sel)[np.argmin(np.abs(np.log(lam[sel] / l)))]
             train_s = tsec[k] / m_train * n_train
             test_s = (sec[k] - tsec[k]) / m_test * n_test
-            per_point.append((train_s + test_s) * s / near_nf)
-    points = len(per_point) * replicates
-    # Refinement adds up to 2 points per size and round; cost them like the grid's mean point.
-    extra = 2 * len(sizes) * refine * replicates
-    total = (sum(per_point) * replicates + extra * np.mean(per_point)) / a.speedup
-    # Points run in parallel on the devices: the critical path is at least the costliest point.
-    wall = max(total / a.devices, max(per_point) / a.speedup)
+            per_point.append((s, l, (train_s + test_s) * s / near_nf / a.speedup))
+    # Refinement adds up to 2 points per size and round: cost them like their size's dearest.
+    extra = [max(p for p in per_point if p[0] == s) for s in sizes for _ in range(2 * refine)]
+    points = per_point * replicates + extra * replicates
+    total = sum(p[2] for p in points)
+    longest = max(p[2] for p in points)
     print(f"{a.config}: {len(sizes)} sizes x {len(lambdas)} lambdas x {replicates} replicate(s)"
-          f" + up to {extra} refinement points, {n_train:.0f} training / {n_test:.0f} test "
+          f" + up to {len(extra) * replicates} refinement points, {n_train:.0f} training / {n_test:.0f} test "
           f"images per point")
     print(f"  measured on {a.sweep} ({len(nf)} points, {m_train:.0f} training / {m_test} test "
           f"images)")
-    print(f"  estimate: {total / 3600:.1f} device-hours at speed-up {a.speedup:g}; "
-          f"{wall / 3600:.1f} h wall on {a.devices} device(s); costliest point "
-          f"{max(per_point) / a.speedup / 3600:.2f} h")
-
+    print(f"  estimate: {hours(total)} device-hours at speed-up {a.speedup:g}, costliest "
+          f"point {hours(longest)} h")
+    counts = [int(n) for n in a.devices.split(",")]
+    print("  | devices | " + " | ".join(str(n) for n in counts) + " |")
+    print("  |---|" + "---:|" * len(counts))
+    print("  | wall hours | " + " | ".join(hours(makespan(points, n)) for n in counts)
+          + " |")
 
 if __name__ == "__main__":
     main()

@@ -201,6 +201,8 @@ DenoiseResult denoise(const Geometry& g, const LcaParams& p, const std::vector<f
       *progress << "[denoise] rank 0: images " << done << "/" << todo << "  "
                 << format_rate_eta(done, todo, timer.elapsed(), "img") << std::endl;
     }
+    if (cfg.after_batch)
+      cfg.after_batch();
   }
   res.error = all_gather(err, comm);
   res.mse = all_gather(mse, comm);

@@ -9,12 +9,19 @@
 #include "lca/version.hpp"
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
+#include <deque>
 #include <filesystem>
+#include <functional>
 #include <map>
+#include <memory>
 #include <ostream>
 #include <sstream>
+#include <streambuf>
+#include <thread>
 
 namespace lca {
 namespace {
@@ -50,23 +57,33 @@ bool optional_field(const std::string& name) {
          name == "unconverged" || name.rfind("train_", 0) == 0;
 }
 
-std::string point_dir(const SweepConfig& cfg, int nf, double lambda, int replicate) {
-  const std::string name =
-      (cfg.mode == "reference" ? "nf" + std::to_string(nf) + "_ref" + fmt(cfg.reference_lambda)
-                               : "nf" + std::to_string(nf) + "_lambda" + fmt(lambda)) +
-      (replicate > 0 ? "_rep" + std::to_string(replicate) : "");
-  return (std::filesystem::path(cfg.out_dir) / "points" / name).string();
+std::string replicate_suffix(int replicate) {
+  return replicate > 0 ? "_rep" + std::to_string(replicate) : "";
 }
 
+std::string describe(int nf, double lambda, int replicate) {
+  return "nf=" + std::to_string(nf) + " lambda=" + fmt(lambda) +
+         (replicate ? " replicate " + std::to_string(replicate) : "");
+}
+
+/// The training checkpoint of a point; in reference mode one per (nf, replicate), shared by
+/// every lambda.
 std::string checkpoint_of(const SweepConfig& cfg, int nf, double lambda, int replicate) {
-  return (std::filesystem::path(point_dir(cfg, nf, lambda, replicate)) / "checkpoint.h5").string();
+  const std::string name =
+      "nf" + std::to_string(nf) +
+      (cfg.mode == "reference" ? "_ref" + fmt(cfg.reference_lambda) : "_lambda" + fmt(lambda)) +
+      replicate_suffix(replicate);
+  return (std::filesystem::path(cfg.out_dir) / "points" / name / "checkpoint.h5").string();
+}
+
+/// Points are named by nf, lambda's 6 significant digits and the replicate.
+bool same_point(const SweepRecord& p, int nf, double lambda, int replicate) {
+  return p.nf == nf && p.replicate == replicate && fmt(p.lambda) == fmt(lambda);
 }
 
 bool has_point(const Sweep& s, int nf, double lambda, int replicate) {
-  for (const auto& p : s.points)
-    if (p.nf == nf && p.replicate == replicate && fmt(p.lambda) == fmt(lambda))
-      return true;
-  return false;
+  return std::any_of(s.points.begin(), s.points.end(),
+                     [&](const SweepRecord& p) { return same_point(p, nf, lambda, replicate); });
 }
 
 /// Replicate r > 0 draws its own dictionary initialisation and training-image order.
@@ -92,23 +109,116 @@ std::vector<double> matrix(const Sweep& s, std::vector<double> SweepRecord::*fie
   return m;
 }
 
+/// The per-image vectors of a record.
+std::vector<double> SweepRecord::*const image_fields[] = {
+    &SweepRecord::image_error, &SweepRecord::image_active, &SweepRecord::image_response,
+    &SweepRecord::image_mse};
+
+/// A record as one MPI message: nf, L, replicate, round, the scalars, then each per-image vector
+/// after its length (integers below 2^53 are exact in a double).
+std::vector<double> pack(const SweepRecord& r) {
+  std::vector<double> m{double(r.nf), double(r.system_size), double(r.replicate),
+                        double(r.refine_round)};
+  for (const auto& [name, field] : scalar_fields)
+    m.push_back(r.*field);
+  for (auto field : image_fields) {
+    m.push_back(double((r.*field).size()));
+    m.insert(m.end(), (r.*field).begin(), (r.*field).end());
+  }
+  return m;
+}
+
+SweepRecord unpack(const std::vector<double>& m) {
+  SweepRecord r;
+  std::size_t i = 0;
+  r.nf = int(m[i++]), r.system_size = std::int64_t(m[i++]);
+  r.replicate = int(m[i++]), r.refine_round = int(m[i++]);
+  for (const auto& [name, field] : scalar_fields)
+    r.*field = m[i++];
+  for (auto field : image_fields) {
+    const auto n = std::size_t(m[i++]);
+    (r.*field).assign(m.begin() + std::ptrdiff_t(i), m.begin() + std::ptrdiff_t(i + n));
+    i += n;
+  }
+  return r;
+}
+
+/// The same results bit for bit (NaN included); the seconds taken (in all and training) and the
+/// round that added the point are not results.
+bool same_values(SweepRecord a, SweepRecord b) {
+  a.seconds = b.seconds = a.train_seconds = b.train_seconds = 0;
+  a.refine_round = b.refine_round = 0;
+  const std::vector<double> x = pack(a), y = pack(b);
+  return x.size() == y.size() && std::memcmp(x.data(), y.data(), x.size() * sizeof(double)) == 0;
+}
+
+/// The first word where two settings texts differ, for one-line messages.
+std::string first_difference(const std::string& a, const std::string& b) {
+  std::istringstream x(a), y(b);
+  std::string u, v;
+  while (true) {
+    const bool more_a = bool(x >> u), more_b = bool(y >> v);
+    if (!more_a)
+      u = "(nothing)";
+    if (!more_b)
+      v = "(nothing)";
+    if (u != v || !(more_a || more_b))
+      return "'" + u + "' vs '" + v + "'";
+  }
+}
+
 } // namespace
+
+std::vector<PointId> grid_points(const SweepConfig& cfg) {
+  std::vector<PointId> v;
+  for (int nf : cfg.sizes)
+    for (double lambda : cfg.lambdas)
+      for (int r = 0; r < cfg.replicates; ++r)
+        v.push_back({nf, lambda, r, 0});
+  return v;
+}
+
+std::vector<PointId> selected_points(const SweepConfig& cfg) {
+  std::vector<PointId> grid = grid_points(cfg);
+  if (!cfg.only_points)
+    return grid;
+  const auto [first, last] = *cfg.only_points;
+  const std::string given = "--only-points " + std::to_string(first) +
+                            (last != first ? "-" + std::to_string(last) : std::string());
+  if (first > last)
+    throw InvalidArgument(given + ": the first index is after the last");
+  if (last >= grid.size())
+    throw InvalidArgument(given + ": the grid has " + std::to_string(grid.size()) + " points (0-" +
+                          std::to_string(grid.size() - 1) + ")");
+  if (cfg.refine > 0)
+    throw InvalidArgument("--only-points runs grid points only; refine after merging the point "
+                          "files (lca-scaling merge, then run --refine N)");
+  return {grid.begin() + std::ptrdiff_t(first), grid.begin() + std::ptrdiff_t(last + 1)};
+}
+
+std::string point_file(const SweepConfig& cfg, const PointId& p) {
+  const std::string name =
+      "nf" + std::to_string(p.nf) + "_lambda" + fmt(p.lambda) + replicate_suffix(p.replicate);
+  return (std::filesystem::path(cfg.out_dir) / "points" / name / "point.h5").string();
+}
 
 std::string sweep_path(const std::string& out_dir) {
   return (std::filesystem::path(out_dir) / "sweep.h5").string();
 }
 
 std::vector<std::string> sweep_outputs(const SweepConfig& cfg) {
-  std::vector<std::string> files{sweep_path(cfg.out_dir)};
-  for (int nf : cfg.sizes)
-    for (double lambda : cfg.lambdas)
-      for (int r = 0; r < cfg.replicates; ++r) {
-        const std::string ck = checkpoint_of(cfg, nf, lambda, r);
-        if (std::find(files.begin(), files.end(), ck) == files.end()) {
-          files.push_back(ck);
-          files.push_back(features_png_path(ck));
-        }
-      }
+  std::vector<std::string> files;
+  if (!cfg.only_points)
+    files.push_back(sweep_path(cfg.out_dir));
+  for (const PointId& p : selected_points(cfg)) {
+    if (cfg.only_points)
+      files.push_back(point_file(cfg, p));
+    const std::string ck = checkpoint_of(cfg, p.nf, p.lambda, p.replicate);
+    if (std::find(files.begin(), files.end(), ck) == files.end()) {
+      files.push_back(ck);
+      files.push_back(features_png_path(ck));
+    }
+  }
   return files;
 }
 
@@ -259,8 +369,437 @@ std::vector<double> refinement_lambdas(const SizeCurve& c, double width) {
   return fresh;
 }
 
-Sweep run_sweep(const SweepConfig& cfg, const ImageSet& train_set, const ImageSet& test_set,
-                MPI_Comm comm, std::ostream* progress) {
+namespace {
+
+/// Trains and tests one point, collectively over comm; nullopt when SIGINT/SIGTERM stopped the
+/// training (its checkpoint saved). In reference mode a size's dictionary is trained by its first
+/// point; the others find the finished checkpoint and read the dictionary back from it.
+std::optional<SweepRecord> compute_point(const SweepConfig& cfg, const PointId& id,
+                                         const ImageSet& train_set, const ImageSet& test_set,
+                                         MPI_Comm comm, std::ostream* progress,
+                                         const std::function<void()>& after_batch) {
+  const auto t0 = Clock::now();
+  const int rank = mpi::rank(comm);
+  TrainConfig tc = cfg.train;
+  tc.geometry.nf = id.nf;
+  tc.learn.seed = replicate_seed(cfg.train.learn.seed, id.replicate);
+  tc.shuffle_seed = replicate_seed(cfg.train.shuffle_seed, id.replicate);
+  const double train_lambda = cfg.mode == "reference" ? cfg.reference_lambda : id.lambda;
+  tc.lca.transfer = make_transfer(tc.preset, train_lambda);
+  tc.checkpoint = checkpoint_of(cfg, id.nf, id.lambda, id.replicate);
+  tc.after_batch = after_batch;
+  if (rank == 0)
+    std::filesystem::create_directories(std::filesystem::path(tc.checkpoint).parent_path());
+  std::optional<Checkpoint> resume;
+  // Whether to resume steers the collectives of training: the group's rank 0 decides.
+  if (mpi::from_rank0(comm, [&] { return std::filesystem::exists(tc.checkpoint); })) {
+    resume = read_checkpoint(tc.checkpoint);
+    check_resume_compatible(*resume, tc.geometry, tc.lca, tc.learn, train_set.identity,
+                            tc.checkpoint);
+  }
+  const TrainSummary ts = train(tc, train_set, resume, comm, progress);
+  if (ts.interrupted)
+    return std::nullopt;
+  SweepRecord rec;
+  rec.train_gap_mean = ts.mean_gap, rec.train_gap_max = ts.max_gap;
+  rec.train_seconds = ts.seconds;
+  if (ts.batches > 0)
+    rec.train_unconverged = double(ts.unconverged);
+  LcaParams p = tc.lca;
+  p.transfer = make_transfer(tc.preset, id.lambda);
+  if (!std::isnan(cfg.test_stop_gap))
+    p.stop_gap = cfg.test_stop_gap;
+  DenoiseConfig dc = cfg.test;
+  dc.after_batch = after_batch;
+  const DenoiseResult r = denoise(tc.geometry, p, ts.dictionary, test_set, dc, comm, nullptr);
+  rec.nf = id.nf;
+  rec.system_size = tc.geometry.neurons();
+  rec.replicate = id.replicate;
+  rec.refine_round = id.round;
+  rec.lambda = id.lambda;
+  rec.train_lambda = train_lambda;
+  const MeanSe e = mean_se(r.error);
+  rec.percent_active = mean_se(r.active).mean;
+  rec.error_mean = e.mean, rec.error_se = e.se;
+  rec.noisy_error_mean = mean_se(r.noisy_error).mean;
+  rec.energy_mean = mean_se(r.energy).mean;
+  rec.response_mean = r.response.empty() ? 0.0 : mean_se(r.response).mean;
+  rec.iterations_mean = mean_se(r.iterations).mean;
+  if (!r.gap.empty())
+    rec.gap_mean = mean_se(r.gap).mean, rec.gap_max = max_of(r.gap);
+  rec.unconverged = double(r.unconverged);
+  rec.image_error = r.error, rec.image_active = r.active, rec.image_response = r.response;
+  rec.image_mse = r.mse;
+  rec.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  return rec;
+}
+
+/// Rank 0's queue: the points still to run, in schedule order, those running, and the
+/// refinement rounds. A round is decided from the points of earlier rounds once all of them
+/// have finished, as a one-group run decides it, so any number of groups adds the same points.
+class WorkQueue {
+public:
+  WorkQueue(const SweepConfig& cfg, const Sweep& done)
+      : cfg_(cfg), done_(done), longest_first_(cfg.groups > 1) {
+    add(selected_points(cfg));
+  }
+
+  /// The next point a group may start now, if any: the first in schedule order, or with several
+  /// groups the first of the largest nf and then the smallest lambda, so that the longest points
+  /// do not finish last while the other groups idle (a point's work per iteration grows with nf,
+  /// FISTA's iterations and the active fraction as lambda falls: 10x from lambda 0.9 to 0.1 in
+  /// perf/README.md's sweep).
+  std::optional<PointId> take() {
+    while (pending_.empty() && running_.empty() && !ended_)
+      next_round();
+    const auto longer = [](const PointId& a, const PointId& b) {
+      return a.nf > b.nf || (a.nf == b.nf && a.lambda < b.lambda);
+    };
+    auto next = pending_.end();
+    for (auto it = pending_.begin(); it != pending_.end(); ++it)
+      if (!waits_for_dictionary(*it) &&
+          (next == pending_.end() || (longest_first_ && longer(*it, *next))))
+        next = it;
+    if (next == pending_.end())
+      return std::nullopt;
+    const PointId p = *next;
+    pending_.erase(next);
+    running_.push_back(p);
+    return p;
+  }
+  /// p no longer runs: finished (and recorded in the sweep) or interrupted.
+  void ended(const PointId& p) {
+    running_.erase(std::find_if(running_.begin(), running_.end(), [&](const PointId& q) {
+      return q.nf == p.nf && q.replicate == p.replicate && fmt(q.lambda) == fmt(p.lambda);
+    }));
+  }
+  /// Nothing left to run or to decide.
+  bool complete() const { return ended_ && pending_.empty() && running_.empty(); }
+  std::size_t running() const { return running_.size(); }
+
+private:
+  void add(const std::vector<PointId>& points) {
+    for (const PointId& p : points)
+      if (!has_point(done_, p.nf, p.lambda, p.replicate))
+        pending_.push_back(p);
+  }
+  void next_round() {
+    if (round_ >= cfg_.refine) {
+      ended_ = true;
+      return;
+    }
+    ++round_;
+    Sweep earlier;
+    for (const auto& p : done_.points)
+      if (p.refine_round < round_)
+        earlier.points.push_back(p);
+    std::vector<PointId> add;
+    for (const SizeCurve& c : size_curves(to_points(earlier, kPercentError)))
+      if (std::find(cfg_.sizes.begin(), cfg_.sizes.end(), c.nf) != cfg_.sizes.end())
+        for (double lambda : refinement_lambdas(c, cfg_.refine_width))
+          for (int r = 0; r < cfg_.replicates; ++r)
+            add.push_back({c.nf, lambda, r, round_});
+    if (add.empty())
+      ended_ = true;
+    this->add(add);
+  }
+  /// Reference mode trains a size's dictionary once: its other points wait while one runs.
+  bool waits_for_dictionary(const PointId& p) const {
+    if (cfg_.mode != "reference")
+      return false;
+    const auto same = [&](const auto& q) { return q.nf == p.nf && q.replicate == p.replicate; };
+    return std::none_of(done_.points.begin(), done_.points.end(), same) &&
+           std::any_of(running_.begin(), running_.end(), same);
+  }
+
+  const SweepConfig& cfg_;
+  const Sweep& done_;
+  std::deque<PointId> pending_;
+  std::vector<PointId> running_;
+  const bool longest_first_;
+  int round_ = 0;
+  bool ended_ = false;
+};
+
+/// A communicator freed at the end of its scope.
+struct OwnedComm {
+  MPI_Comm comm = MPI_COMM_NULL;
+  OwnedComm() = default;
+  OwnedComm(const OwnedComm&) = delete;
+  OwnedComm& operator=(const OwnedComm&) = delete;
+  ~OwnedComm() {
+    if (comm != MPI_COMM_NULL)
+      MPI_Comm_free(&comm); // (a destructor: nothing to report a failure to)
+  }
+};
+
+/// The groups of a sweep: consecutive ranks, so world rank 0 leads group 0.
+struct Groups {
+  int count = 1, ranks = 1;
+  int group = 0, group_rank = 0;
+  OwnedComm group_comm; ///< this rank's group: train and denoise split batches over it
+  OwnedComm queue_comm; ///< group leaders <-> rank 0 (a duplicate of the sweep's comm)
+
+  Groups(MPI_Comm comm, int groups) : count(groups) {
+    const int rank = mpi::rank(comm);
+    ranks = mpi::size(comm);
+    group = of(rank);
+    mpi::check(MPI_Comm_split(comm, group, rank, &group_comm.comm), "MPI_Comm_split");
+    group_rank = mpi::rank(group_comm.comm);
+    mpi::check(MPI_Comm_dup(comm, &queue_comm.comm), "MPI_Comm_dup");
+  }
+  int of(int rank) const { return int(std::int64_t(rank) * count / ranks); }
+};
+
+/// Messages from group leaders to rank 0 (each also asks for the next order).
+enum Tag : int { kReady = 1, kResult, kInterrupted, kOrder };
+
+/// What a group runs next, {go, nf, lambda, replicate, round}; go = 0: the sweep is over.
+using Order = std::array<double, 5>;
+Order order_of(const PointId& p) {
+  return {1, double(p.nf), p.lambda, double(p.replicate), double(p.round)};
+}
+PointId point_of(const Order& o) {
+  return {int(o[1]), o[2], int(o[3]), int(o[4])};
+}
+
+/// Puts a prefix before every line passed on to `out`: with several groups, each leader's
+/// [train] lines say which group they come from.
+class PrefixedStream : public std::ostream {
+public:
+  PrefixedStream(std::ostream& out, std::string prefix)
+      : std::ostream(nullptr), buf_(out, std::move(prefix)) {
+    rdbuf(&buf_);
+  }
+
+private:
+  struct Buf : std::streambuf {
+    Buf(std::ostream& o, std::string p) : out(o), prefix(std::move(p)) {}
+    int overflow(int c) override {
+      if (traits_type::eq_int_type(c, traits_type::eof()))
+        return traits_type::not_eof(c);
+      if (at_line_start)
+        out << prefix;
+      at_line_start = c == '\n';
+      out.put(char(c));
+      return c;
+    }
+    int sync() override {
+      out.flush();
+      return 0;
+    }
+    std::ostream& out;
+    std::string prefix;
+    bool at_line_start = true;
+  } buf_;
+};
+
+/// Completes a request, sleeping between tests: MPI's blocking waits poll the network
+/// non-stop, and ranks waiting for their next point would take the cores of ranks that compute.
+void wait_sleeping(MPI_Request& request) {
+  while (true) {
+    int done = 0;
+    mpi::check(MPI_Test(&request, &done, MPI_STATUS_IGNORE), "MPI_Test");
+    if (done)
+      return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+}
+
+/// The group learns its next order from its leader (Ibcast: rank 0 polls the queue meanwhile).
+void broadcast(Order& order, const Groups& g) {
+  MPI_Request request;
+  mpi::check(
+      MPI_Ibcast(order.data(), int(order.size()), MPI_DOUBLE, 0, g.group_comm.comm, &request),
+      "MPI_Ibcast of a group's order");
+  wait_sleeping(request);
+}
+
+/// Every rank but rank 0: runs what its group is ordered to until the sweep is over. A group
+/// leader sends rank 0 its last result (or kReady, kInterrupted) and receives the next order,
+/// which the group gets by broadcast.
+void follow(const SweepConfig& cfg, const ImageSet& train_set, const ImageSet& test_set,
+            const Groups& g, std::ostream* progress) {
+  std::vector<double> report;
+  int tag = kReady;
+  while (true) {
+    Order order{};
+    if (g.group != 0 && g.group_rank == 0) {
+      // Rank 0 takes the report between two batches of its own point: wait without spinning.
+      MPI_Request request;
+      mpi::check(MPI_Isend(report.data(), int(report.size()), MPI_DOUBLE, 0, tag, g.queue_comm.comm,
+                           &request),
+                 "MPI_Isend of a group's report");
+      wait_sleeping(request);
+      mpi::check(MPI_Irecv(order.data(), int(order.size()), MPI_DOUBLE, 0, kOrder,
+                           g.queue_comm.comm, &request),
+                 "MPI_Irecv of a group's order");
+      wait_sleeping(request);
+    }
+    broadcast(order, g);
+    if (order[0] == 0)
+      return;
+    const std::optional<SweepRecord> rec =
+        compute_point(cfg, point_of(order), train_set, test_set, g.group_comm.comm, progress, {});
+    tag = rec ? kResult : kInterrupted;
+    report = rec ? pack(*rec) : std::vector<double>();
+  }
+}
+
+/// Rank 0: keeps the queue and the sweep, and runs group 0's points. Other groups are served
+/// whenever rank 0 is between two batches of its own point, or idle.
+SweepRun lead(const SweepConfig& cfg, const ImageSet& train_set, const ImageSet& test_set,
+              const Groups& g, std::ostream* progress) {
+  SweepRun run;
+  Sweep& s = run.sweep;
+  s.mode = cfg.mode;
+  s.reference_lambda = cfg.mode == "reference" ? cfg.reference_lambda : 0;
+  s.settings = sweep_settings(cfg, train_set, test_set);
+  const std::string path = sweep_path(cfg.out_dir);
+  const std::vector<PointId> selection = selected_points(cfg);
+  std::vector<std::string> existing;
+  if (!cfg.only_points && std::filesystem::exists(path))
+    existing.push_back(path);
+  for (const PointId& p : selection)
+    if (cfg.only_points && std::filesystem::exists(point_file(cfg, p)))
+      existing.push_back(point_file(cfg, p));
+  for (const std::string& file : existing) {
+    Sweep old = read_sweep(file);
+    if (old.settings != s.settings)
+      throw InvalidArgument(
+          file + " was made with other settings; use another --out-dir or the same flags (file: " +
+          old.settings + ")");
+    s.points.insert(s.points.end(), old.points.begin(), old.points.end());
+  }
+
+  WorkQueue queue(cfg, s);
+  const int workers = g.count - 1;
+  int stopped = 0;                // groups told that the sweep is over
+  std::map<int, PointId> running; // group leader's rank -> its point
+  std::deque<int> idle;           // group leaders waiting for an order
+  const auto start = Clock::now();
+  const auto say = [&](const std::string& line) {
+    if (progress)
+      *progress << line << std::endl;
+  };
+  const auto started = [&](const PointId& p, int group) {
+    if (g.count > 1)
+      say("[scaling] group " + std::to_string(group) + " starts " +
+          describe(p.nf, p.lambda, p.replicate) + " (" + std::to_string(queue.running()) + " of " +
+          std::to_string(g.count) + " groups busy)");
+  };
+  const auto record = [&](const SweepRecord& rec, int group) {
+    s.points.push_back(rec);
+    if (cfg.only_points) {
+      const std::string file = point_file(cfg, {rec.nf, rec.lambda, rec.replicate, 0});
+      std::filesystem::create_directories(std::filesystem::path(file).parent_path());
+      write_sweep(file, Sweep{s.mode, s.settings, s.reference_lambda, {rec}});
+    } else {
+      write_sweep(path, s);
+    }
+    ++run.added;
+    const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+    const double left =
+        s.points.size() < selection.size() ? double(selection.size() - s.points.size()) : 0.0;
+    char line[480];
+    std::snprintf(
+        line, sizeof line,
+        "[scaling] %s %zu/%zu  nf=%d lambda=%s%s%s: error %.2f%% +- %.2f, active %.3f%%, "
+        "gap %.2g (max %.2g)%s  (%.1f s%s)  %.1f points/h  ETA %s",
+        rec.refine_round ? "refinement point" : "point", s.points.size(), selection.size(), rec.nf,
+        fmt(rec.lambda).c_str(),
+        rec.replicate ? (" replicate " + std::to_string(rec.replicate)).c_str() : "",
+        cfg.mode == "reference" ? (" (trained at " + fmt(rec.train_lambda) + ")").c_str() : "",
+        rec.error_mean, rec.error_se, rec.percent_active, rec.gap_mean, rec.gap_max,
+        rec.unconverged > 0 ? " ABOVE --stop-gap" : "", rec.seconds,
+        g.count > 1 ? (", group " + std::to_string(group)).c_str() : "",
+        3600.0 * double(run.added) / elapsed,
+        (format_duration(elapsed / double(run.added) * left) + (cfg.refine ? " + refinement" : ""))
+            .c_str());
+    say(line);
+  };
+  // Takes every message that has arrived, then gives each waiting group its next point, or the
+  // end once nothing is left (or after an interrupt). A group that asks while a refinement
+  // round waits for running points waits too.
+  const auto serve = [&]() {
+    while (true) {
+      int arrived = 0;
+      MPI_Status st;
+      mpi::check(MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, g.queue_comm.comm, &arrived, &st),
+                 "MPI_Iprobe");
+      if (!arrived)
+        break;
+      int n = 0;
+      mpi::check(MPI_Get_count(&st, MPI_DOUBLE, &n), "MPI_Get_count");
+      std::vector<double> m(static_cast<std::size_t>(n));
+      mpi::check(MPI_Recv(m.data(), n, MPI_DOUBLE, st.MPI_SOURCE, st.MPI_TAG, g.queue_comm.comm,
+                          MPI_STATUS_IGNORE),
+                 "MPI_Recv of a group's report");
+      if (st.MPI_TAG != kReady) {
+        queue.ended(running.at(st.MPI_SOURCE));
+        running.erase(st.MPI_SOURCE);
+        if (st.MPI_TAG == kResult)
+          record(unpack(m), g.of(st.MPI_SOURCE));
+        else
+          run.interrupted = true;
+      }
+      idle.push_back(st.MPI_SOURCE);
+    }
+    while (!idle.empty()) {
+      const std::optional<PointId> p = run.interrupted ? std::nullopt : queue.take();
+      if (!p && !run.interrupted && !queue.complete())
+        break;
+      const Order order = p ? order_of(*p) : Order{};
+      mpi::check(MPI_Send(order.data(), int(order.size()), MPI_DOUBLE, idle.front(), kOrder,
+                          g.queue_comm.comm),
+                 "MPI_Send of an order");
+      if (p) {
+        running[idle.front()] = *p;
+        started(*p, g.of(idle.front()));
+      } else {
+        ++stopped;
+      }
+      idle.pop_front();
+    }
+  };
+  const std::function<void()> between_batches =
+      workers > 0 ? std::function<void()>(serve) : nullptr;
+  std::unique_ptr<PrefixedStream> tagged;
+  if (progress && g.count > 1)
+    tagged = std::make_unique<PrefixedStream>(*progress, "[group 0] ");
+
+  while (true) {
+    if (stop_signal() != 0 && !queue.complete())
+      run.interrupted = true;
+    serve();
+    const std::optional<PointId> mine = run.interrupted ? std::nullopt : queue.take();
+    if (mine) {
+      Order order = order_of(*mine);
+      broadcast(order, g);
+      started(*mine, 0);
+      const std::optional<SweepRecord> rec =
+          compute_point(cfg, *mine, train_set, test_set, g.group_comm.comm,
+                        tagged ? tagged.get() : progress, between_batches);
+      queue.ended(*mine);
+      if (rec)
+        record(*rec, 0);
+      else
+        run.interrupted = true;
+      continue;
+    }
+    if (stopped == workers && (run.interrupted || queue.complete()))
+      break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2)); // idle: poll the groups
+  }
+  Order end{};
+  broadcast(end, g);
+  return run;
+}
+
+} // namespace
+
+SweepRun run_sweep(const SweepConfig& cfg, const ImageSet& train_set, const ImageSet& test_set,
+                   MPI_Comm comm, std::ostream* progress) {
   if (cfg.sizes.empty() || cfg.lambdas.empty())
     throw InvalidArgument("the grid is empty: give sizes and lambdas");
   if (cfg.mode != "full" && cfg.mode != "reference")
@@ -278,140 +817,72 @@ Sweep run_sweep(const SweepConfig& cfg, const ImageSet& train_set, const ImageSe
   if (shape(test_set) != shape(train_set))
     throw InvalidArgument("the test images are " + shape(test_set) + ", the training images " +
                           shape(train_set));
-  const int rank = mpi::rank(comm);
-  const std::string path = sweep_path(cfg.out_dir);
-  Sweep s;
-  s.mode = cfg.mode;
-  s.reference_lambda = cfg.mode == "reference" ? cfg.reference_lambda : 0;
-  s.settings = sweep_settings(cfg, train_set, test_set);
-  // Which points to run steers the collectives of training: rank 0 decides what exists.
-  if (mpi::from_rank0(comm, [&] { return std::filesystem::exists(path); })) {
-    Sweep old = read_sweep(path);
-    if (old.settings != s.settings)
-      throw InvalidArgument(
-          path + " was made with other settings; use another --out-dir or the same flags (file: " +
-          old.settings + ")");
-    s.points = std::move(old.points);
-  }
-  const std::size_t grid = cfg.sizes.size() * cfg.lambdas.size() * std::size_t(cfg.replicates);
-  std::size_t done_here = 0;
-  const auto start = Clock::now();
-  std::map<std::pair<int, int>, std::vector<float>> reference_dicts; // per (nf, replicate)
+  const int rank = mpi::rank(comm), ranks = mpi::size(comm);
+  if (cfg.groups < 1 || cfg.groups > ranks)
+    throw InvalidArgument("--groups " + std::to_string(cfg.groups) + ": give 1 to " +
+                          std::to_string(ranks) + " (the number of MPI ranks)");
+  selected_points(cfg); // refuses a bad slice on every rank alike
+  const Groups g(comm, cfg.groups);
+  if (rank == 0)
+    return lead(cfg, train_set, test_set, g, progress);
+  std::unique_ptr<PrefixedStream> tagged;
+  if (progress && cfg.groups > 1)
+    tagged =
+        std::make_unique<PrefixedStream>(*progress, "[group " + std::to_string(g.group) + "] ");
+  follow(cfg, train_set, test_set, g, tagged ? tagged.get() : progress);
+  return {};
+}
 
-  // Trains and tests one point unless the sweep has it; false when interrupted.
-  const auto run_point = [&](int nf, double lambda, int replicate, int round) {
-    if (has_point(s, nf, lambda, replicate))
-      return true;
-    const auto t0 = Clock::now();
-    TrainConfig tc = cfg.train;
-    tc.geometry.nf = nf;
-    tc.learn.seed = replicate_seed(cfg.train.learn.seed, replicate);
-    tc.shuffle_seed = replicate_seed(cfg.train.shuffle_seed, replicate);
-    const double train_lambda = cfg.mode == "reference" ? cfg.reference_lambda : lambda;
-    tc.lca.transfer = make_transfer(tc.preset, train_lambda);
-    tc.checkpoint = checkpoint_of(cfg, nf, lambda, replicate);
-    SweepRecord rec;
-    std::vector<float> dictionary;
-    if (auto it = reference_dicts.find({nf, replicate}); it != reference_dicts.end()) {
-      dictionary = it->second;
-    } else {
-      if (rank == 0)
-        std::filesystem::create_directories(std::filesystem::path(tc.checkpoint).parent_path());
-      std::optional<Checkpoint> resume;
-      if (mpi::from_rank0(comm, [&] { return std::filesystem::exists(tc.checkpoint); })) {
-        resume = read_checkpoint(tc.checkpoint);
-        check_resume_compatible(*resume, tc.geometry, tc.lca, tc.learn, train_set.identity,
-                                tc.checkpoint);
-      }
-      const TrainSummary ts = train(tc, train_set, resume, comm, progress);
-      if (ts.interrupted) {
-        if (progress && rank == 0)
-          *progress << "[scaling] interrupted; rerun the same command to continue" << std::endl;
-        return false;
-      }
-      dictionary = ts.dictionary;
-      rec.train_gap_mean = ts.mean_gap, rec.train_gap_max = ts.max_gap;
-      rec.train_seconds = ts.seconds;
-      if (ts.batches > 0)
-        rec.train_unconverged = double(ts.unconverged);
-      if (cfg.mode == "reference")
-        reference_dicts[{nf, replicate}] = dictionary;
-    }
-    LcaParams p = tc.lca;
-    p.transfer = make_transfer(tc.preset, lambda);
-    if (!std::isnan(cfg.test_stop_gap))
-      p.stop_gap = cfg.test_stop_gap;
-    const DenoiseResult r = denoise(tc.geometry, p, dictionary, test_set, cfg.test, comm, nullptr);
-    rec.nf = nf;
-    rec.system_size = tc.geometry.neurons();
-    rec.replicate = replicate;
-    rec.refine_round = round;
-    rec.lambda = lambda;
-    rec.train_lambda = train_lambda;
-    const MeanSe e = mean_se(r.error);
-    rec.percent_active = mean_se(r.active).mean;
-    rec.error_mean = e.mean, rec.error_se = e.se;
-    rec.noisy_error_mean = mean_se(r.noisy_error).mean;
-    rec.energy_mean = mean_se(r.energy).mean;
-    rec.response_mean = r.response.empty() ? 0.0 : mean_se(r.response).mean;
-    rec.iterations_mean = mean_se(r.iterations).mean;
-    if (!r.gap.empty())
-      rec.gap_mean = mean_se(r.gap).mean, rec.gap_max = max_of(r.gap);
-    rec.unconverged = double(r.unconverged);
-    rec.image_error = r.error, rec.image_active = r.active, rec.image_response = r.response;
-    rec.image_mse = r.mse;
-    rec.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
-    s.points.push_back(rec);
-    if (rank == 0)
-      write_sweep(path, s);
-    ++done_here;
-    if (progress && rank == 0) {
-      const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
-      const double left = s.points.size() < grid ? double(grid - s.points.size()) : 0.0;
-      char line[400];
-      std::snprintf(
-          line, sizeof line,
-          "[scaling] %s %zu/%zu  nf=%d lambda=%s%s%s: error %.2f%% +- %.2f, active %.3f%%, "
-          "gap %.2g (max %.2g)%s  (%.1f s)  %.1f points/h  ETA %s",
-          round ? "refinement point" : "point", s.points.size(), grid, nf, fmt(lambda).c_str(),
-          replicate ? (" replicate " + std::to_string(replicate)).c_str() : "",
-          cfg.mode == "reference" ? (" (trained at " + fmt(train_lambda) + ")").c_str() : "",
-          e.mean, e.se, rec.percent_active, rec.gap_mean, rec.gap_max,
-          rec.unconverged > 0 ? " ABOVE --stop-gap" : "", rec.seconds,
-          3600.0 * double(done_here) / elapsed,
-          (format_duration(elapsed / double(done_here) * left) +
-           (cfg.refine ? " + refinement" : ""))
-              .c_str());
-      *progress << line << std::endl;
-    }
-    return true;
-  };
+std::vector<std::string> sweep_files_in(const std::string& out_dir) {
+  std::vector<std::string> files, points;
+  if (std::filesystem::exists(sweep_path(out_dir)))
+    files.push_back(sweep_path(out_dir));
+  const std::filesystem::path dir = std::filesystem::path(out_dir) / "points";
+  if (std::filesystem::is_directory(dir))
+    for (const auto& entry : std::filesystem::directory_iterator(dir))
+      if (std::filesystem::exists(entry.path() / "point.h5"))
+        points.push_back((entry.path() / "point.h5").string());
+  std::sort(points.begin(), points.end());
+  files.insert(files.end(), points.begin(), points.end());
+  return files;
+}
 
-  for (int nf : cfg.sizes)
-    for (double lambda : cfg.lambdas)
-      for (int r = 0; r < cfg.replicates; ++r)
-        if (!run_point(nf, lambda, r, 0))
-          return s;
-  // Each round decides from the points of earlier rounds only, so a resumed run repeats the
-  // same decisions.
-  for (int round = 1; round <= cfg.refine; ++round) {
-    Sweep earlier;
-    for (const auto& p : s.points)
-      if (p.refine_round < round)
-        earlier.points.push_back(p);
-    std::vector<std::pair<int, double>> add;
-    for (const SizeCurve& c : size_curves(to_points(earlier, kPercentError)))
-      if (std::find(cfg.sizes.begin(), cfg.sizes.end(), c.nf) != cfg.sizes.end())
-        for (double lambda : refinement_lambdas(c, cfg.refine_width))
-          add.emplace_back(c.nf, lambda);
-    if (add.empty())
-      break;
-    for (const auto& [nf, lambda] : add)
-      for (int r = 0; r < cfg.replicates; ++r)
-        if (!run_point(nf, lambda, r, round))
-          return s;
+Sweep merge_sweeps(const std::vector<std::string>& files, std::ostream* log) {
+  if (files.empty())
+    throw InvalidArgument("nothing to merge: no sweep or point files");
+  Sweep out;
+  std::vector<std::string> source; // the file each point of `out` came from
+  std::size_t repeated = 0;
+  std::string example; // of a point found twice
+  for (const std::string& file : files) {
+    const Sweep s = read_sweep(file);
+    if (&file == &files.front()) {
+      out.mode = s.mode, out.settings = s.settings, out.reference_lambda = s.reference_lambda;
+    } else if (s.settings != out.settings) {
+      throw InvalidArgument(file + " was made with other settings than " + files.front() + " (" +
+                            first_difference(s.settings, out.settings) + ")");
+    }
+    for (const SweepRecord& p : s.points) {
+      const auto it = std::find_if(out.points.begin(), out.points.end(), [&](const auto& q) {
+        return same_point(q, p.nf, p.lambda, p.replicate);
+      });
+      if (it == out.points.end()) {
+        out.points.push_back(p);
+        source.push_back(file);
+        continue;
+      }
+      const std::string& other = source[std::size_t(it - out.points.begin())];
+      if (!same_values(*it, p))
+        throw InvalidArgument(file + ": point " + describe(p.nf, p.lambda, p.replicate) +
+                              " is also in " + other + " with other values; not merging");
+      if (repeated++ == 0)
+        example = describe(p.nf, p.lambda, p.replicate) + " in " + other + " and " + file;
+    }
   }
-  return s;
+  if (log && repeated > 0)
+    *log << "[merge] " << repeated << " point(s) found in more than one file with the same values "
+         << "were kept once (e.g. " << example << ")" << std::endl;
+  return out;
 }
 
 std::vector<SweepPoint> to_points(const Sweep& s, const Metric& metric) {

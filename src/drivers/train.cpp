@@ -223,6 +223,8 @@ TrainSummary train(const TrainConfig& cfg, const ImageSet& data,
       sum.interrupted = true;
       break;
     }
+    if (cfg.after_batch)
+      cfg.after_batch();
   }
   if (sum.batches > 0) {
     sum.mean_iterations = run[its] / double(sum.batches);

@@ -7,6 +7,7 @@
 #include <mpi.h>
 
 #include <cstdint>
+#include <functional>
 #include <iosfwd>
 #include <string>
 #include <vector>
@@ -21,6 +22,8 @@ struct DenoiseConfig {
   double response_epsilon = 0;  ///< > 0: also measure chi (§7) with this perturbation size
   std::uint64_t response_seed = 7;
   double progress_seconds = 10;
+  /// Called on this rank after every batch (lca-scaling's rank 0 serves its work queue there).
+  std::function<void()> after_batch;
 };
 
 /// Sparse final activities: neuron index = ((m * H/s) + y) * W/s + x within image `image`.

@@ -2,6 +2,8 @@
 // The phase-transition study of algorithm.md §6: a grid of sizes (nf) x sparsities (lambda),
 // each point trained and then denoise-tested, collected in one HDF5 sweep file that is
 // rewritten atomically after every point (so a kill never loses or corrupts finished points).
+// On a cluster the points run side by side in groups of MPI ranks (SweepConfig::groups), or
+// one scheduler job per point (SweepConfig::only_points, then merge_sweeps).
 #include "lca/analysis.hpp"
 #include "lca/dataset.hpp"
 #include "lca/denoise.hpp"
@@ -11,8 +13,11 @@
 #include <mpi.h>
 
 #include <cmath>
+#include <cstddef>
 #include <iosfwd>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace lca {
@@ -40,6 +45,20 @@ struct SweepConfig {
   /// settings (and so in the analysis).
   bool test_is_training = false;
   std::string out_dir = "results/study"; ///< sweep.h5 and points/<name>/checkpoint.h5
+  /// MPI groups that run points side by side (run_sweep); each splits every batch of its point
+  /// over its ranks. 1: all ranks on one point at a time.
+  int groups = 1;
+  /// Job-array mode: only grid points [first, last] of grid_points(), each written to its own
+  /// point file (point_file) instead of the sweep file. Needs refine = 0.
+  std::optional<std::pair<std::size_t, std::size_t>> only_points;
+};
+
+/// A point of the study: what to train and test, and the refinement round that added it.
+struct PointId {
+  int nf = 0;
+  double lambda = 0;
+  int replicate = 0;
+  int round = 0; ///< 0: a grid point
 };
 
 /// One finished grid point as stored in the sweep file.
@@ -68,19 +87,53 @@ struct Sweep {
   std::vector<SweepRecord> points;
 };
 
+/// The grid in its fixed order: nf-major (as in cfg.sizes), then lambda (as in cfg.lambdas), then
+/// replicate, so point i = (size_i * n_lambdas + lambda_j) * replicates + r (--only-points i).
+std::vector<PointId> grid_points(const SweepConfig& cfg);
+/// The points cfg runs: the grid, or the only_points slice of it. Throws InvalidArgument for a
+/// slice outside the grid or with refine > 0.
+std::vector<PointId> selected_points(const SweepConfig& cfg);
+
 /// The sweep file's path inside out_dir.
 std::string sweep_path(const std::string& out_dir);
-/// Every file run_sweep may write: the sweep file, each point's checkpoint and feature montage.
+/// Where job-array mode writes a point: <out_dir>/points/nf<nf>_lambda<lambda>[_rep<r>]/point.h5,
+/// a sweep file holding that one point.
+std::string point_file(const SweepConfig& cfg, const PointId& p);
+/// Every file run_sweep may write: the sweep file (or the selected points' point files), each
+/// point's checkpoint and feature montage.
 std::vector<std::string> sweep_outputs(const SweepConfig& cfg);
 /// Canonical text of everything that defines the results of a grid point.
 std::string sweep_settings(const SweepConfig& cfg, const ImageSet& train, const ImageSet& test);
 Sweep read_sweep(const std::string& path); ///< throws IoError for a missing or foreign file
 void write_sweep(const std::string& path, const Sweep& s); ///< atomic
 
+/// The sweep files in an out dir: sweep.h5 if it exists, then points/*/point.h5 in name order.
+std::vector<std::string> sweep_files_in(const std::string& out_dir);
+
+/// Combines sweep files (point files are sweep files too): every file's settings must equal the
+/// first's (else InvalidArgument naming the file and the first setting that differs). A point
+/// (nf, lambda, replicate) found in several files is kept once (how many, on `log`); if its
+/// values differ (anything but the seconds it took and its round), InvalidArgument naming both
+/// files.
+Sweep merge_sweeps(const std::vector<std::string>& files, std::ostream* log);
+
+/// What run_sweep did; complete on rank 0 of comm only.
+struct SweepRun {
+  Sweep sweep;           ///< every finished point (with only_points: those of the selection)
+  std::size_t added = 0; ///< points finished by this call
+  bool interrupted = false;
+};
+
 /// Runs the grid, skipping finished points and resuming half-trained ones from their
-/// checkpoints. Collective over comm; rank 0 writes. Returns the complete sweep.
-Sweep run_sweep(const SweepConfig& cfg, const ImageSet& train, const ImageSet& test, MPI_Comm comm,
-                std::ostream* progress);
+/// checkpoints, then the refinement rounds. Collective over comm, split into cfg.groups groups
+/// of consecutive ranks; rank 0 leads group 0 and keeps the work queue: it hands the next point
+/// to each group that asks (between the batches of its own point), records every finished
+/// point and rewrites the sweep file (or writes the point file). A refinement round is decided
+/// once every point of the earlier rounds has finished. SIGINT/SIGTERM: each group checkpoints
+/// its training and the call returns with interrupted = true. With one rank per group the
+/// results equal a one-rank run's bit for bit, whatever the number of groups.
+SweepRun run_sweep(const SweepConfig& cfg, const ImageSet& train, const ImageSet& test,
+                   MPI_Comm comm, std::ostream* progress);
 
 /// Sweep records as the analysis takes them, scored by `metric` (kPercentError or
 /// kSquaredError; throws InvalidArgument if the sweep lacks the metric). A point is flagged when

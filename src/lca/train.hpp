@@ -9,6 +9,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <iosfwd>
 #include <optional>
 #include <string>
@@ -29,6 +30,8 @@ struct TrainConfig {
   std::string checkpoint;              ///< path of the checkpoint file (rank 0 writes it)
   std::int64_t checkpoint_every = 100; ///< batches between checkpoints (0: only at the end)
   double progress_seconds = 10;        ///< seconds between progress lines (0: none)
+  /// Called on this rank after every batch (lca-scaling's rank 0 serves its work queue there).
+  std::function<void()> after_batch;
 };
 
 struct TrainSummary {

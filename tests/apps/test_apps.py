@@ -5,6 +5,7 @@ import filecmp
 import hashlib
 import os
 import re
+import shutil
 import signal
 import struct
 import subprocess
@@ -526,6 +527,184 @@ class Apps(unittest.TestCase):
             kinds = {tuple(line.split(",")[:2]) for line in f}
         self.assertIn(("mse", "exponent"), kinds)
         self.assertIn(("percent", "point"), kinds)
+
+    # The cluster issue: points side by side in MPI groups (--groups), job arrays (--only-points,
+    # merge). 1-rank groups must give the one-rank sweep bit for bit. Ranks unbound: mpirun pins 2
+    # ranks to a core each, and on a shared machine a rank whose core another job's pinned threads
+    # hold crawls.
+    UNBOUND_MPIRUN = [*MPIRUN, "--bind-to", "none"]
+    GRID = ["--subset", "32", "--test-subset", "8", "--images", "32", "--sizes", "2,4", "--lambdas",
+            "0.2,0.5,1", "--iterations", "20", "--progress", "0", *FIXED_LCA]
+
+    def sweep_run(self, out, *extra, mpi=0, grid=None, check=True):
+        cmd = ([*self.UNBOUND_MPIRUN, "-np", str(mpi)] if mpi else []) + [
+            app("lca-scaling"), "run", *(grid or self.GRID), "--out-dir", out, *extra]
+        return run(cmd, check=check)
+
+    def assert_same_sweep(self, ref, other, skip=("points/seconds", "points/train_seconds")):
+        """The same points with the same values bit for bit (NaN too), in any order."""
+        with h5py.File(ref) as a, h5py.File(other) as b:
+            self.assertEqual(a.attrs["settings"], b.attrs["settings"])
+            self.assertEqual(a.attrs["n_points"], b.attrs["n_points"])
+            order = lambda f: np.lexsort((f["points/replicate"][...], f["points/lambda"][...],
+                                          f["points/nf"][...]))
+            names = [f"points/{k}" for k in a["points"]] + [f"images/{k}" for k in a["images"]]
+            self.assertEqual(sorted(names), sorted([f"points/{k}" for k in b["points"]] +
+                                                   [f"images/{k}" for k in b["images"]]))
+            for name in names:
+                if name not in skip:
+                    self.assertTrue(np.array_equal(a[name][...][order(a)], b[name][...][order(b)],
+                                                   equal_nan=True), f"{name}: {ref} vs {other}")
+
+    def test_scaling_groups_match_serial_bitwise(self):
+        """--groups 2 and 4 (1-rank groups) give the one-rank sweep bit for bit, fixed-step LCA
+        and the default FISTA with a refinement round (decided on rank 0 from the finished grid);
+        2-rank groups and the batch-parallel -np 2 agree to rounding; --groups above the rank
+        count is one line, exit 2."""
+        serial = f"{self.tmp}/serial"
+        self.sweep_run(serial)
+        for ranks, groups in ((2, 2), (4, 4)):
+            out = f"{self.tmp}/g{groups}"
+            _, stdout, _ = self.sweep_run(out, "--groups", str(groups), mpi=ranks)
+            self.assertIn(f"{groups} groups of 1 rank(s)", stdout)
+            self.assertIn(f"group {groups - 1} starts", stdout)
+            self.assertIn("6 points (grid 6, 0 from refinement)", stdout)
+            self.assert_same_sweep(f"{serial}/sweep.h5", f"{out}/sweep.h5")
+        for ranks, groups in ((4, 2), (2, 1)):  # batches split within each group
+            out = f"{self.tmp}/r{ranks}g{groups}"
+            self.sweep_run(out, "--groups", str(groups), mpi=ranks)
+            with h5py.File(f"{serial}/sweep.h5") as a, h5py.File(f"{out}/sweep.h5") as b:
+                key = lambda f: sorted(zip(f["points/nf"][...], f["points/lambda"][...]))
+                self.assertEqual(key(a), key(b))
+                order = lambda f: np.lexsort((f["points/lambda"][...], f["points/nf"][...]))
+                np.testing.assert_allclose(a["images/error"][...][order(a)],
+                                           b["images/error"][...][order(b)], rtol=1e-6)
+        fista = ["--subset", "32", "--test-subset", "8", "--images", "32", "--sizes", "2,4",
+                 "--lambdas", "0.15,0.6,2.4", "--refine", "1", "--progress", "0"]
+        self.sweep_run(f"{self.tmp}/fista1", grid=fista)
+        self.sweep_run(f"{self.tmp}/fista3", "--groups", "3", mpi=3, grid=fista)
+        with h5py.File(f"{self.tmp}/fista3/sweep.h5") as f:
+            self.assertGreater(sum(f["points/refine_round"][...] == 1), 0)
+        self.assert_same_sweep(f"{self.tmp}/fista1/sweep.h5", f"{self.tmp}/fista3/sweep.h5")
+        rc, _, err = self.sweep_run(f"{self.tmp}/bad", "--groups", "3", mpi=2, check=False)
+        self.assertEqual(rc, 2)
+        ours = [line for line in err.splitlines() if line.startswith("lca-scaling")]
+        self.assertEqual(ours, ["lca-scaling: error: --groups 3 is more than the 2 MPI rank(s); "
+                                "start at least as many ranks (mpirun -np)"])
+
+    KILL_GRID = ["--subset", "64", "--test-subset", "16", "--images", "192", "--sizes", "4,8",
+                 "--lambdas", "0.1,0.5", "--iterations", "100", "--batch", "8", "--checkpoint-every",
+                 "1", "--progress", "0", *FIXED_LCA]
+    # A resumed training's gap statistics cover the batches after the resume only.
+    RESUMED = ("points/seconds", "points/train_seconds", "points/train_gap_mean",
+               "points/train_gap_max", "points/train_unconverged")
+
+    def ranks_of(self, launcher):
+        """pid of each MPI rank started by this mpirun, by rank."""
+        ranks = {}
+        for pid in subprocess.run(["pgrep", "-P", str(launcher.pid)], capture_output=True,
+                                  text=True).stdout.split():
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                env = dict(v.split(b"=", 1) for v in f.read().split(b"\0") if b"=" in v)
+            if b"OMPI_COMM_WORLD_RANK" in env:
+                ranks[int(env[b"OMPI_COMM_WORLD_RANK"])] = int(pid)
+        return ranks
+
+    def start_groups(self, out, ranks):
+        """Starts an MPI sweep of KILL_GRID in 1-rank groups; returns once a point has finished."""
+        p = subprocess.Popen([*self.UNBOUND_MPIRUN, "-np", str(ranks), app("lca-scaling"), "run",
+                              *self.KILL_GRID, "--groups", str(ranks), "--out-dir", out], env=ENV,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        head = []
+        for line in p.stdout:
+            head.append(line)
+            if line.startswith("[scaling] point"):
+                break
+        return p, "".join(head)
+
+    def test_scaling_rank_killed_then_rerun(self):
+        """SIGKILL of one rank mid-sweep ends the whole job; a rerun with another number of
+        groups completes it to the one-rank results (per-image values bit for bit)."""
+        ref, out = f"{self.tmp}/ref", f"{self.tmp}/cut"
+        run([app("lca-scaling"), "run", *self.KILL_GRID, "--out-dir", ref])
+        p, head = self.start_groups(out, 3)
+        os.kill(self.ranks_of(p)[1], signal.SIGKILL)
+        start = time.monotonic()
+        rest, _ = p.communicate(timeout=60)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertLess(time.monotonic() - start, 30)  # no rank left waiting
+        with h5py.File(f"{out}/sweep.h5") as f:
+            self.assertLess(f.attrs["n_points"], 4, head + rest)
+        _, stdout, _ = self.sweep_run(out, "--groups", "2", mpi=2, grid=self.KILL_GRID)
+        self.assertIn("4 points (grid 4, 0 from refinement)", stdout)
+        self.assert_same_sweep(f"{ref}/sweep.h5", f"{out}/sweep.h5", skip=self.RESUMED)
+
+    def test_scaling_groups_sigterm_checkpoints(self):
+        """SIGTERM to every rank (as Slurm sends it): each group checkpoints its training, the job
+        exits 0 saying so, and a rerun completes the one-rank results."""
+        ref, out = f"{self.tmp}/ref", f"{self.tmp}/cut"
+        run([app("lca-scaling"), "run", *self.KILL_GRID, "--out-dir", ref])
+        p, head = self.start_groups(out, 2)
+        for pid in self.ranks_of(p).values():
+            os.kill(pid, signal.SIGTERM)
+        rest, err = p.communicate(timeout=60)
+        self.assertEqual(p.returncode, 0, err)
+        self.assertIn("[scaling] interrupted; rerun the same command to continue", rest)
+        with h5py.File(f"{out}/sweep.h5") as f:
+            self.assertLess(f.attrs["n_points"], 4)
+        self.sweep_run(out, grid=self.KILL_GRID)
+        self.assert_same_sweep(f"{ref}/sweep.h5", f"{out}/sweep.h5", skip=self.RESUMED)
+
+    def test_scaling_job_array_and_merge(self):
+        """--only-points writes one point file per grid point (no sweep.h5); merge combines them
+        into the one-rank sweep bit for bit, keeps a point found twice once, and refuses other
+        settings or a point whose values differ, in one line naming the file."""
+        serial, arr = f"{self.tmp}/serial", f"{self.tmp}/array"
+        self.sweep_run(serial)
+        _, first, _ = self.sweep_run(arr, "--only-points", "0")
+        self.assertIn("= 6 grid points", first)
+        self.assertIn("this job: grid points 0-0 (nf=2 lambda=0.2", first)
+        for task in ("1-3", "4", "5"):
+            self.sweep_run(arr, "--only-points", task)
+        self.assertFalse(os.path.exists(f"{arr}/sweep.h5"))
+        names = sorted(os.listdir(f"{arr}/points"))
+        self.assertEqual(names, ["nf2_lambda0.2", "nf2_lambda0.5", "nf2_lambda1", "nf4_lambda0.2",
+                                 "nf4_lambda0.5", "nf4_lambda1"])
+        with h5py.File(f"{arr}/points/nf4_lambda0.5/point.h5") as f, \
+                h5py.File(f"{serial}/sweep.h5") as s:
+            self.assertEqual(f.attrs["n_points"], 1)
+            self.assertEqual(f.attrs["settings"], s.attrs["settings"])
+        _, again, _ = self.sweep_run(arr, "--only-points", "2")  # done: skipped
+        self.assertIn("; 0 this run", again)
+        merge = [app("lca-scaling"), "merge"]
+        _, stdout, _ = run([*merge, arr])
+        self.assertIn(f"6 points from 6 file(s) in {arr}/sweep.h5", stdout)
+        self.assert_same_sweep(f"{serial}/sweep.h5", f"{arr}/sweep.h5")
+        # Twice: the sweep file and the point files hold the same points, each kept once.
+        _, stdout, _ = run([*merge, arr, serial, "--out", f"{self.tmp}/both.h5"])
+        self.assertIn("12 point(s) found in more than one file with the same values were kept once",
+                      stdout)
+        self.assert_same_sweep(f"{serial}/sweep.h5", f"{self.tmp}/both.h5")
+
+        def refused(args, fragment):
+            rc, _, err = run([*merge, *args], check=False)
+            self.assertEqual(rc, 1, err)
+            lines = [line for line in err.splitlines() if line.strip()]
+            self.assertEqual(len(lines), 1, err)
+            self.assertIn(fragment, lines[0])
+
+        other = f"{self.tmp}/other"  # another noise level: other settings
+        self.sweep_run(other, "--only-points", "0", "--sigma", "0.4")
+        refused([arr, other, "--out", f"{self.tmp}/x.h5"],
+                f"{other}/points/nf2_lambda0.2/point.h5 was made with other settings than "
+                f"{arr}/sweep.h5 ('sigma=0.4' vs 'sigma=0.5')")
+        bad = f"{self.tmp}/bad.h5"  # the same point, another value
+        shutil.copy(f"{arr}/points/nf2_lambda1/point.h5", bad)
+        with h5py.File(bad, "r+") as f:
+            f["images/error"][0, 0] += 1
+        refused([arr, bad, "--out", f"{self.tmp}/x.h5"],
+                f"{bad}: point nf=2 lambda=1 is also in {arr}/sweep.h5 with other values")
+        self.assertFalse(os.path.exists(f"{self.tmp}/x.h5"))
 
     def test_study_regression_against_reference(self):
         """Data to exponents on a tiny grid (2 sizes x 4 lambdas), compared with the values this
