@@ -221,6 +221,9 @@ int main(int argc, char** argv) {
       const double img_it = double(batch) * iterations / t_solve;
       const int kreps = 50;
       const double t_rec = median_seconds(kreps, [&] { s.reconstruct(d, x, s.residual(), -1.0f); });
+      // The same product through GEMM + col2im (what FISTA uses for dense codes).
+      const double t_rec_dense = median_seconds(
+          kreps, [&] { s.reconstruct_dense(d, s.activities(), x, s.residual(), -1.0f); });
       const double t_im2col = median_seconds(kreps, [&] { s.im2col(s.residual()); });
       const double t_drive = median_seconds(kreps, [&] { s.apply_drive(d); });
       // update() would move the state on; time it on a copy-free re-run of the same step.
@@ -247,6 +250,9 @@ int main(int argc, char** argv) {
                     100 * frac(flops, t), 100 * t / per_iter);
       };
       row("reconstruct", t_rec, fl_rec);
+      std::printf("  %-12s %9.3f %9.1f %7.1f%%  (not in the solve at this density)\n", "  dense",
+                  t_rec_dense * 1e3, fl_drive / t_rec_dense / 1e9,
+                  100 * frac(fl_drive, t_rec_dense));
       row("im2col", t_im2col, 0);
       row("drive GEMM", t_drive, fl_drive);
       row("update", t_update, 0);

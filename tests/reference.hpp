@@ -5,6 +5,7 @@
 //   drive:       conv2d(r, Phi, stride=s, padding=p)
 #include "lca/params.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <random>
@@ -90,6 +91,13 @@ inline std::vector<double> abs_values(std::vector<double> v) {
   for (double& x : v)
     x = std::abs(x);
   return v;
+}
+
+inline double max_abs_diff(const std::vector<double>& a, const std::vector<double>& b) {
+  double m = 0;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    m = std::max(m, std::abs(a[i] - b[i]));
+  return m;
 }
 
 inline double max_abs(const std::vector<double>& v) {

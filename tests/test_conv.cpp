@@ -29,13 +29,6 @@ LcaParams default_params() {
   return p;
 }
 
-double max_abs_diff(const std::vector<double>& a, const std::vector<double>& b) {
-  double m = 0;
-  for (std::size_t i = 0; i < a.size(); ++i)
-    m = std::max(m, std::abs(a[i] - b[i]));
-  return m;
-}
-
 template <class T> struct Conv : ::testing::Test {};
 TYPED_TEST_SUITE(Conv, Configs, ConfigNames);
 

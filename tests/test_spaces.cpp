@@ -2,6 +2,7 @@
 // Kokkos Kernels' included (checked with Kokkos Tools callbacks).
 #include "backends.hpp"
 #include "device_io.hpp"
+#include "kernel_recorder.hpp"
 #include "lca/learner.hpp"
 #include "reference.hpp"
 
@@ -11,36 +12,6 @@
 
 namespace lca::test {
 namespace {
-
-/// Records the label and device id of every kernel launched while it lives; the callbacks
-/// that were set before come back after.
-class KernelRecorder {
-public:
-  struct Launch {
-    std::string label;
-    std::uint32_t device;
-  };
-  KernelRecorder() : saved_(Kokkos::Tools::Experimental::get_callbacks()) {
-    launches().clear();
-    Kokkos::Tools::Experimental::set_begin_parallel_for_callback(&record);
-    Kokkos::Tools::Experimental::set_begin_parallel_reduce_callback(&record);
-    Kokkos::Tools::Experimental::set_begin_parallel_scan_callback(&record);
-  }
-  ~KernelRecorder() { Kokkos::Tools::Experimental::set_callbacks(saved_); }
-  KernelRecorder(const KernelRecorder&) = delete;
-  KernelRecorder& operator=(const KernelRecorder&) = delete;
-  static std::vector<Launch>& launches() {
-    static std::vector<Launch> v;
-    return v;
-  }
-
-private:
-  static void record(const char* label, std::uint32_t device, std::uint64_t* id) {
-    launches().push_back({label, device});
-    *id = launches().size();
-  }
-  Kokkos::Tools::Experimental::EventSet saved_;
-};
 
 bool starts_with(const std::string& s, const char* prefix) {
   return s.rfind(prefix, 0) == 0;

@@ -371,6 +371,16 @@ void LcaSolver<Scalar, Device, Layout>::rebuild_active_lists(const Matrix& from)
 }
 
 template <class Scalar, class Device, class Layout>
+std::int64_t LcaSolver<Scalar, Device, Layout>::active_count() const {
+  const auto cnt = act_cnt_;
+  std::int64_t active = 0;
+  Kokkos::parallel_reduce(
+      "lca::LcaSolver::active_count", Kokkos::RangePolicy<exec_space>(exec_, 0, cnt.extent(0)),
+      KOKKOS_LAMBDA(std::int64_t pos, std::int64_t & sum) { sum += cnt(pos); }, active);
+  return active;
+}
+
+template <class Scalar, class Device, class Layout>
 void LcaSolver<Scalar, Device, Layout>::set_activities(const Matrix& a) {
   if (a.extent(0) != a_.extent(0) || a.extent(1) != a_.extent(1))
     throw InvalidArgument("set_activities: shape does not match the batch");
@@ -940,16 +950,16 @@ SolveInfo LcaSolver<Scalar, Device, Layout>::solve(const Dict& dict, const Const
       }
       if (raise_l)
         lipschitz_ *= 1.5;
-      // FISTA's early codes are dense: past a density the GEMM + col2im path is cheaper
-      // than the scatter over active lists.
-      const std::int64_t active = fista_update(Scalar(1 / lipschitz_), beta);
-      use_dense(double(active) > kDenseDensity * double(B) * double(geom_.neurons()));
+      // FISTA's early codes are dense, and small lambdas keep them so.
+      choose_reconstruction(fista_update(Scalar(1 / lipschitz_), beta));
     } else {
       if (adaptive)
         set_decay(ats->update(energy));
       const Scalar dv = update(track_dv);
       if (track_dv && dv < Scalar(params_.stop_tol))
         cap = it + 1; // one more pass at the top computes the final residual
+      if ((it + 1) % kDensityEvery == 0)
+        choose_reconstruction(active_count());
     }
     ++it;
   }

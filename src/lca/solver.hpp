@@ -174,6 +174,12 @@ public:
   void reconstruct_dense(const Dict& dict, const Matrix& a, const ConstImages& x, const Images& out,
                          Scalar sign);
   void use_dense(bool dense) { dense_ = dense; }
+  /// Neurons active in the batch (the sum of the active lists).
+  std::int64_t active_count() const;
+  /// Phi a through the scatter or GEMM + col2im, whichever `active` neurons make cheaper.
+  void choose_reconstruction(std::int64_t active) {
+    use_dense(double(active) > kDenseDensity * double(batch_) * double(geom_.neurons()));
+  }
   void im2col(const ConstImages& r);
   void apply_drive(const Dict& dict); ///< g = patches * D
   Scalar update(bool track_dv);
@@ -206,9 +212,13 @@ public:
   /// Polishing starts once an image's support changed by at most this fraction (or one
   /// neuron) between two gap checks.
   static constexpr double kSupportSlack = 0.01;
-  /// Fraction of active neurons above which Phi a goes through GEMM + col2im (measured on
-  /// W128, perf/README.md).
-  static constexpr double kDenseDensity = 0.1;
+  /// Fraction of active neurons above which Phi a goes through GEMM + col2im: the scatter's
+  /// cost grows with the active neurons, the GEMM's does not. Measured with bench_lca's
+  /// "dense" row (3x32x32, batch 16, 2 threads): the crossover is near 8 % at nf 64, 6-7 % at
+  /// nf 128 and 5 % at nf 256 (perf/README.md).
+  static constexpr double kDenseDensity = 0.07;
+  /// LCA's activity moves slowly: it re-chooses the reconstruction every this many steps.
+  static constexpr int kDensityEvery = 10;
   /// FISTA restarts when the energy rises by more than this (relative): rounding is not a rise.
   static constexpr double kRestartSlack = 1e-6;
 
