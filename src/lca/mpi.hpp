@@ -1,7 +1,8 @@
 #pragma once
 // MPI for the distributed layer (drivers and apps; the kernel layer has none): every MPI call
 // in src/ and apps/ goes through check(), so a failure is an lca::Error with MPI's own message
-// (MPI_Abort excepted: it does not return).
+// (MPI_Abort excepted: it does not return; and MPI_Comm_free in a destructor, which has no one
+// to report to).
 #include "lca/error.hpp"
 
 #include <mpi.h>
