@@ -383,8 +383,7 @@ int main(int argc, char** argv) {
                   << (ranks % cfg.groups ? "-" + std::to_string(ranks / cfg.groups + 1) : "")
                   << " rank(s)";
       const auto name = [](const lca::PointId& p) {
-        return "nf=" + std::to_string(p.nf) + " lambda=" + lca::format_number(p.lambda) +
-               (p.replicate ? " replicate " + std::to_string(p.replicate) : "");
+        return lca::describe_point(p.nf, p.lambda, p.replicate);
       };
       if (cfg.only_points)
         std::cout << "; this job: grid points " << cfg.only_points->first << "-"

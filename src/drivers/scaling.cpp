@@ -61,23 +61,27 @@ std::string replicate_suffix(int replicate) {
   return replicate > 0 ? "_rep" + std::to_string(replicate) : "";
 }
 
-std::string describe(int nf, double lambda, int replicate) {
-  return "nf=" + std::to_string(nf) + " lambda=" + fmt(lambda) +
-         (replicate ? " replicate " + std::to_string(replicate) : "");
+/// A point's directory under out_dir/points: nf<nf>_lambda<lambda>[_rep<r>], or in reference
+/// mode the one directory of its (nf, replicate), nf<nf>_ref<reference lambda>[_rep<r>].
+std::filesystem::path point_dir(const SweepConfig& cfg, int nf, double lambda, int replicate,
+                                bool reference) {
+  const std::string name =
+      "nf" + std::to_string(nf) +
+      (reference ? "_ref" + fmt(cfg.reference_lambda) : "_lambda" + fmt(lambda)) +
+      replicate_suffix(replicate);
+  return std::filesystem::path(cfg.out_dir) / "points" / name;
 }
 
 /// The training checkpoint of a point; in reference mode one per (nf, replicate), shared by
 /// every lambda.
 std::string checkpoint_of(const SweepConfig& cfg, int nf, double lambda, int replicate) {
-  const std::string name =
-      "nf" + std::to_string(nf) +
-      (cfg.mode == "reference" ? "_ref" + fmt(cfg.reference_lambda) : "_lambda" + fmt(lambda)) +
-      replicate_suffix(replicate);
-  return (std::filesystem::path(cfg.out_dir) / "points" / name / "checkpoint.h5").string();
+  return (point_dir(cfg, nf, lambda, replicate, cfg.mode == "reference") / "checkpoint.h5")
+      .string();
 }
 
-/// Points are named by nf, lambda's 6 significant digits and the replicate.
-bool same_point(const SweepRecord& p, int nf, double lambda, int replicate) {
+/// Points (SweepRecord, PointId) are named by nf, lambda's 6 significant digits and the
+/// replicate.
+template <class Point> bool same_point(const Point& p, int nf, double lambda, int replicate) {
   return p.nf == nf && p.replicate == replicate && fmt(p.lambda) == fmt(lambda);
 }
 
@@ -196,10 +200,13 @@ std::vector<PointId> selected_points(const SweepConfig& cfg) {
   return {grid.begin() + std::ptrdiff_t(first), grid.begin() + std::ptrdiff_t(last + 1)};
 }
 
+std::string describe_point(int nf, double lambda, int replicate) {
+  return "nf=" + std::to_string(nf) + " lambda=" + fmt(lambda) +
+         (replicate ? " replicate " + std::to_string(replicate) : "");
+}
+
 std::string point_file(const SweepConfig& cfg, const PointId& p) {
-  const std::string name =
-      "nf" + std::to_string(p.nf) + "_lambda" + fmt(p.lambda) + replicate_suffix(p.replicate);
-  return (std::filesystem::path(cfg.out_dir) / "points" / name / "point.h5").string();
+  return (point_dir(cfg, p.nf, p.lambda, p.replicate, false) / "point.h5").string();
 }
 
 std::string sweep_path(const std::string& out_dir) {
@@ -470,7 +477,7 @@ public:
   /// p no longer runs: finished (and recorded in the sweep) or interrupted.
   void ended(const PointId& p) {
     running_.erase(std::find_if(running_.begin(), running_.end(), [&](const PointId& q) {
-      return q.nf == p.nf && q.replicate == p.replicate && fmt(q.lambda) == fmt(p.lambda);
+      return same_point(q, p.nf, p.lambda, p.replicate);
     }));
   }
   /// Nothing left to run or to decide.
@@ -685,8 +692,8 @@ SweepRun lead(const SweepConfig& cfg, const ImageSet& train_set, const ImageSet&
   const auto started = [&](const PointId& p, int group) {
     if (g.count > 1)
       say("[scaling] group " + std::to_string(group) + " starts " +
-          describe(p.nf, p.lambda, p.replicate) + " (" + std::to_string(queue.running()) + " of " +
-          std::to_string(g.count) + " groups busy)");
+          describe_point(p.nf, p.lambda, p.replicate) + " (" + std::to_string(queue.running()) +
+          " of " + std::to_string(g.count) + " groups busy)");
   };
   const auto record = [&](const SweepRecord& rec, int group) {
     s.points.push_back(rec);
@@ -704,11 +711,10 @@ SweepRun lead(const SweepConfig& cfg, const ImageSet& train_set, const ImageSet&
     char line[480];
     std::snprintf(
         line, sizeof line,
-        "[scaling] %s %zu/%zu  nf=%d lambda=%s%s%s: error %.2f%% +- %.2f, active %.3f%%, "
+        "[scaling] %s %zu/%zu  %s%s: error %.2f%% +- %.2f, active %.3f%%, "
         "gap %.2g (max %.2g)%s  (%.1f s%s)  %.1f points/h  ETA %s",
-        rec.refine_round ? "refinement point" : "point", s.points.size(), selection.size(), rec.nf,
-        fmt(rec.lambda).c_str(),
-        rec.replicate ? (" replicate " + std::to_string(rec.replicate)).c_str() : "",
+        rec.refine_round ? "refinement point" : "point", s.points.size(), selection.size(),
+        describe_point(rec.nf, rec.lambda, rec.replicate).c_str(),
         cfg.mode == "reference" ? (" (trained at " + fmt(rec.train_lambda) + ")").c_str() : "",
         rec.error_mean, rec.error_se, rec.percent_active, rec.gap_mean, rec.gap_max,
         rec.unconverged > 0 ? " ABOVE --stop-gap" : "", rec.seconds,
@@ -873,10 +879,10 @@ Sweep merge_sweeps(const std::vector<std::string>& files, std::ostream* log) {
       }
       const std::string& other = source[std::size_t(it - out.points.begin())];
       if (!same_values(*it, p))
-        throw InvalidArgument(file + ": point " + describe(p.nf, p.lambda, p.replicate) +
+        throw InvalidArgument(file + ": point " + describe_point(p.nf, p.lambda, p.replicate) +
                               " is also in " + other + " with other values; not merging");
       if (repeated++ == 0)
-        example = describe(p.nf, p.lambda, p.replicate) + " in " + other + " and " + file;
+        example = describe_point(p.nf, p.lambda, p.replicate) + " in " + other + " and " + file;
     }
   }
   if (log && repeated > 0)

@@ -94,6 +94,8 @@ std::vector<PointId> grid_points(const SweepConfig& cfg);
 /// slice outside the grid or with refine > 0.
 std::vector<PointId> selected_points(const SweepConfig& cfg);
 
+/// "nf=<nf> lambda=<lambda>[ replicate <r>]", for progress lines and messages.
+std::string describe_point(int nf, double lambda, int replicate);
 /// The sweep file's path inside out_dir.
 std::string sweep_path(const std::string& out_dir);
 /// Where job-array mode writes a point: <out_dir>/points/nf<nf>_lambda<lambda>[_rep<r>]/point.h5,
