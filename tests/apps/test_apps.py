@@ -592,8 +592,10 @@ class Apps(unittest.TestCase):
         self.assertEqual(ours, ["lca-scaling: error: --groups 3 is more than the 2 MPI rank(s); "
                                 "start at least as many ranks (mpirun -np)"])
 
+    # Points of several seconds each: the signal must land while groups still have work (at 100
+    # iterations, ~1.5 s a point, a clean-clone CI run saw the whole sweep end before the kill).
     KILL_GRID = ["--subset", "64", "--test-subset", "16", "--images", "192", "--sizes", "4,8",
-                 "--lambdas", "0.1,0.5", "--iterations", "100", "--batch", "8", "--checkpoint-every",
+                 "--lambdas", "0.1,0.5", "--iterations", "400", "--batch", "8", "--checkpoint-every",
                  "1", "--progress", "0", *FIXED_LCA]
     # A resumed training's gap statistics cover the batches after the resume only.
     RESUMED = ("points/seconds", "points/train_seconds", "points/train_gap_mean",
