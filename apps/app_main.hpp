@@ -2,6 +2,8 @@
 // What every app's main does (style.md): stop handlers -> MPI init -> Kokkos -> run -> catch at
 // the top, print one clear line, and end all ranks (MPI_Abort when there is more than one, so a
 // failing rank never leaves the others hanging).
+#include "binding.hpp"
+#include "kokkos_args.hpp"
 #include "lca/error.hpp"
 #include "lca/mpi.hpp"
 #include "lca/train.hpp"
@@ -15,9 +17,6 @@
 #include <hip/hip_runtime_api.h>
 #endif
 
-#include <sched.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <csignal>
 #include <cstdlib>
@@ -27,6 +26,8 @@
 #include <string>
 #include <utility>
 #include <vector>
+
+#include <unistd.h>
 
 namespace lca::app {
 
@@ -105,112 +106,6 @@ inline int parse(CLI::App& app, const char* name, int argc, char** argv) {
   }
 }
 
-/// argv split in two: Kokkos gets only its own --kokkos-* flags (Kokkos 3.4 prints its whole
-/// help for a plain --help, and would read flags of the app), the app gets the rest.
-struct SplitArgs {
-  std::vector<char*> kokkos, app; ///< each starts with argv[0] and ends with nullptr
-  bool kokkos_help = false;
-
-  SplitArgs(int argc, char** argv, bool print_kokkos_help) {
-    kokkos.push_back(argv[0]);
-    app.push_back(argv[0]);
-    for (int i = 1; i < argc; ++i) {
-      const bool ours = std::strncmp(argv[i], "--kokkos-", 9) == 0;
-      if (ours && std::strcmp(argv[i], "--kokkos-help") == 0) {
-        kokkos_help = true;
-        if (!print_kokkos_help) // once per job
-          continue;
-      }
-      (ours ? kokkos : app).push_back(argv[i]);
-    }
-    kokkos.push_back(nullptr);
-    app.push_back(nullptr);
-  }
-  int kokkos_argc() const { return int(kokkos.size()) - 1; }
-  int app_argc() const { return int(app.size()) - 1; }
-};
-
-#ifdef KOKKOS_ENABLE_OPENMP
-/// True when pinning OpenMP threads cannot hurt: the threads cover every CPU this process may
-/// use (OMP_NUM_THREADS / --kokkos-threads not below that), and no other rank on this node
-/// shares those CPUs (one local rank, or the launcher bound each rank to its own CPUs).
-inline bool pinning_is_safe(int argc, char** argv) {
-  cpu_set_t mask;
-  CPU_ZERO(&mask);
-  if (sched_getaffinity(0, sizeof mask, &mask) != 0)
-    return false;
-  const int cpus = CPU_COUNT(&mask);
-  int threads = cpus;
-  if (const char* n = std::getenv("OMP_NUM_THREADS"))
-    threads = std::atoi(n);
-  for (int i = 1; i < argc; ++i)
-    if (std::strncmp(argv[i], "--kokkos-threads=", 17) == 0)
-      threads = std::atoi(argv[i] + 17);
-  if (threads < cpus)
-    return false;
-  int local_ranks = 1;
-  for (const char* var : {"OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS"})
-    if (const char* n = std::getenv(var))
-      local_ranks = std::max(local_ranks, std::atoi(n));
-  return local_ranks == 1 || cpus < sysconf(_SC_NPROCESSORS_ONLN);
-}
-#endif
-
-/// OpenMP thread binding when the user chose none (neither OMP_PROC_BIND nor OMP_PLACES set).
-/// libgomp reads OMP_* when it is loaded, before main, so the process execs itself once more
-/// with OMP_PROC_BIND=spread OMP_PLACES=threads (same pid: fine under mpirun) when pinning is
-/// safe. Otherwise it runs unbound as before, and Kokkos' four-line warning becomes one line
-/// (`hint`, for rank 0) saying what to set. Returns only when no exec happened.
-///
-/// OpenBLAS (Debian's is built for every x86 core type and picks one at load) falls back to
-/// its slowest, SSE3-only kernels on a CPU model it does not know, e.g. a virtual "Intel Xeon
-/// Processor" with AVX-512 (measured: sgemm 34 instead of 172 GFLOP/s). Unless the user set
-/// OPENBLAS_CORETYPE, the same exec names the kernels the CPU can run.
-inline void default_openmp_binding(int argc, char** argv, std::string& hint) {
-  const char* unpinned = "OpenMP threads are not pinned; for speed set OMP_PROC_BIND=spread "
-                         "OMP_PLACES=threads (OMP_PROC_BIND=false silences this)";
-  const bool user_omp = std::getenv("OMP_PROC_BIND") || std::getenv("OMP_PLACES");
-  bool exec = false;
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-  if (!std::getenv("OPENBLAS_CORETYPE")) {
-    __builtin_cpu_init();
-    const char* core = nullptr;
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
-      core = "SKYLAKEX";
-    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-      core = "HASWELL";
-    if (core) {
-      setenv("OPENBLAS_CORETYPE", core, 1);
-      exec = true;
-    }
-  }
-#endif
-#ifdef KOKKOS_ENABLE_OPENMP
-  if (!user_omp) {
-    if (pinning_is_safe(argc, argv)) {
-      setenv("OMP_PROC_BIND", "spread", 1);
-      setenv("OMP_PLACES", "threads", 1);
-      exec = true;
-    } else if (!exec) { // (after an exec for OpenBLAS alone, the new process says it)
-      // libgomp stays unbound (its default without OMP_PROC_BIND and OMP_PLACES): say so to
-      // Kokkos, which would print four lines about it.
-      setenv("OMP_PROC_BIND", "false", 1);
-      hint = unpinned;
-    }
-  }
-#endif
-  if (exec) {
-    execv("/proc/self/exe", argv);
-    if (!user_omp) { // exec failed: libgomp was loaded unbound, go on so
-      unsetenv("OMP_PLACES");
-      setenv("OMP_PROC_BIND", "false", 1);
-      hint = unpinned;
-    }
-  }
-  (void)argc;
-}
-
 /// One GPU per rank on GPU builds: unless the user chose (--kokkos-device-id,
 /// --kokkos-num-devices, --kokkos-map-device-id-by, their KOKKOS_* variables, or CTest's resource
 /// allocation), node-local rank r gets device r mod (visible devices), passed to
@@ -249,10 +144,53 @@ inline std::pair<std::string, std::string> gpu_device_flag(int argc, char** argv
               (local_ranks > devices ? ", sharing GPUs" : "") + ")"};
 }
 
+namespace detail {
+inline std::string& threads_line() {
+  static std::string line;
+  return line;
+}
+} // namespace detail
+
+/// For each app's start line: the host threads and CPUs this job got, e.g. "OpenMP 2 threads
+/// on CPUs 0-1, pinned 0 | 1"; with several ranks rank 0's and every rank's CPUs (the first
+/// 16), so a binding that narrows or overlaps shows at once.
+inline const std::string& threads() {
+  return detail::threads_line();
+}
+
+/// Collective: describe_threads() of rank 0, plus each rank's CPUs when there are several.
+inline std::string describe_ranks() {
+  std::string line = describe_threads();
+  const int size = mpi::size(MPI_COMM_WORLD);
+  if (size == 1)
+    return line;
+  char host[64] = {};
+  gethostname(host, sizeof host - 1);
+  const std::string mine = process_cpus() + "@" + host;
+  std::vector<char> all(std::size_t(size) * 128, '\0'), own(128, '\0');
+  std::copy_n(mine.begin(), std::min<std::size_t>(mine.size(), 127), own.begin());
+  mpi::check(MPI_Gather(own.data(), 128, MPI_CHAR, all.data(), 128, MPI_CHAR, 0, MPI_COMM_WORLD),
+             "MPI_Gather of the ranks' CPUs");
+  if (rank() != 0)
+    return line;
+  // Host names only where they differ from rank 0's.
+  const char* at = std::strchr(all.data(), '@');
+  const std::string host0 = at ? at : "";
+  line = "rank 0: " + line + "; CPUs of each rank:";
+  for (int r = 0; r < size && r < 16; ++r) {
+    std::string cpus = &all[std::size_t(r) * 128];
+    if (cpus.size() >= host0.size() &&
+        cpus.compare(cpus.size() - host0.size(), host0.size(), host0) == 0)
+      cpus.resize(cpus.size() - host0.size());
+    line += (r == 0 ? " " : " | ") + cpus;
+  }
+  return size > 16 ? line + " | ..." : line;
+}
+
 /// body(argc, argv) parses its own flags with CLI11 and returns the exit code.
 template <class Body> int run(const char* name, int argc, char** argv, Body body) {
   std::string binding_hint;
-  default_openmp_binding(argc, argv, binding_hint);
+  prepare_threads(argc, argv, binding_hint);
   // First, so that a SIGINT/SIGTERM while the data loads ends the run cleanly (stop_point).
   lca::install_stop_handlers();
   // MPI_Init and MPI_Finalize lie outside the job's error handling: a failure is one line.
@@ -282,6 +220,7 @@ template <class Body> int run(const char* name, int argc, char** argv, Body body
       std::cout << name << ": " << device_note << std::endl;
     int kokkos_argc = args.kokkos_argc();
     Kokkos::ScopeGuard kokkos(kokkos_argc, args.kokkos.data());
+    detail::threads_line() = describe_ranks();
     rc = args.kokkos_help ? 0 : body(args.app_argc(), args.app.data());
   } catch (const UsageError& e) {
     error = e.what(), rc = 2, all_ranks = true;

@@ -125,7 +125,7 @@ int main(int argc, char** argv) {
                                   : " test images")
                 << ", sigma " << cfg.sigma << ", nf " << ck.geometry.nf << ", " << ck.preset
                 << " lambda " << p.transfer.lambda << ", " << lca::app::describe_solver(p)
-                << ", backend " << lca::backend_name() << std::endl;
+                << ", backend " << lca::backend_name() << ", " << lca::app::threads() << std::endl;
     }
     const auto res =
         lca::denoise(ck.geometry, p, ck.dictionary, data, cfg, MPI_COMM_WORLD, &std::cout);

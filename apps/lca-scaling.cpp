@@ -167,6 +167,7 @@ int main(int argc, char** argv) {
     // A config file holds the run flags under [run] (see inputs/fashion-mnist-study.toml).
     lca::app::add_config(app);
     CLI::App* run = app.add_subcommand("run", "train + denoise-test the (nf x lambda) grid");
+    run->fallthrough(); // `run --config FILE` works like `--config FILE run`
     lca::DatasetSpec data;
     lca::app::ModelOptions model;
     lca::SweepConfig cfg;
@@ -229,7 +230,7 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     run->add_option("--test-stop-gap", cfg.test_stop_gap,
                     "relative duality gap of the test codes (0: none; default 1e-3)")
-        ->check(lca::app::at_least(0));
+        ->check(lca::app::relative());
     run->add_option("--replicates", cfg.replicates,
                     "dictionaries per (nf, lambda), each with its own seeds")
         ->check(lca::app::at_least(1))
@@ -389,7 +390,7 @@ int main(int argc, char** argv) {
         std::cout << "; this job: grid points " << cfg.only_points->first << "-"
                   << cfg.only_points->second << " (" << name(selection.front())
                   << (selection.size() > 1 ? " ... " + name(selection.back()) : "") << ")";
-      std::cout << std::endl;
+      std::cout << "; " << lca::app::threads() << std::endl;
     }
     const lca::ProgressTimer clock(0);
     const lca::SweepRun r = lca::run_sweep(cfg, train, test, MPI_COMM_WORLD, &std::cout);

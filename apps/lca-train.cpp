@@ -71,7 +71,7 @@ int main(int argc, char** argv) {
                 << "x" << g.kernel << " stride " << g.stride << ", " << g.neurons() << " neurons, "
                 << cfg.preset << " lambda " << cfg.lca.transfer.lambda << ", "
                 << lca::app::describe_solver(cfg.lca) << ", backend " << lca::backend_name() << ", "
-                << ranks << " rank(s)"
+                << ranks << " rank(s), " << lca::app::threads()
                 << (ck ? ", resuming at image " + std::to_string(ck->images_seen) : "")
                 << std::endl;
     }

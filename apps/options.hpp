@@ -24,9 +24,22 @@ namespace lca::app {
 /// silently cuts short (both found by tests/fuzz/fuzz_config). This reader refuses both.
 class TomlConfig : public CLI::ConfigTOML {
 public:
+  /// `app` names the file in errors (CLI11 hands the reader only the stream).
+  explicit TomlConfig(const CLI::App& app) : app_(app) {}
+
   std::vector<CLI::ConfigItem> from_config(std::istream& input) const override {
     std::ostringstream text;
     text << input.rdbuf();
+    // CLI11 skips lines it cannot read, so a binary file would pass as an empty config and the
+    // user would hear about a missing flag instead.
+    const std::string& t = text.str();
+    const auto binary = std::find_if(t.begin(), t.end(), [](unsigned char c) {
+      return (c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f;
+    });
+    if (binary != t.end())
+      throw CLI::ConfigError(file_name() + ": not a TOML file (control byte " +
+                             std::to_string(int((unsigned char)*binary)) + " at offset " +
+                             std::to_string(binary - t.begin()) + ")");
     const std::string open = unclosed_array(text.str());
     if (!open.empty())
       throw CLI::ConfigError("--config: the array of '" + open + "' is not closed with ]");
@@ -39,6 +52,13 @@ public:
   }
 
 private:
+  const CLI::App& app_;
+
+  std::string file_name() const {
+    const CLI::Option* opt = app_.get_config_ptr();
+    return opt && !opt->results().empty() ? opt->results().back() : "--config";
+  }
+
   /// The key whose array value is still open at the end of the file (as CLI11 reads arrays:
   /// a value starting with [ continues over the next lines until one ends with ]), or "".
   static std::string unclosed_array(const std::string& text) {
@@ -69,7 +89,7 @@ private:
 /// value; list options (--sizes, --lambdas) set their own policy and keep every value.
 inline void add_config(CLI::App& app) {
   app.set_config("--config", "", "read flags from a TOML file (see inputs/)");
-  app.config_formatter(std::make_shared<TomlConfig>());
+  app.config_formatter(std::make_shared<TomlConfig>(app));
   app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
 }
 
@@ -140,7 +160,7 @@ inline void add_solver_options(CLI::App& app, LcaParams& l) {
   grp->add_option("--stop-gap", l.stop_gap,
                   "stop a batch once every image's relative duality gap is <= this (0: never; "
                   "soft presets), with --iterations as the cap")
-      ->check(at_least(0))
+      ->check(relative())
       ->capture_default_str();
   grp->add_option("--check-every", l.check_every, "iterations between gap checks")
       ->check(at_least(1))

@@ -56,6 +56,12 @@ inline CLI::Validator greater_than(double lo) {
                          lo == 0 ? "POSITIVE" : "> " + detail::show(lo));
 }
 
+/// A relative tolerance: lo <= x < 1 (a relative duality gap of 1 or more means nothing).
+inline CLI::Validator relative(double lo = 0) {
+  return detail::numeric([lo](double v) { return v >= lo && v < 1; },
+                         "in [" + detail::show(lo) + ", 1)", "[" + detail::show(lo) + ",1)");
+}
+
 /// One of the listed integers.
 inline CLI::Validator one_of(const std::vector<int>& allowed) {
   std::string list, set;

@@ -4,6 +4,7 @@
 // precision reference), and the percent active at the stop against the optimum's. Run on a
 // dictionary trained by lca-train (random dictionaries are far easier). A benchmark, not a
 // test; perf/run_benchmarks.sh runs it, perf/README.md has the numbers.
+#include "kokkos_args.hpp"
 #include "lca/checkpoint.hpp"
 #include "lca/core.hpp"
 #include "lca/dataset.hpp"
@@ -58,7 +59,10 @@ int main(int argc, char** argv) {
   MPI_Init(&argc, &argv);
   int rc = 0;
   {
-    Kokkos::ScopeGuard kokkos(argc, argv);
+    // Kokkos sees only its own flags (Kokkos 3.4 answers a plain --help with its banner).
+    lca::app::SplitArgs args(argc, argv, true);
+    int kokkos_argc = args.kokkos_argc();
+    Kokkos::ScopeGuard kokkos(kokkos_argc, args.kokkos.data());
     CLI::App app{"kokkos-lca time-to-certified-gap benchmark"};
     std::string checkpoint, json = "perf/results/gap.json", trace_file;
     lca::DatasetSpec spec;
@@ -89,7 +93,7 @@ int main(int argc, char** argv) {
     app.add_option("--json", json)->capture_default_str();
     app.add_option("--trace", trace_file, "energy gap against time, for perf/plot_gap.gp");
     try {
-      app.parse(argc, argv);
+      app.parse(args.app_argc(), args.app.data());
     } catch (const CLI::ParseError& e) {
       rc = app.exit(e);
     }

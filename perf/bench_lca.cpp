@@ -2,6 +2,7 @@
 // per second end to end, and per kernel time, GFLOP/s and fraction of the measured peak.
 // Writes a JSON record with the run's context. A benchmark, not a test: run it by hand,
 //   OMP_NUM_THREADS=2 OMP_PROC_BIND=spread OMP_PLACES=threads build/openmp/perf/bench_lca
+#include "kokkos_args.hpp"
 #include "lca/core.hpp"
 #include "lca/learner.hpp"
 #include "lca/solver.hpp"
@@ -142,7 +143,10 @@ int main(int argc, char** argv) {
   MPI_Init(&argc, &argv);
   int rc = 0;
   {
-    Kokkos::ScopeGuard kokkos(argc, argv);
+    // Kokkos sees only its own flags (Kokkos 3.4 answers a plain --help with its banner).
+    lca::app::SplitArgs args(argc, argv, true);
+    int kokkos_argc = args.kokkos_argc();
+    Kokkos::ScopeGuard kokkos(kokkos_argc, args.kokkos.data());
     CLI::App app{"kokkos-lca LCA throughput benchmark"};
     std::vector<int> nfs{64, 128, 256};
     std::string shape = "3x32x32", json = "perf/results.json";
@@ -164,7 +168,7 @@ int main(int argc, char** argv) {
     app.add_option("--json", json, "output file")->capture_default_str();
     app.add_flag("--no-peak", no_peak, "skip the peak probes");
     try {
-      app.parse(argc, argv);
+      app.parse(args.app_argc(), args.app.data());
     } catch (const CLI::ParseError& e) {
       rc = app.exit(e);
       MPI_Finalize();

@@ -101,8 +101,8 @@ void validate(const LcaParams& p) {
     fail("adaptive time scale: tauFactor must be > 0 (got ", a.tau_factor, ")");
   if (!std::isfinite(a.growth_factor) || !(a.growth_factor >= 0))
     fail("adaptive time scale: growthFactor must be >= 0 (got ", a.growth_factor, ")");
-  if (!std::isfinite(p.stop_gap) || !(p.stop_gap >= 0))
-    fail("stop gap must be finite and >= 0 (got ", p.stop_gap, ")");
+  if (!(p.stop_gap >= 0 && p.stop_gap < 1)) // a relative gap is in [0, 1)
+    fail("stop gap must be in [0, 1) (got ", p.stop_gap, ")");
   if (p.stop_gap > 0 && !lasso)
     fail("--stop-gap needs a soft threshold (presets soft-nonneg, soft): hard thresholds have "
          "no duality-gap certificate");

@@ -258,6 +258,81 @@ class Apps(unittest.TestCase):
             p.communicate(timeout=60)
         self.assertEqual(p.returncode, 0)
 
+    @staticmethod
+    def cpu_set(text):
+        """{0, 1, 2, 5} from "0-2,5"."""
+        out = set()
+        for part in text.split(","):
+            first, _, last = part.partition("-")
+            out.update(range(int(first), int(last or first) + 1))
+        return out
+
+    def test_threads_keep_every_cpu(self):
+        """The quick start exported OMP_PROC_BIND=spread OMP_PLACES=threads, libgomp bound the
+        loading thread to CPU 0, the app's exec for OPENBLAS_CORETYPE inherited that one CPU and
+        every thread ran there. Started with the user's binding, each app must use every CPU its
+        parent has, one OpenMP thread per CPU (its start line says so, and /proc agrees); under
+        mpirun --bind-to core each rank keeps exactly the cores MPI gave it."""
+        parent = set(os.sched_getaffinity(0))
+        if len(parent) < 2:
+            self.skipTest("needs at least 2 CPUs")
+        env = {k: v for k, v in ENV.items() if not k.startswith(("OMP_", "OPENBLAS_"))}
+        env.update(OMP_PROC_BIND="spread", OMP_PLACES="threads", OMP_NUM_THREADS=str(len(parent)))
+        ck, n = f"{self.tmp}/ck.h5", len(parent)
+        data = ["--subset", "16", "--nf", "4", "--iterations", "2", "--progress", "0"]
+        start = re.compile(rf"OpenMP {n} threads on CPUs ([0-9,-]+), pinned ([0-9,| -]+?)(?:$|[,;])",
+                           re.M)
+        for name, cmd in (
+                ("lca-train", [app("lca-train"), *data, "--images", "16", "-o", ck]),
+                ("lca-denoise", [app("lca-denoise"), "-c", ck, "--subset", "4", "--iterations", "2",
+                                 "--progress", "0", "-o", f"{self.tmp}/dn.h5"]),
+                ("lca-scaling", [app("lca-scaling"), "run", *data, "--images", "16", "--test-subset",
+                                 "4", "--sizes", "2", "--lambdas", "0.5", "--out-dir",
+                                 f"{self.tmp}/sweep"])):
+            _, out, _ = run(cmd, env=env)
+            m = start.search(out)
+            self.assertIsNotNone(m, f"{name}: no thread report in\n{out}")
+            self.assertEqual(self.cpu_set(m.group(1)), parent, f"{name}: {m.group(0)}")
+            threads = [self.cpu_set(t.strip()) for t in m.group(2).split("|")]
+            self.assertEqual(len(threads), n, m.group(0))
+            self.assertTrue(all(len(t) == 1 for t in threads), m.group(0))
+            self.assertEqual(set().union(*threads), parent, f"{name}: threads share CPUs: {m.group(0)}")
+        # The same seen from outside: the running process's threads cover every CPU.
+        p = subprocess.Popen([app("lca-train"), *data, "--images", "100000", "--progress", "1e-9",
+                              "-o", f"{self.tmp}/long.h5"], env=env, stdout=subprocess.PIPE, text=True)
+        try:
+            for line in p.stdout:
+                if line.startswith("[train]"):
+                    break
+            seen = set()
+            for task in os.listdir(f"/proc/{p.pid}/task"):
+                with open(f"/proc/{p.pid}/task/{task}/status") as f:
+                    for line in f:
+                        if line.startswith("Cpus_allowed_list:"):
+                            seen |= self.cpu_set(line.split()[1])
+            self.assertEqual(seen, parent)
+        finally:
+            p.send_signal(signal.SIGTERM)
+            p.communicate(timeout=60)
+        # mpirun --bind-to core: the CPUs each rank reports are the cores MPI says it bound.
+        cores = int(subprocess.run(["lscpu", "-p=CORE"], capture_output=True, text=True).stdout
+                    .split()[-1]) + 1
+        if cores < 2:
+            return
+        _, out, err = run([*MPIRUN, "-np", "2", "--bind-to", "core", "--report-bindings",
+                           app("lca-train"), *data, "--images", "16", "-o", f"{self.tmp}/mpi.h5"],
+                          env=dict(env, OMP_NUM_THREADS="1"))
+        m = re.search(r"CPUs of each rank: ([0-9,-]+) \| ([0-9,-]+)$", out, re.M)
+        self.assertIsNotNone(m, out)
+        ranks = [self.cpu_set(m.group(1)), self.cpu_set(m.group(2))]
+        self.assertFalse(ranks[0] & ranks[1], m.group(0))
+        bound = {int(r): b.count("B") for r, b in
+                 re.findall(r"MCW rank (\d+) bound to .*?(\[[B./]+\])", err)}
+        self.assertEqual(sorted(bound), [0, 1], err)
+        for r in (0, 1):
+            self.assertEqual(len(ranks[r]), bound[r], (m.group(0), err))
+            self.assertTrue(ranks[r] <= parent)
+
     def test_disk_full_fails_cleanly(self):
         """The user's report: on a 300 KB tmpfs the checkpoint write of an nf 128 run failed with
         four lines of HDF5 internals, then a segfault in MPI_Finalize (exit 139). Every writer on

@@ -50,6 +50,8 @@ def fixtures(tmp):
         f.write("nf = 8\nashift = []\n")
     with open(f"{tmp}/open-array.toml", "w") as f:
         f.write("lambda = [0.5\n")
+    with open(f"{tmp}/binary.toml", "wb") as f:  # e.g. a checkpoint passed as --config
+        f.write(b"\x89HDF\r\n\x1a\n" + bytes(range(256)) * 4)
     with open(f"{tmp}/negative-progress.toml", "w") as f:
         f.write("subset = 16\nprogress = -1\n")
     with open(f"{tmp}/text.h5", "w") as f:
