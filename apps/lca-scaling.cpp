@@ -96,7 +96,8 @@ int analyze(const std::string& sweep_file, const std::string& out, int bootstrap
   std::string plots;
   for (const auto& m : results) {
     lca::plot_study(out, m.result, *m.metric);
-    for (const char* stem : {"error_vs_active", "min_error_vs_L", "min_location_vs_L"})
+    for (const char* stem :
+         {"error_vs_active", "min_error_vs_L", "min_location_vs_L", "min_count_vs_L"})
       plots += (plots.empty() ? "" : ", ") + out + "/" + stem + m.metric->suffix + ".png";
   }
   if (!curves.empty()) {

@@ -43,10 +43,17 @@ std::string pm(double v, double se) {
   return num(v, "%.3g") + (std::isnan(se) ? "" : " ± " + num(se, "%.2g"));
 }
 
-/// Rows of the minima file with the given at_edge flag (others undefined, hence skipped), with
-/// error bars from column errcol.
-std::string minima_series(const std::string& file, bool edge, int xcol, int ycol, int errcol) {
-  return "'" + file + "' using " + std::to_string(xcol) + ":($6 == " + (edge ? "1" : "0") + " ? $" +
+/// The minima file's columns 6 (at_edge) and 10 (unresolved) pick the rows of a series.
+enum class MinimaKind { fitted, edge, unresolved };
+
+/// Rows of the minima file of one kind (others undefined, hence skipped), with error bars from
+/// column errcol.
+std::string minima_series(const std::string& file, MinimaKind kind, int xcol, int ycol,
+                          int errcol) {
+  const char* cond = kind == MinimaKind::fitted ? "$6 == 0 && $10 == 0"
+                     : kind == MinimaKind::edge ? "$6 == 1"
+                                                : "$10 == 1";
+  return "'" + file + "' using " + std::to_string(xcol) + ":(" + cond + " ? $" +
          std::to_string(ycol) + " : 1/0):" + std::to_string(errcol);
 }
 
@@ -190,7 +197,7 @@ std::vector<std::string> plot_files(const std::string& out_dir) {
   std::vector<std::string> files;
   for (const Metric* m : {&kPercentError, &kSquaredError})
     for (const char* stem : {"study_curves", "study_minima", "study", "error_vs_active",
-                             "min_error_vs_L", "min_location_vs_L"}) {
+                             "min_error_vs_L", "min_location_vs_L", "min_count_vs_L"}) {
       const std::string base = std::string(stem) + m->suffix;
       if (std::string(stem) == "study")
         files.insert(files.end(), {base + ".gp", base + ".gp.log"});
@@ -205,7 +212,8 @@ std::vector<std::string> plot_files(const std::string& out_dir) {
 }
 
 void plot_study(const std::string& out_dir, const StudyResult& r, const Metric& metric) {
-  if (r.curves.size() != r.minima.size() || r.nf.size() != r.minima.size())
+  if (r.curves.size() != r.minima.size() || r.nf.size() != r.minima.size() ||
+      r.n_star.size() != r.minima.size() || r.n_star_sd.size() != r.minima.size())
     throw InvalidArgument("plot_study: incomplete study result");
   make_dir(out_dir);
   const fs::path d(out_dir);
@@ -233,22 +241,32 @@ void plot_study(const std::string& out_dir, const StudyResult& r, const Metric& 
   write_text_file((d / curves_dat).string(), dat.str(), "plot data");
 
   std::ostringstream mins;
-  bool any_edge = false, any_interior = false;
-  LogRange L, e_star, p_star;
-  mins << "# nf L e_star p_star lambda_star at_edge refined e_star_sd p_star_sd\n";
+  bool any_edge = false, any_interior = false, any_unresolved = false;
+  LogRange L, e_star, p_star, n_star;
+  double log_n_sum = 0; // geometric mean of the fitted n*: the null model's level
+  int fitted = 0;
+  mins << "# nf L e_star p_star lambda_star at_edge refined e_star_sd p_star_sd unresolved n_star "
+          "n_star_sd\n";
   for (std::size_t s = 0; s < r.minima.size(); ++s) {
     const Minimum& m = r.minima[s];
     if (std::isnan(m.error))
       continue; // no usable entry
-    (m.at_edge ? any_edge : any_interior) = true;
+    (m.at_edge ? any_edge : m.unresolved ? any_unresolved : any_interior) = true;
+    if (!m.at_edge && !m.unresolved) {
+      log_n_sum += std::log(r.n_star[s]);
+      ++fitted;
+    }
     L.add(r.L[s]);
     e_star.add(m.error - sd(m.error_sd));
     e_star.add(m.error + sd(m.error_sd));
     p_star.add(m.active - sd(m.active_sd));
     p_star.add(m.active + sd(m.active_sd));
+    n_star.add(r.n_star[s] - sd(r.n_star_sd[s]));
+    n_star.add(r.n_star[s] + sd(r.n_star_sd[s]));
     mins << r.nf[s] << ' ' << num(r.L[s]) << ' ' << num(m.error) << ' ' << num(m.active) << ' '
          << num(m.lambda) << ' ' << int(m.at_edge) << ' ' << int(m.refined) << ' '
-         << num(sd(m.error_sd)) << ' ' << num(sd(m.active_sd)) << '\n';
+         << num(sd(m.error_sd)) << ' ' << num(sd(m.active_sd)) << ' ' << int(m.unresolved) << ' '
+         << num(r.n_star[s]) << ' ' << num(sd(r.n_star_sd[s])) << '\n';
   }
   write_text_file((d / minima_dat).string(), mins.str(), "plot data");
 
@@ -267,11 +285,15 @@ void plot_study(const std::string& out_dir, const StudyResult& r, const Metric& 
                  "' using 1:($5 == 1 ? $2 : 1/0) with points pt 2 ps 2.5 lw 2 lc rgb 'red' "
                  "title 'codes above the stop gap (not fitted)'");
   if (any_interior)
-    el.push_back(minima_series(minima_dat, false, 4, 3, 8) +
+    el.push_back(minima_series(minima_dat, MinimaKind::fitted, 4, 3, 8) +
                  " with points pt 6 ps 3.5 lw 2.5 lc rgb 'black' title 'minimum'");
   if (any_edge)
-    el.push_back(minima_series(minima_dat, true, 4, 3, 8) +
+    el.push_back(minima_series(minima_dat, MinimaKind::edge, 4, 3, 8) +
                  " with points pt 2 ps 3.5 lw 2.5 lc rgb 'red' title 'minimum at λ-range edge'");
+  if (any_unresolved)
+    el.push_back(minima_series(minima_dat, MinimaKind::unresolved, 4, 3, 8) +
+                 " with points pt 4 ps 3.5 lw 2.5 lc rgb 'red' title 'minimum unresolved "
+                 "(lowest point shown)'");
   const std::string title =
       std::string("Denoising error vs sparsity, per system size (") + metric.name + ")";
   gp << begin_plot("error_vs_active" + sfx + ".png", title, "active neurons (%)", metric.axis,
@@ -287,38 +309,60 @@ void plot_study(const std::string& out_dir, const StudyResult& r, const Metric& 
     int ycol, errcol;
     const char* name; // quantity in the key
     const PowerLawFit& fit;
-    std::string law; // fitted law and its exponent
+    std::string law;   // fitted law and its exponent
+    std::string extra; // another plot element, or empty
   };
+  // The null model nu = -1: n* the same at every size, drawn at the fitted sizes' geometric mean.
+  const std::string null_model =
+      fitted > 0 ? num(std::exp(log_n_sum / fitted)) +
+                       " with lines lw 2 dt 2 lc rgb 'gray40' title 'null model ν = −1: n* "
+                       "independent of L'"
+                 : "";
   const ScalingPlot scaling[] = {
       {"min_error_vs_L" + sfx + ".png", "Value of the minimum vs system size",
        std::string("minimum error e* (") + metric.title + ")", e_star, 3, 8, "e*", x.val_fit,
        "e* ∝ L^{γ/ν}: γ/ν = " + pm(x.val_fit.slope, x.val_fit.slope_se) +
-           ", γ = " + pm(x.gamma, x.gamma_se)},
+           ", γ = " + pm(x.gamma, x.gamma_se),
+       ""},
       {"min_location_vs_L" + sfx + ".png", "Location of the minimum vs system size",
        "active neurons at the minimum p* (%)", p_star, 4, 9, "p*", x.loc_fit,
        "p* ∝ L^{1/ν}: 1/ν = " + pm(x.loc_fit.slope, x.loc_fit.slope_se) +
-           ", ν = " + pm(x.nu, x.nu_se)},
+           ", ν = " + pm(x.nu, x.nu_se),
+       ""},
+      {"min_count_vs_L" + sfx + ".png", "Active neurons at the minimum vs system size",
+       "active neurons at the minimum n* = p*/100·L", n_star, 11, 12, "n*", x.count_fit,
+       "n* ∝ L^{1+1/ν}: 1 + 1/ν = " + pm(x.count_fit.slope, x.count_fit.slope_se) +
+           (std::isnan(r.count_lo)
+                ? ""
+                : ", 95 % [" + num(r.count_lo, "%.3g") + ", " + num(r.count_hi, "%.3g") + "]"),
+       null_model},
   };
   for (const ScalingPlot& p : scaling) {
     el.clear();
     if (any_interior)
-      el.push_back(minima_series(minima_dat, false, 2, p.ycol, p.errcol) +
+      el.push_back(minima_series(minima_dat, MinimaKind::fitted, 2, p.ycol, p.errcol) +
                    " with yerrorbars pt 7 ps 2 lc rgb 'blue' title '" + p.name +
                    " per size (bootstrap sd)'");
     if (any_edge)
-      el.push_back(minima_series(minima_dat, true, 2, p.ycol, p.errcol) +
+      el.push_back(minima_series(minima_dat, MinimaKind::edge, 2, p.ycol, p.errcol) +
                    " with yerrorbars pt 6 ps 2 lw 2 lc rgb 'red' title '" + p.name +
                    " at λ-range edge (not fitted)'");
+    if (any_unresolved)
+      el.push_back(minima_series(minima_dat, MinimaKind::unresolved, 2, p.ycol, p.errcol) +
+                   " with yerrorbars pt 4 ps 2 lw 2 lc rgb 'red' title '" + p.name +
+                   " unresolved, lowest point (not fitted)'");
     if (p.fit.n >= 2)
       el.push_back(power_law(p.fit) + " with lines lw 2 lc rgb 'black' title 'fit " + p.law +
                    ", R^2 = " + num(p.fit.r2, "%.3g") + "'");
+    if (!p.extra.empty())
+      el.push_back(p.extra);
     gp << begin_plot(p.png, p.title, "system size L (neurons)", p.ylabel, kKeyBelow)
        << log_axis('x', L) << log_axis('y', p.y) << plot_command(el);
   }
   write_text_file((d / ("study" + sfx + ".gp")).string(), gp.str(), "plot script");
   run_gnuplot(out_dir, "study" + sfx + ".gp",
               {"error_vs_active" + sfx + ".png", "min_error_vs_L" + sfx + ".png",
-               "min_location_vs_L" + sfx + ".png"});
+               "min_location_vs_L" + sfx + ".png", "min_count_vs_L" + sfx + ".png"});
 }
 
 void plot_response(const std::string& out_dir, const std::vector<ResponseCurve>& curves,

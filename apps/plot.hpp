@@ -13,11 +13,12 @@ namespace lca {
 
 /// error_vs_active<suffix>.png (error vs percent active per size, log x, bootstrap error bars,
 /// flagged entries and minima marked), min_error_vs_L<suffix>.png and
-/// min_location_vs_L<suffix>.png (log-log e* and p* vs L with error bars and the fits), suffix
-/// from the metric. Files: study_curves<suffix>.dat, study_minima<suffix>.dat,
-/// study<suffix>.gp. Creates out_dir. Throws InvalidArgument for an incomplete result,
-/// IoError("gnuplot not found; install gnuplot-nox") or IoError("gnuplot failed ...: <its
-/// output>").
+/// min_location_vs_L<suffix>.png (log-log e* and p* vs L with error bars and the fits),
+/// min_count_vs_L<suffix>.png (n* = p*/100 · L vs L with its fit and the null model nu = -1, n*
+/// constant), suffix from the metric; unresolved and edge minima are marked, not fitted. Files:
+/// study_curves<suffix>.dat, study_minima<suffix>.dat, study<suffix>.gp. Creates out_dir. Throws
+/// InvalidArgument for an incomplete result, IoError("gnuplot not found; install gnuplot-nox") or
+/// IoError("gnuplot failed ...: <its output>").
 void plot_study(const std::string& out_dir, const StudyResult& r, const Metric& metric);
 
 /// Every file plot_study (both metrics) and plot_response write in out_dir.

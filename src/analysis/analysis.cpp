@@ -121,13 +121,19 @@ std::vector<SizeCurve> size_curves(const std::vector<SweepPoint>& points) {
 }
 
 Minimum find_minimum(const std::vector<double>& active, const std::vector<double>& error,
-                     const std::vector<double>& lambda) {
+                     const std::vector<double>& lambda, const std::vector<double>& error_bar) {
   const std::size_t n = active.size();
-  if (n == 0 || error.size() != n || lambda.size() != n)
+  if (n == 0 || error.size() != n || lambda.size() != n ||
+      !(error_bar.empty() || error_bar.size() == n))
     throw InvalidArgument("find_minimum: need equal, non-zero numbers of active, error and lambda "
-                          "values (got " +
+                          "values and none or as many error bars (got " +
                           std::to_string(n) + ", " + std::to_string(error.size()) + ", " +
-                          std::to_string(lambda.size()) + ")");
+                          std::to_string(lambda.size()) + ", " + std::to_string(error_bar.size()) +
+                          ")");
+  for (double bar : error_bar)
+    if (!std::isnan(bar) && !(std::isfinite(bar) && bar >= 0)) // NaN is allowed, never compared
+      throw InvalidArgument("find_minimum: error bars must be finite and >= 0 or NaN (got " +
+                            num(bar) + ")");
   std::vector<std::size_t> order(n);
   std::iota(order.begin(), order.end(), 0);
   for (std::size_t i = 0; i < n; ++i)
@@ -171,6 +177,16 @@ Minimum find_minimum(const std::vector<double>& active, const std::vector<double
   // the parabola meaningless: keep the discrete point.
   if (r.error - vertex > 0.5 * (std::max(e[0], e[2]) - r.error))
     return r;
+  if (!error_bar.empty()) {
+    const double bar = error_bar[order[m]];
+    if (std::isnan(bar))
+      return r; // nothing to judge the vertex by
+    if (r.error - vertex > bar) {
+      r.unresolved = true;
+      r.vertex_error = vertex;
+      return r;
+    }
+  }
   r.error = vertex;
   r.active = std::exp(tv);
   r.lambda = std::exp(la + (lb - la) * (tv - ta) / (tb - ta));
@@ -226,6 +242,10 @@ Exponents exponents_from_minima(const std::vector<double>& L, const std::vector<
   Exponents x;
   x.loc_fit = fit_power_law(L, p_star);
   x.val_fit = fit_power_law(L, e_star);
+  std::vector<double> n_star(L.size());
+  for (std::size_t i = 0; i < L.size(); ++i)
+    n_star[i] = p_star[i] / 100 * L[i];
+  x.count_fit = fit_power_law(L, n_star);
   const double a = x.val_fit.slope, b = x.loc_fit.slope;
   if (b == 0)
     throw InvalidArgument("exponents: p* does not change with L (slope 0), nu is undefined");
@@ -272,6 +292,21 @@ std::pair<double, double> entry_value(const std::vector<SweepPoint>& points,
   return w > 0 ? std::make_pair(active / w, error / w) : std::make_pair(kNaN, kNaN);
 }
 
+/// Standard error over the test images of the entry's mean error (its replicates averaged per
+/// image): the error bar when there is no bootstrap. NaN for one image.
+double image_standard_error(const std::vector<SweepPoint>& points,
+                            const std::vector<std::size_t>& reps) {
+  const std::size_t n = points[reps.front()].image_error.size();
+  std::vector<double> per_image(n, 0.0);
+  for (std::size_t i : reps)
+    for (std::size_t k = 0; k < n; ++k)
+      per_image[k] += points[i].image_error[k] / double(reps.size());
+  return sample_sd(per_image) / std::sqrt(double(n));
+}
+
+/// Per size, per curve entry: (active, error) under the data or one bootstrap draw.
+using EntryValues = std::vector<std::vector<std::pair<double, double>>>;
+
 } // namespace
 
 StudyResult analyze_study(const std::vector<SweepPoint>& points, int bootstrap_samples,
@@ -285,6 +320,7 @@ StudyResult analyze_study(const std::vector<SweepPoint>& points, int bootstrap_s
   r.include_flagged = include_flagged;
   r.exponents.nu = r.exponents.gamma = r.exponents.nu_se = r.exponents.gamma_se = kNaN;
   r.nu_lo = r.nu_hi = r.gamma_lo = r.gamma_hi = r.nu_sd = r.gamma_sd = kNaN;
+  r.count_lo = r.count_hi = r.count_sd = kNaN;
 
   // Replicate ids -> dense slots, resampled as a whole (one study run per replicate).
   std::map<int, int> slot_of;
@@ -302,46 +338,88 @@ StudyResult analyze_study(const std::vector<SweepPoint>& points, int bootstrap_s
   for (const SizeCurve& c : r.curves)
     r.flagged += int(std::count(c.flagged.begin(), c.flagged.end(), char(1)));
 
+  const auto values_under = [&](const Draw& d) {
+    EntryValues v(r.curves.size());
+    for (std::size_t s = 0; s < r.curves.size(); ++s)
+      for (const auto& reps : r.curves[s].points)
+        v[s].push_back(entry_value(points, reps, slot, d));
+    return v;
+  };
+  const EntryValues data = values_under({std::vector<double>(std::size_t(next), 1.0),
+                                         std::vector<double>(n_img, 1.0 / double(n_img))});
+  // The draws come first: their sd of each entry is the error bar that decides whether a
+  // minimum is resolved, in the data and in every draw.
+  std::vector<EntryValues> draws;
+  if (bootstrap_samples > 0) {
+    SplitMix64 rng(seed);
+    Draw d{std::vector<double>(std::size_t(next)), std::vector<double>(n_img)};
+    for (int b = 0; b < bootstrap_samples; ++b) {
+      std::fill(d.replicate.begin(), d.replicate.end(), 0.0);
+      for (int k = 0; k < next; ++k)
+        d.replicate[rng.bounded(std::uint64_t(next))] += 1.0;
+      std::fill(d.image.begin(), d.image.end(), 0.0);
+      for (std::size_t k = 0; k < n_img; ++k)
+        d.image[rng.bounded(n_img)] += 1.0 / double(n_img);
+      draws.push_back(values_under(d));
+    }
+    for (std::size_t s = 0; s < r.curves.size(); ++s)
+      for (std::size_t j = 0; j < r.curves[s].points.size(); ++j) {
+        std::vector<double> errors;
+        for (const EntryValues& v : draws)
+          if (!std::isnan(v[s][j].second))
+            errors.push_back(v[s][j].second);
+        r.curves[s].error_sd[j] = sample_sd(errors);
+      }
+  }
+  std::vector<std::vector<double>> bars(r.curves.size());
+  for (std::size_t s = 0; s < r.curves.size(); ++s)
+    for (std::size_t j = 0; j < r.curves[s].points.size(); ++j) {
+      const double sd = r.curves[s].error_sd[j];
+      bars[s].push_back(std::isnan(sd) ? image_standard_error(points, r.curves[s].points[j]) : sd);
+    }
+
   // Zero-activity entries (mean 0 %) have no place on the log(active) axis; flagged ones are
   // left out unless included. Returns the minimum, or at_edge with NaN values when no entry is
-  // usable.
-  auto minimum_of = [&](const SizeCurve& c, const Draw& d, std::vector<double>* errors) {
-    std::vector<double> active, error, lambda;
-    std::vector<std::size_t> entry;
-    for (std::size_t j = 0; j < c.points.size(); ++j) {
-      const auto [a, e] = entry_value(points, c.points[j], slot, d);
-      if (errors)
-        (*errors)[j] = e;
-      if (a > 0 && (include_flagged || !c.flagged[j])) {
-        active.push_back(a);
-        error.push_back(e);
+  // usable; entry: the curve entry of the discrete minimum.
+  const auto minimum_of = [&](std::size_t s, const std::vector<std::pair<double, double>>& v,
+                              std::size_t* entry = nullptr) {
+    const SizeCurve& c = r.curves[s];
+    std::vector<double> active, error, lambda, bar;
+    std::vector<std::size_t> used;
+    for (std::size_t j = 0; j < v.size(); ++j)
+      // isgreater: NaN (a draw without the entry's replicates) must not trap FE_INVALID.
+      if (std::isgreater(v[j].first, 0.0) && (include_flagged || !c.flagged[j])) {
+        active.push_back(v[j].first);
+        error.push_back(v[j].second);
         lambda.push_back(c.lambda[j]);
-        entry.push_back(j);
+        bar.push_back(bars[s][j]);
+        used.push_back(j);
       }
-    }
     if (active.empty()) {
       Minimum none;
       none.error = none.active = none.lambda = none.error_sd = none.active_sd = kNaN;
       none.at_edge = true;
       return none;
     }
-    Minimum m = find_minimum(active, error, lambda);
-    m.index = int(c.points[entry[std::size_t(m.index)]].front());
+    Minimum m = find_minimum(active, error, lambda, bar);
+    const std::size_t j = used[std::size_t(m.index)];
+    m.index = int(c.points[j].front());
+    if (entry)
+      *entry = j;
     return m;
   };
 
   std::vector<std::string> warnings;
-  std::string edges, unusable;
-  std::vector<std::size_t> fitted; // sizes with an interior minimum
+  std::string edges, unusable, unresolved;
+  std::vector<std::size_t> fitted; // sizes with an interior, resolved minimum
   std::vector<double> fitted_L;
-  const Draw all{std::vector<double>(std::size_t(next), 1.0),
-                 std::vector<double>(n_img, 1.0 / double(n_img))};
   for (std::size_t s = 0; s < r.curves.size(); ++s) {
     const SizeCurve& c = r.curves[s];
     if (std::none_of(c.active.begin(), c.active.end(), [](double a) { return a > 0; }))
       throw InvalidArgument(size_label(c.nf, c.system_size) +
                             ": no grid point has active neurons; lower the lambda range");
-    Minimum m = minimum_of(c, all, nullptr);
+    std::size_t j = 0;
+    Minimum m = minimum_of(s, data[s], &j);
     m.error_sd = m.active_sd = kNaN;
     r.nf.push_back(c.nf);
     r.L.push_back(double(c.system_size));
@@ -349,6 +427,10 @@ StudyResult analyze_study(const std::vector<SweepPoint>& points, int bootstrap_s
     if (m.at_edge) {
       std::string& list = std::isnan(m.error) ? unusable : edges;
       list += (list.empty() ? "" : ", ") + size_label(c.nf, c.system_size);
+    } else if (m.unresolved) {
+      unresolved += (unresolved.empty() ? "" : ", ") + size_label(c.nf, c.system_size) +
+                    " (vertex " + num(m.vertex_error, "%.4g") + ", lowest point " +
+                    num(m.error, "%.4g") + " ± " + num(bars[s][j], "%.2g") + ")";
     } else {
       fitted.push_back(s);
       fitted_L.push_back(r.L.back());
@@ -357,13 +439,18 @@ StudyResult analyze_study(const std::vector<SweepPoint>& points, int bootstrap_s
   if (!edges.empty())
     warnings.push_back("minimum at the edge of the lambda range for " + edges +
                        ": widen the lambda range (these sizes are left out of the fits)");
+  if (!unresolved.empty())
+    warnings.push_back("minimum unresolved for " + unresolved +
+                       ": the parabola's vertex lies further below the lowest measured point "
+                       "than its error bar; refine the lambda grid around it (these sizes are "
+                       "left out of the fits)");
   if (!unusable.empty())
     warnings.push_back("every active point of " + unusable +
                        " is flagged (codes above the stop gap): not fitted");
 
   bool have_exponents = false;
   if (fitted.size() < 2) {
-    warnings.push_back("exponents need >= 2 sizes with an interior minimum, have " +
+    warnings.push_back("exponents need >= 2 sizes with an interior, resolved minimum, have " +
                        std::to_string(fitted.size()));
   } else {
     std::vector<double> e_star, p_star;
@@ -380,42 +467,26 @@ StudyResult analyze_study(const std::vector<SweepPoint>& points, int bootstrap_s
   }
 
   if (bootstrap_samples > 0) {
-    SplitMix64 rng(seed);
-    Draw d{std::vector<double>(std::size_t(next)), std::vector<double>(n_img)};
-    std::vector<double> nus, gammas;
-    // Per size and entry: the entry's error in every draw; per fitted size: e*, p* per draw.
-    std::vector<std::vector<std::vector<double>>> entry_errors(r.curves.size());
+    std::vector<double> nus, gammas, counts;
+    // Per fitted size: e*, p* per draw.
     std::vector<std::vector<double>> e_draws(r.curves.size()), p_draws(r.curves.size());
-    for (std::size_t s = 0; s < r.curves.size(); ++s)
-      entry_errors[s].resize(r.curves[s].points.size());
-    for (int b = 0; b < bootstrap_samples; ++b) {
-      std::fill(d.replicate.begin(), d.replicate.end(), 0.0);
-      for (int k = 0; k < next; ++k)
-        d.replicate[rng.bounded(std::uint64_t(next))] += 1.0;
-      std::fill(d.image.begin(), d.image.end(), 0.0);
-      for (std::size_t k = 0; k < n_img; ++k)
-        d.image[rng.bounded(n_img)] += 1.0 / double(n_img);
+    for (const EntryValues& v : draws) {
       std::vector<double> e_star, p_star;
       bool ok = true;
-      for (std::size_t s = 0; s < r.curves.size(); ++s) {
-        std::vector<double> errors(r.curves[s].points.size());
-        const bool is_fitted = std::find(fitted.begin(), fitted.end(), s) != fitted.end();
+      for (std::size_t s : fitted) {
         try {
-          const Minimum m = minimum_of(r.curves[s], d, &errors);
-          if (is_fitted && !m.at_edge) {
-            e_star.push_back(m.error);
-            p_star.push_back(m.active);
-            e_draws[s].push_back(m.error);
-            p_draws[s].push_back(m.active);
-          } else if (is_fitted) {
+          const Minimum m = minimum_of(s, v[s]);
+          if (m.at_edge || m.unresolved) {
             ok = false;
+            continue;
           }
+          e_star.push_back(m.error);
+          p_star.push_back(m.active);
+          e_draws[s].push_back(m.error);
+          p_draws[s].push_back(m.active);
         } catch (const InvalidArgument&) {
-          ok = ok && !is_fitted; // a degenerate draw (e.g. no activity) of a fitted size
+          ok = false; // a degenerate draw (e.g. no activity)
         }
-        for (std::size_t j = 0; j < errors.size(); ++j)
-          if (!std::isnan(errors[j]))
-            entry_errors[s][j].push_back(errors[j]);
       }
       if (!have_exponents)
         continue;
@@ -424,6 +495,7 @@ StudyResult analyze_study(const std::vector<SweepPoint>& points, int bootstrap_s
           const Exponents x = exponents_from_minima(fitted_L, e_star, p_star);
           nus.push_back(x.nu);
           gammas.push_back(x.gamma);
+          counts.push_back(x.count_fit.slope);
           continue;
         }
       } catch (const InvalidArgument&) {
@@ -432,8 +504,6 @@ StudyResult analyze_study(const std::vector<SweepPoint>& points, int bootstrap_s
       ++r.bootstrap_failed;
     }
     for (std::size_t s = 0; s < r.curves.size(); ++s) {
-      for (std::size_t j = 0; j < entry_errors[s].size(); ++j)
-        r.curves[s].error_sd[j] = sample_sd(entry_errors[s][j]);
       r.minima[s].error_sd = sample_sd(e_draws[s]);
       r.minima[s].active_sd = sample_sd(p_draws[s]);
     }
@@ -442,16 +512,26 @@ StudyResult analyze_study(const std::vector<SweepPoint>& points, int bootstrap_s
       r.nu_hi = percentile(nus, 0.975);
       r.gamma_lo = percentile(gammas, 0.025);
       r.gamma_hi = percentile(gammas, 0.975);
+      r.count_lo = percentile(counts, 0.025);
+      r.count_hi = percentile(counts, 0.975);
       r.nu_sd = sample_sd(nus);
       r.gamma_sd = sample_sd(gammas);
+      r.count_sd = sample_sd(counts);
+      if (!std::isnan(r.nu_lo))
+        r.nu_minus_one = r.nu_lo <= -1 && -1 <= r.nu_hi ? NullModel::inside : NullModel::outside;
       if (r.bootstrap_failed > 0)
         warnings.push_back(std::to_string(r.bootstrap_failed) + " of " +
                            std::to_string(bootstrap_samples) +
-                           " bootstrap draws skipped (a minimum at an edge or a failed fit)");
+                           " bootstrap draws skipped (a minimum at an edge or unresolved, or a "
+                           "failed fit)");
     }
   }
+  for (std::size_t s = 0; s < r.minima.size(); ++s) {
+    r.n_star.push_back(r.minima[s].active / 100 * r.L[s]);
+    r.n_star_sd.push_back(r.minima[s].active_sd / 100 * r.L[s]);
+  }
 
-  r.valid = edges.empty() && unusable.empty() && have_exponents;
+  r.valid = edges.empty() && unresolved.empty() && unusable.empty() && have_exponents;
   for (const std::string& w : warnings)
     r.warning += (r.warning.empty() ? "" : "; ") + w;
   return r;

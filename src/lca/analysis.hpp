@@ -4,6 +4,7 @@
 // test images). Pure host C++17; the tables are written by lca/report.hpp.
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -47,7 +48,11 @@ struct Minimum {
   double lambda = 0.0;  ///< lambda at the minimum
   bool at_edge = false; ///< the discrete minimum is the lowest or highest active point
   bool refined = false; ///< the quadratic vertex was used (else the discrete point)
-  int index = -1;       ///< discrete minimum, as an index into the caller's vectors
+  /// The vertex lies below the discrete minimum by more than that point's error bar: the grid
+  /// does not resolve the minimum. error, active and lambda stay the discrete point's.
+  bool unresolved = false;
+  double vertex_error = std::numeric_limits<double>::quiet_NaN(); ///< rejected vertex, or NaN
+  int index = -1; ///< discrete minimum, as an index into the caller's vectors
   /// Bootstrap standard deviations of error and active over the draws where this size's
   /// minimum stayed interior (NaN without bootstrap or for an unfitted size).
   double error_sd = 0.0, active_sd = 0.0;
@@ -60,10 +65,14 @@ struct Minimum {
 /// the neighbours; repeated activities keep the discrete point, and so does a vertex more than
 /// half of max(e_left, e_right) - e_min below the discrete minimum (twice what an even grid
 /// allows: uneven spacing has made the parabola meaningless). lambda at the minimum:
-/// log(lambda) interpolated linearly in log(active) on the segment holding the vertex. Throws
-/// InvalidArgument on empty or unequal lengths, active <= 0, non-finite values.
+/// log(lambda) interpolated linearly in log(active) on the segment holding the vertex.
+/// error_bar (per point, optional): a vertex more than the discrete minimum's bar below it is
+/// an extrapolation the data do not support: the minimum is unresolved (discrete values kept);
+/// with a NaN bar the vertex cannot be judged and the discrete point is kept. Without
+/// error_bar every vertex is accepted. Throws InvalidArgument on empty or unequal lengths,
+/// active <= 0, non-finite values (NaN bars excepted), negative bars.
 Minimum find_minimum(const std::vector<double>& active, const std::vector<double>& error,
-                     const std::vector<double>& lambda);
+                     const std::vector<double>& lambda, const std::vector<double>& error_bar = {});
 
 /// y = exp(intercept) * x^slope, ordinary least squares of log y on log x. Standard errors
 /// from the residual variance with n-2 degrees of freedom; with n == 2 the line is exact and
@@ -81,43 +90,59 @@ struct Exponents {
   double nu = 0.0, gamma = 0.0, nu_se = 0.0, gamma_se = 0.0;
   PowerLawFit loc_fit; ///< p* vs L
   PowerLawFit val_fit; ///< e* vs L
+  /// n* = p*/100 · L (active neurons at the minimum) vs L: slope 1 + 1/nu. The null model of a
+  /// size-independent code budget (n* constant) is slope 0, nu = -1.
+  PowerLawFit count_fit;
 };
 
 /// nu = 1/slope(p*), gamma = slope(e*)*nu = slope(e*)/slope(p*); standard errors by the delta
-/// method, the two fits taken as independent. Throws InvalidArgument as fit_power_law, and
-/// when slope(p*) == 0 (nu undefined).
+/// method, the two fits taken as independent; count_fit through (L, p*/100 · L). Throws
+/// InvalidArgument as fit_power_law, and when slope(p*) == 0 (nu undefined).
 Exponents exponents_from_minima(const std::vector<double>& L, const std::vector<double>& e_star,
                                 const std::vector<double>& p_star);
+
+/// Whether nu = -1 (n* independent of L) lies in nu's bootstrap 95 % interval.
+enum class NullModel { untested, inside, outside };
 
 struct StudyResult {
   std::vector<int> nf;           ///< sizes, sorted by L
   std::vector<double> L;         ///< system sizes
   std::vector<Minimum> minima;   ///< per size; index refers to the analysed points
   std::vector<SizeCurve> curves; ///< per size, with the bootstrap error bars of every entry
-  Exponents exponents; ///< from the sizes whose minimum is not at an edge; NaN if < 2 of them
-  bool valid = false;  ///< every size has an interior minimum and the exponents exist
+  /// Per size: n* = p*/100 · L, active neurons at the minimum, and its bootstrap sd (NaN without).
+  std::vector<double> n_star, n_star_sd;
+  /// From the sizes whose minimum is interior and resolved; NaN if < 2 of them.
+  Exponents exponents;
+  bool valid = false;  ///< every size has an interior, resolved minimum and the exponents exist
   std::string warning; ///< why not valid, and bootstrap failures ("; "-separated)
   double nu_lo = 0.0, nu_hi = 0.0, gamma_lo = 0.0, gamma_hi = 0.0; ///< bootstrap 95 %, or NaN
-  double nu_sd = 0.0, gamma_sd = 0.0; ///< bootstrap standard deviations, or NaN
-  int bootstrap_samples = 0;          ///< draws requested
-  int bootstrap_failed = 0;           ///< draws skipped: a fitted size at an edge, or a fit failed
-  int replicates = 0;                 ///< distinct dictionary replicates (resampled when > 1)
-  int images = 0;                     ///< test images per point (resampled)
-  int flagged = 0;                    ///< entries with a flagged point
-  bool include_flagged = false;       ///< flagged entries were used in the minima and fits
+  double nu_sd = 0.0, gamma_sd = 0.0;           ///< bootstrap standard deviations, or NaN
+  double count_lo = 0.0, count_hi = 0.0;        ///< slope of n* (1 + 1/nu): bootstrap 95 %, or NaN
+  double count_sd = 0.0;                        ///< and its bootstrap sd, or NaN
+  NullModel nu_minus_one = NullModel::untested; ///< untested without a bootstrap interval
+  int bootstrap_samples = 0;                    ///< draws requested
+  /// Draws skipped: a fitted size at an edge or unresolved, or a fit failed.
+  int bootstrap_failed = 0;
+  int replicates = 0;           ///< distinct dictionary replicates (resampled when > 1)
+  int images = 0;               ///< test images per point (resampled)
+  int flagged = 0;              ///< entries with a flagged point
+  bool include_flagged = false; ///< flagged entries were used in the minima and fits
 };
 
 /// §6 for a whole sweep (see size_curves for the input checks). Grid points whose mean percent
 /// active is 0 cannot sit on the log axis and are left out of their size's curve; flagged
 /// entries are left out of the minima and fits unless include_flagged (a size left with no
-/// usable entry is not fitted, with a warning). Two-level bootstrap: each draw picks the
-/// replicate indices with replacement (one pick for all points: replicate r of every point is
-/// one run of the whole study with its own seeds) and the test-image indices with replacement
-/// (all points were tested on the same images), recomputes the entries' means, the minima of
-/// the fitted sizes, the fits and the exponents; percentile intervals (linear interpolation)
-/// and standard deviations over the successful draws. With one replicate the replicate level is
-/// the identity and the intervals leave out the training randomness (the tables say so).
-/// Throws InvalidArgument for bootstrap_samples < 0 or a size with no active grid point.
+/// usable entry is not fitted, with a warning). The minima's error bars (find_minimum): each
+/// entry's bootstrap sd, without bootstrap its standard error over the test images; a size
+/// whose minimum is unresolved is named and left out of the fits. Two-level bootstrap: each draw
+/// picks the replicate indices with replacement (one pick for all points: replicate r of every
+/// point is one run of the whole study with its own seeds) and the test-image indices with
+/// replacement (all points were tested on the same images), recomputes the entries' means, the
+/// minima of the fitted sizes, the fits and the exponents; percentile intervals (linear
+/// interpolation) and standard deviations over the successful draws. With one replicate the
+/// replicate level is the identity and the intervals leave out the training randomness (the tables
+/// say so). A draw where a fitted size's minimum is at an edge or unresolved (same error bars) is
+/// skipped. Throws InvalidArgument for bootstrap_samples < 0 or a size with no active grid point.
 StudyResult analyze_study(const std::vector<SweepPoint>& points, int bootstrap_samples,
                           std::uint64_t seed, bool include_flagged = false);
 

@@ -29,10 +29,11 @@ struct MetricResult {
 };
 
 /// CSV: one header; rows kind=point (per curve entry: error, bootstrap sd, active, replicates,
-/// flagged), kind=size (minimum: e*, p* with bootstrap sd, lambda*), kind=exponent (gamma, nu
-/// and the two slopes: fit value, fit se, bootstrap sd, 95 % interval, seed poster value), each
-/// with its metric. Markdown: the note, then per metric the status, minima with error bars,
-/// fits, exponents beside the seed poster's; flagged entries listed; then md_appendix.
+/// flagged), kind=size (minimum: e*, p*, n* with bootstrap sd, lambda*, at_edge, refined,
+/// unresolved), kind=exponent (gamma, nu and the slopes of e*, p*, n*: fit value, fit se,
+/// bootstrap sd, 95 % interval, seed poster value), each with its metric. Markdown: the note,
+/// then per metric the status, minima with error bars, fits, exponents beside the seed poster's,
+/// a sentence on whether nu = -1 lies in nu's interval; flagged entries listed; then md_appendix.
 /// Throws IoError if a file cannot be written.
 void write_results_table(const std::string& csv_path, const std::string& md_path,
                          const std::vector<MetricResult>& results, const std::string& note,

@@ -555,9 +555,11 @@ class Apps(unittest.TestCase):
         run(self.scaling_args(out) + ["--response", "0.01"])
         _, stdout, _ = run([app("lca-scaling"), "analyze", f"{out}/sweep.h5", "--bootstrap", "20"])
         self.assertIn("0.00985", stdout)
+        self.assertIn("**Null model ν = −1**", stdout)
         for name in ("results.csv", "results.md", "error_vs_active.png", "min_error_vs_L.png",
-                     "min_location_vs_L.png", "response.png", "error_vs_active_mse.png",
-                     "min_error_vs_L_mse.png", "min_location_vs_L_mse.png"):
+                     "min_location_vs_L.png", "min_count_vs_L.png", "response.png",
+                     "error_vs_active_mse.png", "min_error_vs_L_mse.png",
+                     "min_location_vs_L_mse.png", "min_count_vs_L_mse.png"):
             self.assertGreater(os.path.getsize(f"{out}/analysis/{name}"), 0, name)
 
     def test_scaling_converged_replicates_and_refinement(self):
@@ -808,10 +810,15 @@ class Apps(unittest.TestCase):
                     rows[r["nf"] or r["name"]] = r
         for nf, e, p in (("8", 33.7105, 30.4132), ("16", 32.4502, 18.8406)):
             self.assertEqual(rows[nf]["at_edge"], "false")
+            self.assertEqual(rows[nf]["unresolved"], "false")  # nf 16: 0.45 below, bar 0.6
             self.assertAlmostEqual(float(rows[nf]["error"]), e, delta=e * 1e-3)
             self.assertAlmostEqual(float(rows[nf]["active"]), p, delta=p * 1e-3)
+            n_star = p / 100 * 196 * int(nf)  # n* = p*/100 L
+            self.assertAlmostEqual(float(rows[nf]["n_star"]), n_star, delta=n_star * 1e-3)
         self.assertAlmostEqual(float(rows["nu"]["value"]), -1.4475, delta=0.02)
         self.assertAlmostEqual(float(rows["gamma"]["value"]), 0.07957, delta=0.005)
+        self.assertAlmostEqual(float(rows["slope_n_star_vs_L"]["value"]),
+                               1 + 1 / float(rows["nu"]["value"]), delta=1e-9)
 
 
 if __name__ == "__main__":
