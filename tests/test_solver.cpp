@@ -535,6 +535,8 @@ TEST(Params, SolverSettingsAreValidated) {
   expect_message(p, "stop gap");
   p.stop_gap = std::nan("");
   expect_message(p, "stop gap");
+  p.stop_gap = 1; // a relative gap of 1 or more certifies nothing
+  expect_message(p, "stop gap must be in [0, 1)");
   p.stop_gap = 0, p.solver = "newton";
   expect_message(p, "unknown solver");
   p.solver = "lca", p.timescale = "sometimes";

@@ -101,7 +101,7 @@ void validate(const LcaParams& p) {
     fail("adaptive time scale: tauFactor must be > 0 (got ", a.tau_factor, ")");
   if (!std::isfinite(a.growth_factor) || !(a.growth_factor >= 0))
     fail("adaptive time scale: growthFactor must be >= 0 (got ", a.growth_factor, ")");
-  if (!(p.stop_gap >= 0 && p.stop_gap < 1)) // a relative gap is in [0, 1)
+  if (!std::isfinite(p.stop_gap) || p.stop_gap < 0 || p.stop_gap >= 1) // a relative gap
     fail("stop gap must be in [0, 1) (got ", p.stop_gap, ")");
   if (p.stop_gap > 0 && !lasso)
     fail("--stop-gap needs a soft threshold (presets soft-nonneg, soft): hard thresholds have "
