@@ -194,26 +194,20 @@ inline std::string describe_solver(const LcaParams& p) {
 /// The summary's verdict of --epochs auto: "plateau after N epochs (...)" or "cap N reached
 /// without a plateau (...)".
 inline std::string describe_plateau(const TrainSummary& s, const TrainConfig& cfg) {
-  std::int64_t epochs = 0;
-  const Plateau p = plateau_status(
-      [&] {
-        std::vector<double> e;
-        for (const auto& c : s.curve)
-          e.push_back(c.energy);
-        return e;
-      }(),
-      cfg.plateau_tol, cfg.max_epochs, &epochs);
-  const auto& c = s.curve;
-  const double last =
-      c.size() > 1 ? (c[c.size() - 2].energy - c.back().energy) / std::abs(c[c.size() - 2].energy)
-                   : NAN;
-  const std::string why = " (last improvement " + format_number(100 * last, "%.3g") +
-                          "%, tolerance " + format_number(100 * cfg.plateau_tol, "%.3g") + "%)";
-  if (p == Plateau::reached)
-    return "plateau after " + std::to_string(epochs) + " epochs" + why;
-  if (p == Plateau::cap)
-    return "cap " + std::to_string(cfg.max_epochs) + " reached without a plateau" + why;
-  return "no plateau yet after " + std::to_string(epochs) + " epochs";
+  std::vector<double> energy;
+  for (const auto& c : s.curve)
+    energy.push_back(c.energy);
+  std::int64_t e = 0; // the epoch the rule stopped at (train() returns at a plateau or the cap)
+  const Plateau p = plateau_status(energy, cfg.plateau_tol, cfg.max_epochs, &e);
+  const double gain = e > 0 ? (energy[std::size_t(e - 1)] - energy[std::size_t(e)]) /
+                                  std::abs(energy[std::size_t(e - 1)])
+                            : NAN;
+  const std::string why = " (improvement " + format_number(100 * gain, "%.3g") +
+                          "% in the last epoch, tolerance " +
+                          format_number(100 * cfg.plateau_tol, "%.3g") + "%)";
+  return p == Plateau::reached
+             ? "plateau after " + std::to_string(e) + " epochs" + why
+             : "cap " + std::to_string(cfg.max_epochs) + " reached without a plateau" + why;
 }
 
 /// The model and training flags, with the transfer function given either as a preset or
