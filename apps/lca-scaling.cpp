@@ -280,7 +280,8 @@ int main(int argc, char** argv) {
     an->add_option("--out", out, "output folder (default: <sweep dir>/analysis)");
     bool include_unconverged = false;
     an->add_flag("--include-unconverged", include_unconverged,
-                 "use points whose codes missed the stop gap in the minima and fits");
+                 "use flagged points (codes above the stop gap, or training at the epoch cap "
+                 "without a plateau) in the minima and fits");
     an->add_option("--bootstrap", bootstrap,
                    "bootstrap draws (over dictionary replicates and test images)")
         ->check(lca::app::at_least(0))
@@ -359,6 +360,8 @@ int main(int argc, char** argv) {
                   << std::endl;
     }
     model.finish(train);
+    lca::ImageSet validation;
+    model.hold_out_validation(train, data.seed, validation);
     cfg.train = model.cfg;
     lca::app::stop_point("before the sweep started");
     cfg.test_is_training =
@@ -370,16 +373,19 @@ int main(int argc, char** argv) {
     const std::size_t grid = lca::grid_points(cfg).size();
     if (lca::app::rank() == 0) {
       std::filesystem::create_directories(cfg.out_dir);
-      std::cout << "lca-scaling run: " << cfg.sizes.size() << " sizes x " << cfg.lambdas.size()
-                << " lambdas x " << cfg.replicates << " replicate(s) = " << grid << " grid points"
-                << (cfg.refine ? " + up to " + std::to_string(cfg.refine) + " refinement rounds"
-                               : "")
-                << " (" << cfg.mode << " mode), " << train.n << " training / " << test.n
-                << " test images"
-                << (cfg.test_is_training ? " (test=training, allowed by --allow-train-as-test)"
-                                         : "")
-                << ", solver " << lca::app::describe_solver(cfg.train.lca) << ", backend "
-                << lca::backend_name();
+      std::cout
+          << "lca-scaling run: " << cfg.sizes.size() << " sizes x " << cfg.lambdas.size()
+          << " lambdas x " << cfg.replicates << " replicate(s) = " << grid << " grid points"
+          << (cfg.refine ? " + up to " + std::to_string(cfg.refine) + " refinement rounds" : "")
+          << " (" << cfg.mode << " mode), " << train.n << " training / " << test.n << " test images"
+          << (cfg.train.validation ? " / " + std::to_string(validation.n) + " validation" : "")
+          << (cfg.train.auto_epochs
+                  ? ", epochs auto (plateau " + lca::format_number(cfg.train.plateau_tol, "%.3g") +
+                        ", cap " + std::to_string(cfg.train.max_epochs) + ")"
+                  : "")
+          << (cfg.test_is_training ? " (test=training, allowed by --allow-train-as-test)" : "")
+          << ", solver " << lca::app::describe_solver(cfg.train.lca) << ", backend "
+          << lca::backend_name();
       if (cfg.groups > 1)
         std::cout << ", " << cfg.groups << " groups of " << ranks / cfg.groups
                   << (ranks % cfg.groups ? "-" + std::to_string(ranks / cfg.groups + 1) : "")
@@ -399,9 +405,11 @@ int main(int argc, char** argv) {
       if (r.interrupted)
         std::cout << "[scaling] interrupted; rerun the same command to continue" << std::endl;
       const lca::Sweep& s = r.sweep;
-      int unconverged = 0, refined = 0;
-      for (const auto& p : s.points)
+      int unconverged = 0, refined = 0, capped = 0;
+      for (const auto& p : s.points) {
         unconverged += p.unconverged > 0, refined += p.refine_round > 0;
+        capped += p.train_plateau == 0;
+      }
       const double secs = clock.elapsed();
       std::cout << "lca-scaling run: ";
       if (cfg.only_points)
@@ -418,6 +426,9 @@ int main(int argc, char** argv) {
       if (test_gap > 0)
         std::cout << "; " << unconverged << " point(s) with test codes above the stop gap "
                   << test_gap << (unconverged ? " (flagged in the analysis)" : "");
+      if (cfg.train.auto_epochs)
+        std::cout << "; " << capped << " point(s) reached the epoch cap " << cfg.train.max_epochs
+                  << " without a plateau" << (capped ? " (flagged in the analysis)" : "");
       std::cout << std::endl;
     }
     return 0;

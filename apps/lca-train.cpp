@@ -48,6 +48,8 @@ int main(int argc, char** argv) {
     lca::ImageSet data = lca::load_dataset(data_spec);
     const auto constant = lca::normalize_images(data);
     model.finish(data);
+    lca::ImageSet validation;
+    model.hold_out_validation(data, data_spec.seed, validation);
     auto& cfg = model.cfg;
     std::optional<lca::Checkpoint> ck;
     if (!resume.empty()) {
@@ -72,6 +74,16 @@ int main(int argc, char** argv) {
                 << cfg.preset << " lambda " << cfg.lca.transfer.lambda << ", "
                 << lca::app::describe_solver(cfg.lca) << ", backend " << lca::backend_name() << ", "
                 << ranks << " rank(s), " << lca::app::threads()
+                << (cfg.validation ? ", " + std::to_string(validation.n) + " validation images"
+                                   : "")
+                << (cfg.auto_epochs
+                        ? ", epochs auto (plateau " + lca::format_number(cfg.plateau_tol, "%.3g") +
+                              ", cap " + std::to_string(cfg.max_epochs) + ")"
+                        : "")
+                << (cfg.learn.eta_decay_epochs > 0
+                        ? ", eta / (1 + epoch / " +
+                              lca::format_number(cfg.learn.eta_decay_epochs, "%.3g") + ")"
+                        : "")
                 << (ck ? ", resuming at image " + std::to_string(ck->images_seen) : "")
                 << std::endl;
     }
@@ -96,8 +108,14 @@ int main(int argc, char** argv) {
                                                    " image(s) ABOVE --stop-gap at the cap"
                                              : std::string(", every image certified"))
                         : std::string())
-                << "\n"
-                << "  checkpoint: " << output << "\n";
+                << "\n";
+      if (!s.curve.empty())
+        std::cout << "  validation: energy " << s.curve.back().energy << ", error "
+                  << s.curve.back().percent_error << "%, active " << s.curve.back().percent_active
+                  << "% after epoch " << s.curve.back().epoch << "\n";
+      if (cfg.auto_epochs && !s.interrupted)
+        std::cout << "  " << lca::app::describe_plateau(s, cfg) << "\n";
+      std::cout << "  checkpoint: " << output << "\n";
       if (!s.interrupted)
         std::cout << "  features:   " << lca::features_png_path(output) << std::endl;
     }

@@ -1,6 +1,7 @@
 #pragma once
 // CLI11 flags shared by the apps: one place for each parameter of algorithm.md §2-§4.
 #include "lca/dataset.hpp"
+#include "lca/format.hpp"
 #include "lca/params.hpp"
 #include "lca/train.hpp"
 #include "validators.hpp"
@@ -10,6 +11,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <istream>
 #include <limits>
 #include <memory>
@@ -189,10 +191,35 @@ inline std::string describe_solver(const LcaParams& p) {
   return os.str();
 }
 
+/// The summary's verdict of --epochs auto: "plateau after N epochs (...)" or "cap N reached
+/// without a plateau (...)".
+inline std::string describe_plateau(const TrainSummary& s, const TrainConfig& cfg) {
+  std::vector<double> energy;
+  for (const auto& c : s.curve)
+    energy.push_back(c.energy);
+  std::int64_t e = 0; // the epoch the rule stopped at (train() returns at a plateau or the cap)
+  const Plateau p = plateau_status(energy, cfg.plateau_tol, cfg.max_epochs, &e);
+  const double gain = e > 0 ? (energy[std::size_t(e - 1)] - energy[std::size_t(e)]) /
+                                  std::abs(energy[std::size_t(e - 1)])
+                            : NAN;
+  const std::string why = " (improvement " + format_number(100 * gain, "%.3g") +
+                          "% in the last epoch, tolerance " +
+                          format_number(100 * cfg.plateau_tol, "%.3g") + "%)";
+  return p == Plateau::reached
+             ? "plateau after " + std::to_string(e) + " epochs" + why
+             : "cap " + std::to_string(cfg.max_epochs) + " reached without a plateau" + why;
+}
+
 /// The model and training flags, with the transfer function given either as a preset or
 /// as PetaVision's five vertices.
 struct ModelOptions {
+  /// --epochs auto's learning-rate schedule unless --eta-decay-epochs is given (README: Training
+  /// to a plateau).
+  static constexpr double kAutoEtaDecayEpochs = 2;
   TrainConfig cfg;
+  std::string epochs = "1";
+  std::int64_t validation = 0;
+  double eta_decay_epochs = NAN;
   double lambda = 0.5;
   std::string threshold = "soft-nonneg";
   double vthresh = NAN, amin = NAN, amax = NAN, ashift = NAN, vwidth = NAN;
@@ -226,9 +253,38 @@ struct ModelOptions {
     if (!training)
       return;
     auto& n = cfg.learn;
-    app.add_option("--epochs", cfg.epochs, "passes over the training set")
+    app.add_option("--epochs", epochs,
+                   "passes over the training set, or auto: until the validation energy's "
+                   "improvement per epoch is below --plateau (at most --max-epochs)")
+        ->check(CLI::Validator(
+            [](std::string& text) -> std::string {
+              double v = 0;
+              if (text == "auto")
+                return "";
+              if (!detail::as_number(text, v) || v != std::floor(v) || !(v < 1e15))
+                return "must be a whole number or auto (got " + text + ")";
+              return v >= 0 ? "" : "must be >= 0 (got " + text + ")";
+            },
+            "N|auto"))
+        ->capture_default_str();
+    app.add_option("--plateau", cfg.plateau_tol,
+                   "--epochs auto: stop once an epoch lowers the validation mean energy by less "
+                   "than this fraction")
+        ->check(relative())
+        ->capture_default_str();
+    app.add_option("--max-epochs", cfg.max_epochs, "--epochs auto: the cap")
+        ->check(at_least(1))
+        ->capture_default_str();
+    app.add_option("--validation", validation,
+                   "training images held out (by --data-seed) to measure the training curve "
+                   "after every epoch (0: none; --epochs auto: 10% of them, at most 1000)")
         ->check(at_least(0))
         ->capture_default_str();
+    app.add_option("--eta-decay-epochs", eta_decay_epochs,
+                   "epoch e learns at eta / (1 + e / this), halving after this many epochs (0: "
+                   "constant; default 0, with --epochs auto " +
+                       detail::show(kAutoEtaDecayEpochs) + ")")
+        ->check(at_least(0));
     app.add_option("--images", cfg.max_images, "stop after this many images (0: epochs * n)")
         ->check(at_least(0))
         ->capture_default_str();
@@ -278,11 +334,31 @@ struct ModelOptions {
       cfg.lca.transfer = make_transfer(threshold, lambda);
       cfg.preset = threshold;
     }
+    cfg.auto_epochs = epochs == "auto";
+    if (!cfg.auto_epochs)
+      cfg.epochs = std::int64_t(std::strtod(epochs.c_str(), nullptr)); // checked: whole, >= 0
+    else if (cfg.max_images > 0)
+      throw InvalidArgument("--epochs auto stops at a plateau: give no --images");
+    cfg.learn.eta_decay_epochs = !std::isnan(eta_decay_epochs) ? eta_decay_epochs
+                                 : cfg.auto_epochs             ? kAutoEtaDecayEpochs
+                                                               : 0.0;
     validate(g);
     validate(cfg.lca);
     validate(cfg.learn);
     if (cfg.batch_size < 1)
       throw InvalidArgument("batch size must be >= 1 (got " + std::to_string(cfg.batch_size) + ")");
+  }
+
+  /// Moves the --validation images (by default with --epochs auto: 10% of the training set, at
+  /// most 1000) out of `data` into `held` and points cfg.validation at it; call after finish().
+  void hold_out_validation(ImageSet& data, std::uint64_t seed, ImageSet& held) {
+    const std::int64_t n =
+        validation > 0 ? validation
+                       : (cfg.auto_epochs ? std::clamp<std::int64_t>(data.n / 10, 1, 1000) : 0);
+    if (n == 0)
+      return;
+    held = hold_out(data, n, seed);
+    cfg.validation = &held;
   }
 };
 

@@ -342,10 +342,131 @@ TEST_F(H5Test, CheckpointRoundTripsEveryField) {
   // The schema as other tools see it.
   const File file = File::open_read(path("ck.h5"));
   EXPECT_EQ(file.attribute<std::string>("/", "format"), "kokkos-lca-checkpoint");
-  EXPECT_EQ(file.attribute<std::int64_t>("/", "format_version"), 2);
+  EXPECT_EQ(file.attribute<std::int64_t>("/", "format_version"), 3);
   EXPECT_EQ(file.attribute<std::int64_t>("/", "nf"), 4);
   EXPECT_EQ(file.attribute<double>("/", "transfer_amax"), std::numeric_limits<double>::infinity());
   EXPECT_EQ(file.shape("momentum"), (Dims{4, 2, 4, 4}));
+}
+
+TEST_F(H5Test, CheckpointRoundTripsThePlateauRunAndItsCurve) {
+  lca::Checkpoint in = sample_checkpoint();
+  in.learn.eta_decay_epochs = 2.5;
+  in.epochs_auto = true, in.plateau_tol = 1e-3, in.max_epochs = 17, in.validation = 40;
+  in.plateau = "cap";
+  in.curve = {{0, 0, 12.5, 80.25, 0, 0.5, 0.5}, {1, 777, 10.125, 60.5, 1.25, 9.75, 0.25}};
+  lca::write_checkpoint(path("ck.h5"), in);
+  const lca::Checkpoint out = lca::read_checkpoint(path("ck.h5"));
+  EXPECT_EQ(out.learn.eta_decay_epochs, 2.5);
+  EXPECT_TRUE(out.epochs_auto);
+  EXPECT_EQ(out.plateau_tol, 1e-3);
+  EXPECT_EQ(out.max_epochs, 17);
+  EXPECT_EQ(out.validation, 40);
+  EXPECT_EQ(out.plateau, "cap");
+  ASSERT_EQ(out.curve.size(), 2u);
+  for (std::size_t i = 0; i < 2; ++i) {
+    const auto &a = in.curve[i], &b = out.curve[i];
+    EXPECT_EQ(b.epoch, a.epoch);
+    EXPECT_EQ(b.images_seen, a.images_seen);
+    EXPECT_EQ(b.energy, a.energy);
+    EXPECT_EQ(b.percent_error, a.percent_error);
+    EXPECT_EQ(b.percent_active, a.percent_active);
+    EXPECT_EQ(b.seconds, a.seconds);
+    EXPECT_EQ(b.validation_seconds, a.validation_seconds);
+  }
+  const File file = File::open_read(path("ck.h5"));
+  EXPECT_EQ(file.shape("training_curve"), (Dims{2, 7}));
+  EXPECT_EQ(file.attribute<std::string>("training_curve", "columns"),
+            "epoch images_seen validation_energy validation_error validation_active seconds "
+            "validation_seconds");
+
+  // A schedule is part of the run: resuming it with another one is refused.
+  lca::LearnParams l = in.learn;
+  l.eta_decay_epochs = 0;
+  expect_error<lca::InvalidArgument>(
+      [&] { lca::check_resume_compatible(out, out.geometry, out.lca, l, out.dataset_identity); },
+      {"eta_decay_epochs is 2.5 in the checkpoint, 0 requested"});
+  in.learn.eta_decay_epochs = -1;
+  EXPECT_THROW(lca::write_checkpoint(path("bad.h5"), in), lca::InvalidArgument);
+}
+
+// Version 2 files (before the schedule and the curve) read as a constant rate and fixed epochs.
+TEST_F(H5Test, VersionTwoCheckpointsStillRead) {
+  const lca::Checkpoint in = sample_checkpoint();
+  lca::write_checkpoint(path("v3.h5"), in);
+  { // version 2 as it was written: the same attributes and datasets less the new ones
+    const File v3 = File::open_read(path("v3.h5"));
+    File file = File::create(path("v2.h5"));
+    const std::string doubles = " tau dt stop_tol ats_base_min ats_base_max ats_tau_factor "
+                                "ats_growth_factor stop_gap transfer_vthresh transfer_amin "
+                                "transfer_amax transfer_ashift transfer_vwidth transfer_lambda eta "
+                                "momentum_tau decay elapsed_seconds ";
+    const std::string strings = " format solver timescale dataset_identity software_version "
+                                "kokkos_backend preset ";
+    for (const char* name : {"format",
+                             "nf",
+                             "channels",
+                             "height",
+                             "width",
+                             "kernel",
+                             "stride",
+                             "tau",
+                             "dt",
+                             "iterations",
+                             "stop_tol",
+                             "solver",
+                             "timescale",
+                             "ats_base_min",
+                             "ats_base_max",
+                             "ats_tau_factor",
+                             "ats_growth_factor",
+                             "stop_gap",
+                             "check_every",
+                             "polish",
+                             "transfer_vthresh",
+                             "transfer_amin",
+                             "transfer_amax",
+                             "transfer_ashift",
+                             "transfer_vwidth",
+                             "transfer_symmetric",
+                             "transfer_l0_penalty",
+                             "transfer_lambda",
+                             "eta",
+                             "momentum_tau",
+                             "decay",
+                             "batch_size",
+                             "epochs",
+                             "max_images",
+                             "shuffle",
+                             "epoch",
+                             "images_seen",
+                             "batches",
+                             "position_in_epoch",
+                             "dataset_identity",
+                             "software_version",
+                             "kokkos_backend",
+                             "preset",
+                             "elapsed_seconds"}) {
+      const std::string key = " " + std::string(name) + " ";
+      if (doubles.find(key) != std::string::npos)
+        file.set_attribute("/", name, v3.attribute<double>("/", name));
+      else if (strings.find(key) != std::string::npos)
+        file.set_attribute("/", name, v3.attribute<std::string>("/", name));
+      else
+        file.set_attribute("/", name, v3.attribute<std::int64_t>("/", name));
+    }
+    for (const char* name : {"seed", "shuffle_seed"})
+      file.set_attribute("/", name, v3.attribute<std::uint64_t>("/", name));
+    file.set_attribute("/", "format_version", std::int64_t{2});
+    file.write<float>("dictionary", in.dictionary, {4, 2, 4, 4});
+    file.write<float>("momentum", in.momentum, {4, 2, 4, 4});
+  }
+  const lca::Checkpoint out = lca::read_checkpoint(path("v2.h5"));
+  EXPECT_EQ(out.learn.eta_decay_epochs, 0);
+  EXPECT_FALSE(out.epochs_auto);
+  EXPECT_EQ(out.validation, 0);
+  EXPECT_TRUE(out.curve.empty());
+  EXPECT_EQ(out.dictionary, in.dictionary);
+  EXPECT_EQ(out.images_seen, in.images_seen);
 }
 
 TEST_F(H5Test, ReadCheckpointRejectsBadContent) {

@@ -952,6 +952,42 @@ TEST(EpochOrder, IsADeterministicPermutationPerEpoch) {
   EXPECT_THROW(lca::epoch_order(-1, 42, 0, true), lca::InvalidArgument);
 }
 
+TEST(HoldOut, ValidationImagesAreFixedByTheSeedAndNeverTrainedOn) {
+  lca::ImageSet set;
+  set.n = 50, set.channels = 1, set.height = 1, set.width = 2;
+  for (int i = 0; i < 50; ++i)
+    set.pixels.insert(set.pixels.end(), {float(i), float(-i)}), set.labels.push_back(i % 10);
+  set.identity = "format=test";
+  const auto held_of = [&](std::uint64_t seed) {
+    lca::ImageSet train = set;
+    const lca::ImageSet held = lca::hold_out(train, 8, seed);
+    EXPECT_EQ(train.n, 42);
+    EXPECT_EQ(held.n, 8);
+    std::vector<int> all;
+    const lca::ImageSet* parts[] = {&train, &held};
+    for (const lca::ImageSet* s : parts)
+      for (std::int64_t i = 0; i < s->n; ++i) {
+        all.push_back(int(s->image(i)[0]));
+        EXPECT_EQ(s->image(i)[1], -s->image(i)[0]);
+        EXPECT_EQ(s->labels[std::size_t(i)], all.back() % 10);
+        if (i > 0) // file order kept
+          EXPECT_LT(s->image(i - 1)[0], s->image(i)[0]);
+      }
+    std::sort(all.begin(), all.end());
+    for (int i = 0; i < 50; ++i)
+      EXPECT_EQ(all[std::size_t(i)], i); // disjoint, and together the whole set
+    EXPECT_EQ(held.identity,
+              "format=test | 8 validation images held out (seed " + std::to_string(seed) + ")");
+    EXPECT_EQ(train.identity, "format=test | minus " + held.identity.substr(14));
+    return held.pixels;
+  };
+  EXPECT_EQ(held_of(1), held_of(1));
+  EXPECT_NE(held_of(1), held_of(2));
+  lca::ImageSet copy = set;
+  EXPECT_THROW(lca::hold_out(copy, 50, 1), lca::InvalidArgument);
+  EXPECT_THROW(lca::hold_out(copy, 0, 1), lca::InvalidArgument);
+}
+
 TEST(EpochOrder, KnownValuesForSeed42) {
   // Computed once (and cross-checked with an independent Python transcription); a change
   // here means every shuffled run and every resume changes: bump checkpoint versions.

@@ -86,6 +86,79 @@ TEST(TrainMpi, ResultIndependentOfRankCount) {
     ASSERT_NEAR(split.dictionary[i], whole.dictionary[i], 1e-5) << i;
 }
 
+TEST(PlateauRule, StopsAtTheFirstSmallImprovementOrAtTheCap) {
+  std::int64_t at = -1;
+  // Improvements 50 %, 20 %, 0.05 %: a plateau at epoch 3 for a tolerance of 0.1 %.
+  const std::vector<double> flattening{10, 5, 4, 3.998, 3.99};
+  EXPECT_EQ(plateau_status(flattening, 1e-3, 10, &at), Plateau::reached);
+  EXPECT_EQ(at, 3);
+  EXPECT_EQ(plateau_status({10, 5, 4}, 1e-3, 10, &at), Plateau::running);
+  EXPECT_EQ(at, 2);
+  EXPECT_EQ(plateau_status({10, 5, 4}, 1e-3, 2, &at), Plateau::cap);
+  EXPECT_EQ(at, 2);
+  EXPECT_EQ(plateau_status({10, 5, 4.9999}, 1e-3, 2, &at), Plateau::reached); // at the cap
+  EXPECT_EQ(plateau_status({10, 10.5}, 1e-3, 5, &at), Plateau::reached);      // a rise
+  EXPECT_EQ(at, 1);
+  EXPECT_EQ(plateau_status({10, 9}, 0.2, 5), Plateau::reached); // 10 % < 20 %
+  EXPECT_EQ(plateau_status({10}, 1e-3, 1), Plateau::running);
+  EXPECT_EQ(plateau_status({}, 1e-3, 1), Plateau::running);
+}
+
+/// Images made of two stripe patterns with random amplitudes plus a little noise: a structure
+/// that a random dictionary codes badly and a learned one well.
+ImageSet striped_images(const Geometry& g, std::int64_t n, unsigned seed) {
+  ImageSet data = random_images(g, n, seed);
+  const auto amplitude = random_vector(std::size_t(2 * n), seed + 1);
+  for (std::int64_t i = 0; i < n; ++i)
+    for (int y = 0; y < g.height; ++y)
+      for (int x = 0; x < g.width; ++x) {
+        float& p = data.image(i)[y * g.width + x];
+        p = 0.05f * p + float(amplitude[std::size_t(2 * i)]) * (x % 4 < 2 ? 1.f : -1.f) +
+            float(amplitude[std::size_t(2 * i + 1)]) * (y % 4 < 2 ? 1.f : -1.f);
+      }
+  return data;
+}
+
+/// Training to a plateau: the learning rate falls as eta / (1 + 4 e), so the dictionary stops
+/// moving and the validation energy flattens within a few epochs; validated split over the ranks
+/// like a batch, the curve is one process's up to the order of the sums.
+TEST(TrainPlateau, StopsWhenTheValidationEnergyFlattens) {
+  TrainConfig cfg;
+  cfg.geometry = small_gray();
+  cfg.lca.transfer = make_transfer("soft-nonneg", 0.05);
+  cfg.lca.solver = "fista", cfg.lca.iterations = 500, cfg.lca.stop_gap = 1e-3;
+  cfg.learn.eta = 0.5, cfg.learn.momentum_tau = 0, cfg.learn.eta_decay_epochs = 0.25;
+  cfg.batch_size = 4;
+  cfg.progress_seconds = 0;
+  cfg.auto_epochs = true, cfg.plateau_tol = 1e-3, cfg.max_epochs = 40;
+  const ImageSet data = striped_images(cfg.geometry, 12, 31);
+  const ImageSet validation = striped_images(cfg.geometry, 5, 33);
+  cfg.validation = &validation;
+  const TrainSummary split = train(cfg, data, std::nullopt, MPI_COMM_WORLD, nullptr);
+  const TrainSummary whole = train(cfg, data, std::nullopt, MPI_COMM_SELF, nullptr);
+  std::string energies;
+  for (const CurvePoint& c : whole.curve)
+    energies += " " + std::to_string(c.energy);
+  EXPECT_EQ(whole.plateau, Plateau::reached) << energies;
+  ASSERT_GE(whole.curve.size(), 3u) << energies; // the initial row and at least two epochs
+  EXPECT_LT(whole.curve.size(), 41u);
+  EXPECT_LT(whole.curve[1].energy, whole.curve[0].energy); // learning lowers it at first
+  EXPECT_EQ(whole.images, 12 * whole.curve.back().epoch);
+  for (std::size_t e = 0; e < whole.curve.size(); ++e) {
+    EXPECT_EQ(whole.curve[e].epoch, std::int64_t(e));
+    EXPECT_EQ(whole.curve[e].images_seen, 12 * std::int64_t(e));
+  }
+  ASSERT_EQ(split.curve.size(), whole.curve.size());
+  for (std::size_t e = 0; e < whole.curve.size(); ++e)
+    EXPECT_NEAR(split.curve[e].energy, whole.curve[e].energy, 1e-4 * whole.curve[e].energy);
+
+  // One epoch at most: the first epoch's large improvement leaves the cap without a plateau.
+  cfg.max_epochs = 1;
+  const TrainSummary capped = train(cfg, data, std::nullopt, MPI_COMM_WORLD, nullptr);
+  EXPECT_EQ(capped.plateau, Plateau::cap);
+  EXPECT_EQ(capped.curve.size(), 2u);
+}
+
 // One image per solve, so every image's result is the same on any rank: the gathered results
 // must equal a single process's exactly, in dataset order.
 TEST(DenoiseMpi, ResultsIndependentOfRankCount) {

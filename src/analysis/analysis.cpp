@@ -446,7 +446,8 @@ StudyResult analyze_study(const std::vector<SweepPoint>& points, int bootstrap_s
                        "left out of the fits)");
   if (!unusable.empty())
     warnings.push_back("every active point of " + unusable +
-                       " is flagged (codes above the stop gap): not fitted");
+                       " is flagged (codes above the stop gap, or training at the epoch cap): "
+                       "not fitted");
 
   bool have_exponents = false;
   if (fitted.size() < 2) {

@@ -157,7 +157,8 @@ void write_results_table(const std::string& csv_path, const std::string& md_path
                              : "")
        << ". Fit ± se: least-squares standard errors of the fit through the minima.\n\n";
     if (r.flagged > 0) {
-      md << "**Flagged points** (codes above the stop gap at the iteration cap; "
+      md << "**Flagged points** (codes above the stop gap at the iteration cap, or training "
+            "that reached the epoch cap without a plateau; "
          << (r.include_flagged ? "INCLUDED in the minima and fits by --include-unconverged"
                                : "left out of the minima and fits")
          << "):";

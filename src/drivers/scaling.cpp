@@ -50,7 +50,11 @@ const std::pair<const char*, double SweepRecord::*> scalar_fields[] = {
     {"train_gap_mean", &SweepRecord::train_gap_mean},
     {"train_gap_max", &SweepRecord::train_gap_max},
     {"train_unconverged", &SweepRecord::train_unconverged},
-    {"train_seconds", &SweepRecord::train_seconds}};
+    {"train_seconds", &SweepRecord::train_seconds},
+    {"train_plateau", &SweepRecord::train_plateau},
+    {"train_epochs", &SweepRecord::train_epochs}};
+constexpr std::size_t kCurveColumns = 7;     // CurvePoint's fields
+constexpr std::size_t kCurveSecondsFrom = 5; // its seconds and validation_seconds
 /// The per-point scalars that older sweep files lack; they read as unknown (the defaults).
 bool optional_field(const std::string& name) {
   return name == "iterations_mean" || name == "gap_mean" || name == "gap_max" ||
@@ -116,10 +120,10 @@ std::vector<double> matrix(const Sweep& s, std::vector<double> SweepRecord::*fie
 /// The per-image vectors of a record.
 std::vector<double> SweepRecord::*const image_fields[] = {
     &SweepRecord::image_error, &SweepRecord::image_active, &SweepRecord::image_response,
-    &SweepRecord::image_mse};
+    &SweepRecord::image_mse, &SweepRecord::train_curve};
 
 /// A record as one MPI message: nf, L, replicate, round, the scalars, then each per-image vector
-/// after its length (integers below 2^53 are exact in a double).
+/// (and the training curve) after its length (integers below 2^53 are exact in a double).
 std::vector<double> pack(const SweepRecord& r) {
   std::vector<double> m{double(r.nf), double(r.system_size), double(r.replicate),
                         double(r.refine_round)};
@@ -147,11 +151,14 @@ SweepRecord unpack(const std::vector<double>& m) {
   return r;
 }
 
-/// The same results bit for bit (NaN included); the seconds taken (in all and training) and the
-/// round that added the point are not results.
+/// The same results bit for bit (NaN included); the seconds taken (in all, training and the
+/// training curve's) and the round that added the point are not results.
 bool same_values(SweepRecord a, SweepRecord b) {
   a.seconds = b.seconds = a.train_seconds = b.train_seconds = 0;
   a.refine_round = b.refine_round = 0;
+  for (auto* curve : {&a.train_curve, &b.train_curve})
+    for (std::size_t i = kCurveSecondsFrom; i < curve->size(); i += kCurveColumns)
+      (*curve)[i] = (*curve)[i + 1] = 0;
   const std::vector<double> x = pack(a), y = pack(b);
   return x.size() == y.size() && std::memcmp(x.data(), y.data(), x.size() * sizeof(double)) == 0;
 }
@@ -262,6 +269,12 @@ std::string sweep_settings(const SweepConfig& cfg, const ImageSet& train, const 
      << " | train: " << train.identity << " | test: " << test.identity;
   if (cfg.test_is_training) // (appended, so that sweeps without it keep their settings text)
     os << " | test=training (allowed by --allow-train-as-test)";
+  if (t.auto_epochs) // (the same: appended only when used)
+    os << " | epochs=auto plateau=" << fmt(t.plateau_tol) << " max_epochs=" << t.max_epochs;
+  if (t.learn.eta_decay_epochs > 0)
+    os << " | eta_decay_epochs=" << fmt(t.learn.eta_decay_epochs);
+  if (t.validation)
+    os << " | validation: " << t.validation->identity;
   return os.str();
 }
 
@@ -299,6 +312,22 @@ void write_sweep(const std::string& path, const Sweep& s) {
     });
     if (n && mse)
       f.write("/images/mse", matrix(s, &SweepRecord::image_mse, n_test), {n, n_test});
+    // Every point's curve in one table, its first column the point's row in /points.
+    std::vector<double> curves;
+    for (std::size_t i = 0; i < n; ++i) {
+      const auto& c = s.points[i].train_curve;
+      for (std::size_t r = 0; r < c.size(); r += kCurveColumns) {
+        curves.push_back(double(i));
+        curves.insert(curves.end(), c.begin() + std::ptrdiff_t(r),
+                      c.begin() + std::ptrdiff_t(r + kCurveColumns));
+      }
+    }
+    if (!curves.empty()) {
+      f.write("/training_curve", curves, {curves.size() / (kCurveColumns + 1), kCurveColumns + 1});
+      f.set_attribute("/training_curve", "columns",
+                      "point epoch images_seen validation_energy validation_error "
+                      "validation_active seconds validation_seconds");
+    }
   });
 }
 
@@ -344,6 +373,19 @@ Sweep read_sweep(const std::string& path) {
     rows("/images/response", &SweepRecord::image_response);
   if (f.exists("/images/mse"))
     rows("/images/mse", &SweepRecord::image_mse);
+  if (f.exists("/training_curve")) {
+    const h5::Array<double> a = f.read<double>("/training_curve");
+    if (a.dims.size() != 2 || a.dims[1] != kCurveColumns + 1)
+      throw IoError(path + ": /training_curve must have " + std::to_string(kCurveColumns + 1) +
+                    " columns");
+    for (std::size_t r = 0; r < a.dims[0]; ++r) {
+      const double* row = a.data.data() + r * (kCurveColumns + 1);
+      if (!(row[0] >= 0 && row[0] < double(n)))
+        throw IoError(path + ": /training_curve row " + std::to_string(r) + " names no point");
+      auto& c = s.points[std::size_t(row[0])].train_curve;
+      c.insert(c.end(), row + 1, row + 1 + kCurveColumns);
+    }
+  }
   return s;
 }
 
@@ -412,6 +454,14 @@ std::optional<SweepRecord> compute_point(const SweepConfig& cfg, const PointId& 
   rec.train_seconds = ts.seconds;
   if (ts.batches > 0)
     rec.train_unconverged = double(ts.unconverged);
+  for (const CurvePoint& c : ts.curve)
+    rec.train_curve.insert(rec.train_curve.end(),
+                           {double(c.epoch), double(c.images_seen), c.energy, c.percent_error,
+                            c.percent_active, c.seconds, c.validation_seconds});
+  if (tc.auto_epochs) {
+    rec.train_plateau = ts.plateau == Plateau::reached ? 1.0 : 0.0;
+    rec.train_epochs = ts.curve.empty() ? NAN : double(ts.curve.back().epoch);
+  }
   LcaParams p = tc.lca;
   p.transfer = make_transfer(tc.preset, id.lambda);
   if (!std::isnan(cfg.test_stop_gap))
@@ -708,16 +758,21 @@ SweepRun lead(const SweepConfig& cfg, const ImageSet& train_set, const ImageSet&
     const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
     const double left =
         s.points.size() < selection.size() ? double(selection.size() - s.points.size()) : 0.0;
-    char line[480];
+    const std::string plateau =
+        std::isnan(rec.train_plateau)
+            ? ""
+            : (rec.train_plateau > 0 ? ", plateau after " : ", epoch CAP WITHOUT A PLATEAU at ") +
+                  fmt(rec.train_epochs) + " epochs";
+    char line[560];
     std::snprintf(
         line, sizeof line,
         "[scaling] %s %zu/%zu  %s%s: error %.2f%% +- %.2f, active %.3f%%, "
-        "gap %.2g (max %.2g)%s  (%.1f s%s)  %.1f points/h  ETA %s",
+        "gap %.2g (max %.2g)%s%s  (%.1f s%s)  %.1f points/h  ETA %s",
         rec.refine_round ? "refinement point" : "point", s.points.size(), selection.size(),
         describe_point(rec.nf, rec.lambda, rec.replicate).c_str(),
         cfg.mode == "reference" ? (" (trained at " + fmt(rec.train_lambda) + ")").c_str() : "",
         rec.error_mean, rec.error_se, rec.percent_active, rec.gap_mean, rec.gap_max,
-        rec.unconverged > 0 ? " ABOVE --stop-gap" : "", rec.seconds,
+        rec.unconverged > 0 ? " ABOVE --stop-gap" : "", plateau.c_str(), rec.seconds,
         g.count > 1 ? (", group " + std::to_string(group)).c_str() : "",
         3600.0 * double(run.added) / elapsed,
         (format_duration(elapsed / double(run.added) * left) + (cfg.refine ? " + refinement" : ""))
@@ -898,7 +953,7 @@ std::vector<SweepPoint> to_points(const Sweep& s, const Metric& metric) {
     if (mse && p.image_mse.size() != p.image_error.size())
       throw InvalidArgument("this sweep file predates the squared-error metric");
     v.push_back({p.nf, p.system_size, p.lambda, p.percent_active, mse ? p.image_mse : p.image_error,
-                 p.image_active, p.replicate, p.unconverged > 0});
+                 p.image_active, p.replicate, p.unconverged > 0 || p.train_plateau == 0});
   }
   return v;
 }

@@ -8,6 +8,7 @@
 #include "lca/mpi.hpp"
 #include "lca/version.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <csignal>
@@ -29,7 +30,7 @@ using Scalar = float; // the solver's precision in the apps (algorithm.md: float
 Checkpoint snapshot(const TrainConfig& cfg, const Dictionary<Scalar>& dict,
                     const Learner<Scalar>& learner, const ImageSet& data, std::int64_t epoch,
                     std::int64_t position, std::int64_t images_seen, std::int64_t batches,
-                    double elapsed) {
+                    double elapsed, const std::vector<CurvePoint>& curve, Plateau plateau) {
   Checkpoint ck;
   ck.geometry = cfg.geometry;
   ck.lca = cfg.lca;
@@ -37,6 +38,13 @@ Checkpoint snapshot(const TrainConfig& cfg, const Dictionary<Scalar>& dict,
   ck.batch_size = cfg.batch_size;
   ck.epochs = cfg.epochs;
   ck.max_images = cfg.max_images;
+  ck.epochs_auto = cfg.auto_epochs;
+  if (cfg.auto_epochs) {
+    ck.plateau_tol = cfg.plateau_tol, ck.max_epochs = cfg.max_epochs;
+    ck.plateau = to_string(plateau);
+  }
+  ck.validation = cfg.validation ? cfg.validation->n : 0;
+  ck.curve = curve;
   ck.shuffle = cfg.shuffle;
   ck.shuffle_seed = cfg.shuffle_seed;
   ck.epoch = epoch;
@@ -57,7 +65,47 @@ Checkpoint snapshot(const TrainConfig& cfg, const Dictionary<Scalar>& dict,
   return ck;
 }
 
+std::vector<double> energies(const std::vector<CurvePoint>& curve) {
+  std::vector<double> e;
+  for (const CurvePoint& c : curve)
+    e.push_back(c.energy);
+  return e;
+}
+
 } // namespace
+
+Plateau plateau_status(const std::vector<double>& energies, double tol, std::int64_t max_epochs,
+                       std::int64_t* epochs) {
+  const auto n = std::int64_t(energies.size());
+  for (std::int64_t e = 1; e < n; ++e) {
+    const double before = energies[std::size_t(e - 1)], after = energies[std::size_t(e)];
+    // !(x >= tol) so that a NaN energy stops the rule instead of running to the cap.
+    if (!((before - after) / std::abs(before) >= tol)) {
+      if (epochs)
+        *epochs = e;
+      return Plateau::reached;
+    }
+    if (e >= max_epochs) {
+      if (epochs)
+        *epochs = e;
+      return Plateau::cap;
+    }
+  }
+  if (epochs)
+    *epochs = std::max<std::int64_t>(n - 1, 0);
+  return Plateau::running;
+}
+
+const char* to_string(Plateau p) {
+  switch (p) {
+  case Plateau::reached:
+    return "reached";
+  case Plateau::cap:
+    return "cap";
+  default:
+    return "running";
+  }
+}
 
 std::string features_png_path(const std::string& checkpoint) {
   std::filesystem::path p(checkpoint);
@@ -86,8 +134,23 @@ TrainSummary train(const TrainConfig& cfg, const ImageSet& data,
     throw InvalidArgument("the training set is empty");
   if (cfg.batch_size < 1)
     throw InvalidArgument("batch size must be >= 1");
-  if (cfg.epochs < 1 && cfg.max_images < 1)
+  if (!cfg.auto_epochs && cfg.epochs < 1 && cfg.max_images < 1)
     throw InvalidArgument("nothing to do: epochs and images are both < 1");
+  if (!(cfg.learn.eta_decay_epochs >= 0) || !std::isfinite(cfg.learn.eta_decay_epochs))
+    throw InvalidArgument("the learning rate's decay needs eta_decay_epochs >= 0");
+  if (cfg.auto_epochs) {
+    if (!cfg.validation || cfg.validation->n < 1)
+      throw InvalidArgument("--epochs auto needs validation images (--validation)");
+    if (cfg.max_images > 0)
+      throw InvalidArgument("--epochs auto stops at a plateau: give no --images");
+    if (cfg.max_epochs < 1 || !(cfg.plateau_tol >= 0 && cfg.plateau_tol < 1))
+      throw InvalidArgument("--epochs auto needs max_epochs >= 1 and a tolerance in [0, 1)");
+  }
+  const ImageSet* const validation =
+      cfg.validation && cfg.validation->n > 0 ? cfg.validation : nullptr;
+  if (validation && (validation->channels != g.channels || validation->height != g.height ||
+                     validation->width != g.width))
+    throw InvalidArgument("the validation images do not have the training images' shape");
   const int rank = mpi::rank(comm), ranks = mpi::size(comm);
 
   Dictionary<Scalar> dict(g);
@@ -98,24 +161,41 @@ TrainSummary train(const TrainConfig& cfg, const ImageSet& data,
       ranks > 1 ? mpi::sum_in_place<Scalar>(comm) : Learner<Scalar>::SumInPlace();
   std::int64_t epoch = 0, position = 0, images_seen = 0, batches = 0;
   double elapsed_before = 0;
+  std::vector<CurvePoint> curve;
   if (resume) {
     dict.from_host(resume->dictionary);
     learner.momentum_from_host(resume->momentum);
     epoch = resume->epoch, position = resume->position_in_epoch;
     images_seen = resume->images_seen, batches = resume->batches;
     elapsed_before = resume->elapsed_seconds;
+    curve = resume->curve;
   } else {
     dict.init_random(cfg.learn.seed);
   }
-  const std::int64_t total = cfg.max_images > 0 ? cfg.max_images : cfg.epochs * data.n;
+  // Every epoch's end is validated before its checkpoint is written, so a checkpoint holds one
+  // curve row per finished epoch plus the initial one; anything else is another run's.
+  const std::int64_t finished_epochs = epoch + (position >= data.n ? 1 : 0);
+  if (validation && resume && std::int64_t(curve.size()) != finished_epochs + 1)
+    throw InvalidArgument("checkpoint " + cfg.checkpoint + " has " + std::to_string(curve.size()) +
+                          " training-curve rows after " + std::to_string(finished_epochs) +
+                          " epochs: it was not trained with this validation set");
+  learner.set_eta(eta_at(cfg.learn, epoch));
+  const std::int64_t total = cfg.auto_epochs      ? cfg.max_epochs * data.n
+                             : cfg.max_images > 0 ? cfg.max_images
+                                                  : cfg.epochs * data.n;
   const bool writer = rank == 0 && !cfg.checkpoint.empty();
   const auto start = Clock::now();
+  const auto elapsed = [&] {
+    return elapsed_before + std::chrono::duration<double>(Clock::now() - start).count();
+  };
   ProgressTimer timer(cfg.progress_seconds);
+  const auto plateau = [&] {
+    return cfg.auto_epochs ? plateau_status(energies(curve), cfg.plateau_tol, cfg.max_epochs)
+                           : Plateau::running;
+  };
   auto save = [&]() {
-    const double elapsed =
-        elapsed_before + std::chrono::duration<double>(Clock::now() - start).count();
-    const Checkpoint ck =
-        snapshot(cfg, dict, learner, data, epoch, position, images_seen, batches, elapsed);
+    const Checkpoint ck = snapshot(cfg, dict, learner, data, epoch, position, images_seen, batches,
+                                   elapsed(), curve, plateau());
     if (writer)
       write_checkpoint(cfg.checkpoint, ck);
   };
@@ -133,10 +213,85 @@ TrainSummary train(const TrainConfig& cfg, const ImageSet& data,
   double run[n_sums] = {}, run_gap_max = 0; // the whole call
   const std::int64_t tail_from = images_seen + (total - images_seen) * 9 / 10;
 
-  while (images_seen < total) {
+  // The validation images' mean energy, error and activity with the training solver's codes
+  // (its certified stop), split over the ranks like a batch: one training-curve row.
+  const auto validate = [&]() {
+    const auto t0 = Clock::now();
+    double local[4] = {}, global[4]; // energy, error, nnz, unconverged
+    for (std::int64_t from = 0; from < validation->n; from += cfg.batch_size) {
+      const int n_batch = int(std::min<std::int64_t>(cfg.batch_size, validation->n - from));
+      const auto [first, count] = mpi::slice(n_batch, rank, ranks);
+      if (count == 0)
+        continue;
+      for (int b = 0; b < count; ++b) {
+        const float* img = validation->image(from + first + b);
+        for (int t = 0; t < g.pixels(); ++t)
+          x_host(b, t) = img[t];
+      }
+      Kokkos::deep_copy(x_dev, x_host);
+      const typename Views<Scalar>::ConstImages x =
+          Kokkos::subview(x_dev, std::make_pair(std::int64_t(0), count), Kokkos::ALL);
+      solver.reset(int(count));
+      const SolveInfo info = solver.solve(dict, x);
+      const BatchStats st = solver.stats(x);
+      for (int b = 0; b < count; ++b) {
+        local[0] += st.energy(b, cfg.lca.transfer);
+        local[1] += st.percent_error(b);
+        local[2] += st.nnz[b];
+      }
+      local[3] += info.unconverged;
+    }
+    mpi::check(MPI_Allreduce(local, global, 4, MPI_DOUBLE, MPI_SUM, comm),
+               "MPI_Allreduce of the validation statistics");
+    const double n = double(validation->n);
+    CurvePoint c;
+    c.epoch = epoch + (position >= data.n ? 1 : 0);
+    if (!std::isfinite(global[0]))
+      throw NumericalError("non-finite validation energy after epoch " + std::to_string(c.epoch) +
+                           "; the last checkpoint is kept");
+    c.images_seen = images_seen;
+    c.energy = global[0] / n, c.percent_error = global[1] / n;
+    c.percent_active = 100.0 * global[2] / (n * double(g.neurons()));
+    c.validation_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    c.seconds = elapsed();
+    curve.push_back(c);
+    if (progress && rank == 0 && cfg.progress_seconds > 0) {
+      char line[512]; // at most ~260 characters: the offsets below stay inside
+      const double epoch_seconds =
+          curve.size() > 1 ? c.seconds - curve[curve.size() - 2].seconds : c.seconds;
+      int m = std::snprintf(line, sizeof line, "[train] validation after epoch %lld: energy %.6g",
+                            (long long)c.epoch, c.energy);
+      if (curve.size() > 1) {
+        const double before = curve[curve.size() - 2].energy;
+        m += std::snprintf(line + m, sizeof line - std::size_t(m), " (improvement %.3g%%%s)",
+                           100.0 * (before - c.energy) / std::abs(before),
+                           cfg.auto_epochs ? (", plateau below " +
+                                              format_number(100.0 * cfg.plateau_tol, "%.3g") + "%")
+                                                 .c_str()
+                                           : "");
+      }
+      m += std::snprintf(
+          line + m, sizeof line - std::size_t(m),
+          "  error %.2f%%  active %.3f%%  %s  next eta %.3g  epoch %s (validation %s)",
+          c.percent_error, c.percent_active, global[3] > 0 ? "SOME ABOVE --stop-gap" : "certified",
+          eta_at(cfg.learn, c.epoch), format_duration(epoch_seconds).c_str(),
+          format_duration(c.validation_seconds).c_str());
+      if (cfg.auto_epochs && plateau() == Plateau::running && c.epoch > 0)
+        std::snprintf(line + m, sizeof line - std::size_t(m), "  ETA to the cap %s",
+                      format_duration(epoch_seconds * double(cfg.max_epochs - c.epoch)).c_str());
+      *progress << line << std::endl;
+    }
+  };
+  if (validation && curve.empty())
+    validate(); // the initial dictionary: epoch 1's improvement is measured from it
+
+  while (images_seen < total && plateau() == Plateau::running) {
     if (position >= data.n) {
       ++epoch, position = 0;
       order = epoch_order(data.n, cfg.shuffle_seed, epoch, cfg.shuffle);
+      learner.set_eta(eta_at(cfg.learn, epoch));
+      if (cfg.auto_epochs) // the summary's means: the last epoch's batches
+        std::fill(std::begin(acc), std::end(acc), 0.0);
     }
     const int n_batch =
         int(std::min<std::int64_t>({cfg.batch_size, data.n - position, total - images_seen}));
@@ -188,15 +343,17 @@ TrainSummary train(const TrainConfig& cfg, const ImageSet& data,
     for (int i = 0; i < n_sums; ++i)
       run[i] += global[i];
     run_gap_max = std::max(run_gap_max, gap_max);
-    if (images_seen > tail_from || images_seen >= total) {
+    if (cfg.auto_epochs || images_seen > tail_from || images_seen >= total) {
       for (int i = 0; i < n_sums; ++i)
         acc[i] += global[i];
     }
 
+    if (validation && position >= data.n)
+      validate();
     int stop = stop_requested, any_stop = 0;
     mpi::check(MPI_Allreduce(&stop, &any_stop, 1, MPI_INT, MPI_MAX, comm),
                "MPI_Allreduce of the stop signal");
-    const bool done = images_seen >= total;
+    const bool done = images_seen >= total || plateau() != Plateau::running;
     if (done || any_stop || (cfg.checkpoint_every > 0 && batches % cfg.checkpoint_every == 0))
       save();
 
@@ -241,6 +398,8 @@ TrainSummary train(const TrainConfig& cfg, const ImageSet& data,
     sum.mean_percent_active = 100.0 * acc[nnz] / (acc[images] * g.neurons());
   }
   sum.dictionary = dict.to_host();
+  sum.curve = curve;
+  sum.plateau = plateau();
   if (writer && !sum.interrupted)
     write_feature_montage(features_png_path(cfg.checkpoint), sum.dictionary.data(), g.nf,
                           g.channels, g.kernel);

@@ -16,11 +16,23 @@ namespace lca {
 namespace {
 
 constexpr const char* kFormat = "kokkos-lca-checkpoint";
-constexpr std::int64_t kFormatVersion = 2;
+constexpr std::int64_t kFormatVersion = 3;
 /// Version 1 files predate the solver settings: they read as the fixed-step LCA they ran.
 constexpr const char* kAddedInVersion2[] = {"solver",       "timescale",      "ats_base_min",
                                             "ats_base_max", "ats_tau_factor", "ats_growth_factor",
                                             "stop_gap",     "check_every",    "polish"};
+/// Version 2 files predate the schedule and the plateau rule: a constant rate, fixed epochs.
+constexpr const char* kAddedInVersion3[] = {"eta_decay_epochs", "epochs_auto", "plateau_tol",
+                                            "max_epochs",       "validation",  "plateau"};
+constexpr const char* kCurve = "training_curve";
+constexpr std::size_t kCurveColumns = 7;
+constexpr const char* kCurveColumnNames = "epoch images_seen validation_energy validation_error "
+                                          "validation_active seconds validation_seconds";
+
+template <std::size_t N> bool listed(const char* const (&names)[N], const char* name) {
+  return std::any_of(std::begin(names), std::end(names),
+                     [&](const char* n) { return std::strcmp(n, name) == 0; });
+}
 
 /// The parameter attributes in schema order (G, P, L may be const). This one list drives
 /// writing, reading and the resume comparison, so they cannot drift apart.
@@ -57,6 +69,7 @@ template <class G, class P, class L, class F> void visit_params(G& g, P& p, L& l
   f("momentum_tau", l.momentum_tau);
   f("decay", l.decay);
   f("seed", l.seed);
+  f("eta_decay_epochs", l.eta_decay_epochs);
 }
 
 /// Every root attribute except format/format_version.
@@ -65,6 +78,11 @@ template <class C, class F> void visit_fields(C& ck, F&& f) {
   f("batch_size", ck.batch_size);
   f("epochs", ck.epochs);
   f("max_images", ck.max_images);
+  f("epochs_auto", ck.epochs_auto);
+  f("plateau_tol", ck.plateau_tol);
+  f("max_epochs", ck.max_epochs);
+  f("validation", ck.validation);
+  f("plateau", ck.plateau);
   f("shuffle", ck.shuffle);
   f("shuffle_seed", ck.shuffle_seed);
   f("epoch", ck.epoch);
@@ -141,8 +159,12 @@ std::string problem(const Checkpoint& ck) {
   if (ck.batch_size < 1)
     return "batch_size must be >= 1 (got " + show(ck.batch_size) + ")";
   if (ck.epochs < 0 || ck.max_images < 0 || ck.epoch < 0 || ck.images_seen < 0 || ck.batches < 0 ||
-      ck.position_in_epoch < 0)
+      ck.position_in_epoch < 0 || ck.max_epochs < 0 || ck.validation < 0)
     return "run length and progress counters must be >= 0";
+  if (!(ck.learn.eta_decay_epochs >= 0) || !std::isfinite(ck.learn.eta_decay_epochs))
+    return "eta_decay_epochs must be >= 0 (got " + show(ck.learn.eta_decay_epochs) + ")";
+  if (!(ck.plateau_tol >= 0 && ck.plateau_tol < 1))
+    return "plateau_tol must be in [0, 1) (got " + show(ck.plateau_tol) + ")";
   return "";
 }
 
@@ -174,6 +196,14 @@ void write_checkpoint(const std::string& path, const Checkpoint& ck) {
     visit_fields(ck, [&](const char* name, const auto& value) { put(file, name, value); });
     file.write("dictionary", ck.dictionary, dims);
     file.write("momentum", ck.momentum, dims);
+    if (!ck.curve.empty()) {
+      std::vector<double> rows;
+      for (const CurvePoint& c : ck.curve)
+        rows.insert(rows.end(), {double(c.epoch), double(c.images_seen), c.energy, c.percent_error,
+                                 c.percent_active, c.seconds, c.validation_seconds});
+      file.write(kCurve, rows, {ck.curve.size(), kCurveColumns});
+      file.set_attribute(kCurve, "columns", kCurveColumnNames);
+    }
   });
 }
 
@@ -182,16 +212,15 @@ Checkpoint read_checkpoint(const std::string& path) {
   if (!file.has_attribute("/", "format") || file.attribute<std::string>("/", "format") != kFormat)
     throw IoError(path + ": not a kokkos-lca checkpoint");
   const auto version = file.attribute<std::int64_t>("/", "format_version");
-  if (version != 1 && version != kFormatVersion)
+  if (version < 1 || version > kFormatVersion)
     throw IoError(path + ": checkpoint format version " + std::to_string(version) +
-                  " is not supported (this build reads versions 1 and " + show(kFormatVersion) +
+                  " is not supported (this build reads versions 1 to " + show(kFormatVersion) +
                   ")");
 
   Checkpoint ck;
   visit_fields(ck, [&](const char* name, auto& value) {
-    if (version == 1 && std::find_if(std::begin(kAddedInVersion2), std::end(kAddedInVersion2),
-                                     [&](const char* n) { return std::strcmp(n, name) == 0; }) !=
-                            std::end(kAddedInVersion2))
+    if ((version < 2 && listed(kAddedInVersion2, name)) ||
+        (version < 3 && listed(kAddedInVersion3, name)))
       return;
     get(file, name, value);
   });
@@ -202,6 +231,17 @@ Checkpoint read_checkpoint(const std::string& path) {
   ck.momentum = file.read<float>("momentum", dims);
   require_finite(path, "dictionary", ck.dictionary);
   require_finite(path, "momentum", ck.momentum);
+  if (file.exists(kCurve)) {
+    const h5::Dims shape = file.shape(kCurve);
+    if (shape.size() != 2 || shape[1] != kCurveColumns)
+      throw IoError(path + ": " + kCurve + " must have " + std::to_string(kCurveColumns) +
+                    " columns");
+    const std::vector<double> rows = file.read<double>(kCurve, shape);
+    for (std::size_t i = 0; i < shape[0]; ++i) {
+      const double* r = rows.data() + i * kCurveColumns;
+      ck.curve.push_back({std::int64_t(r[0]), std::int64_t(r[1]), r[2], r[3], r[4], r[5], r[6]});
+    }
+  }
   return ck;
 }
 

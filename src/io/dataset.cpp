@@ -36,6 +36,7 @@ constexpr std::uint64_t kEpochStream = 0x45504f4348000000ULL;      // "EPOCH"
 constexpr std::uint64_t kPhotoSplitStream = 0x50484f544f530000ULL; // "PHOTOS"
 constexpr std::uint64_t kTileGridStream = 0x4752494400000000ULL;   // "GRID"
 constexpr std::uint64_t kTileOrderStream = 0x54494c4553000000ULL;  // "TILES"
+constexpr std::uint64_t kValidationStream = 0x56414c4944000000ULL; // "VALID"
 
 float unit(std::uint8_t v) {
   return float(v) / 255.0f;
@@ -763,6 +764,36 @@ std::int64_t normalize_images(ImageSet& set) {
       x[j] = float((x[j] - mean) / sd);
   }
   return constant;
+}
+
+ImageSet hold_out(ImageSet& set, std::int64_t count, std::uint64_t seed) {
+  if (count < 1 || count >= set.n)
+    throw InvalidArgument("validation images: " + std::to_string(count) + " of a training set of " +
+                          std::to_string(set.n) + " (give 1 to n - 1, leaving images to train on)");
+  std::vector<std::int64_t> order(set.n);
+  std::iota(order.begin(), order.end(), std::int64_t(0));
+  SplitMix64 rng(hash_combine(seed, kValidationStream));
+  shuffle_prefix(order, count, rng);
+  std::vector<char> held(set.n, 0);
+  for (std::int64_t i = 0; i < count; ++i)
+    held[order[i]] = 1;
+  ImageSet parts[2]; // [0]: kept for training, [1]: held out
+  for (ImageSet& p : parts)
+    p.channels = set.channels, p.height = set.height, p.width = set.width;
+  const std::int64_t size = set.image_size();
+  for (std::int64_t i = 0; i < set.n; ++i) {
+    ImageSet& p = parts[held[i]];
+    p.pixels.insert(p.pixels.end(), set.image(i), set.image(i) + size);
+    if (!set.labels.empty())
+      p.labels.push_back(set.labels[i]);
+    ++p.n;
+  }
+  const std::string how =
+      std::to_string(count) + " validation images held out (seed " + std::to_string(seed) + ")";
+  parts[0].identity = set.identity + " | minus " + how;
+  parts[1].identity = set.identity + " | " + how;
+  set = std::move(parts[0]);
+  return std::move(parts[1]);
 }
 
 std::vector<std::int64_t> epoch_order(std::int64_t n, std::uint64_t seed, std::int64_t epoch,

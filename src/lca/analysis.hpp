@@ -18,8 +18,10 @@ struct SweepPoint {
   double percent_active = 0.0;      ///< mean over test images (must equal mean of image_active)
   std::vector<double> image_error;  ///< per-image error in the analysed metric (see Metric)
   std::vector<double> image_active; ///< per-image percent active
-  int replicate = 0;    ///< dictionary replicate: points of one (nf, lambda) are averaged
-  bool flagged = false; ///< its codes missed the stop gap: left out unless included
+  int replicate = 0; ///< dictionary replicate: points of one (nf, lambda) are averaged
+  /// Its codes missed the stop gap, or its training hit the epoch cap without a plateau: left
+  /// out unless included.
+  bool flagged = false;
 };
 
 /// The grid points of one size: per (lambda) entry the mean over its replicates of the mean

@@ -1,12 +1,13 @@
 #pragma once
 // Training checkpoints: everything needed to resume dictionary learning bit-for-bit.
 //
-// File schema (HDF5, format_version 2; readable with h5py; version 1 files, which predate the
-// solver settings, still read as fixed-step LCA):
+// File schema (HDF5, format_version 3; readable with h5py; version 1 files, which predate the
+// solver settings, still read as fixed-step LCA; version 2 files, which predate the training
+// curve, as a constant learning rate and a fixed number of epochs):
 //
 //   Root attributes (scalars; strings are variable-length UTF-8, booleans int64 0/1)
 //     format            string  "kokkos-lca-checkpoint"
-//     format_version    int64   2
+//     format_version    int64   3
 //     Geometry          nf, channels, height, width, kernel, stride          int64
 //     LcaParams         tau, dt, stop_tol, stop_gap                          float64
 //                       iterations, check_every                              int64
@@ -17,10 +18,13 @@
 //     Transfer          transfer_vthresh, transfer_amin, transfer_amax,      float64
 //                       transfer_ashift, transfer_vwidth, transfer_lambda    (amax may be +inf)
 //                       transfer_symmetric, transfer_l0_penalty              int64 0/1
-//     LearnParams       eta, momentum_tau, decay                             float64
+//     LearnParams       eta, momentum_tau, decay, eta_decay_epochs           float64
 //                       seed                                                 uint64
 //     run length        batch_size, epochs, max_images                       int64
-//                       shuffle                                              int64 0/1
+//                       shuffle, epochs_auto                                 int64 0/1
+//                       plateau_tol                                          float64
+//                       max_epochs, validation                               int64
+//                       plateau ("running"/"reached"/"cap"; "" for fixed)    string
 //                       shuffle_seed                                         uint64
 //     progress          epoch, images_seen, batches, position_in_epoch       int64
 //                       (the next batch starts at position_in_epoch of epoch's order)
@@ -31,6 +35,10 @@
 //   Datasets
 //     /dictionary       float32 (nf, channels, kernel, kernel)
 //     /momentum         float32 (nf, channels, kernel, kernel)
+//     /training_curve   float64 (epochs validated, 7), only with a validation set; columns
+//                       (attribute "columns"): epoch, images_seen, validation_energy,
+//                       validation_error (%), validation_active (%), seconds (training time
+//                       so far), validation_seconds (of which this measurement)
 #include "lca/params.hpp"
 
 #include <cstdint>
@@ -38,6 +46,15 @@
 #include <vector>
 
 namespace lca {
+
+/// One row of the training curve: the validation set after `epoch` epochs (0: the initial
+/// dictionary).
+struct CurvePoint {
+  std::int64_t epoch = 0, images_seen = 0;
+  double energy = 0, percent_error = 0, percent_active = 0; ///< means over the validation images
+  double seconds = 0;            ///< training time so far (all runs of a resumed training)
+  double validation_seconds = 0; ///< of which this measurement took
+};
 
 struct Checkpoint {
   Geometry geometry;
@@ -47,12 +64,18 @@ struct Checkpoint {
   int batch_size = 16;
   std::int64_t epochs = 1;
   std::int64_t max_images = 0;
+  bool epochs_auto = false; ///< --epochs auto, with plateau_tol and max_epochs
+  double plateau_tol = 0;
+  std::int64_t max_epochs = 0;
+  std::int64_t validation = 0; ///< held-out validation images (0: no training curve)
+  std::string plateau;         ///< "running", "reached", "cap" ("" without --epochs auto)
   bool shuffle = true;
   std::uint64_t shuffle_seed = 1;
   // Progress: the next batch starts at position_in_epoch of epoch's order.
   std::int64_t epoch = 0, images_seen = 0, batches = 0, position_in_epoch = 0;
   std::vector<float> dictionary; ///< nf*c*k*k, layout [nf][c][k][k]
   std::vector<float> momentum;   ///< same shape
+  std::vector<CurvePoint> curve; ///< /training_curve: one row per validated epoch
   std::string dataset_identity, software_version, kokkos_backend;
   std::string preset; ///< transfer preset name or "custom"
   double elapsed_seconds = 0;

@@ -119,6 +119,12 @@ DatasetSpec dataset_spec_of_identity(const std::string& identity);
 /// before normalize_images (which maps e.g. an image and a brighter copy to the same values).
 std::int64_t shared_images(const ImageSet& train, const ImageSet& test);
 
+/// Moves `count` images of `set`, drawn by a permutation seeded by `seed` alone, into the
+/// returned validation set (both keep file order), so the same data and seed always hold out the
+/// same images and the dictionary never trains on them. Both identities say so (a --resume with
+/// another hold-out is refused). Throws InvalidArgument unless 0 < count < set.n.
+ImageSet hold_out(ImageSet& set, std::int64_t count, std::uint64_t seed);
+
 /// algorithm.md §2: each image minus its mean over all pixels and channels, divided by its
 /// population standard deviation (both in double). An image whose std is at most 1e-6 of
 /// |mean| (in particular std == 0) is constant up to float rounding: it is set to zero

@@ -30,6 +30,9 @@ public:
 
   const exec_space& execution_space() const { return exec_; }
 
+  /// The learning rate of the next updates (the driver's schedule sets it every epoch).
+  void set_eta(double eta) { params_.eta = eta; }
+
   /// One SGD step from the solver's final state. global_batch = images over all participants,
   /// whose gradients `sum` adds up; then all of them end with the same dictionary (every one
   /// must call it). A participant with no images in this batch passes local = nullptr.

@@ -86,7 +86,15 @@ struct LearnParams {
   double momentum_tau = 100.0; ///< tau_m in batches; mu = exp(-1/tau_m)
   double decay = 0.0;
   std::uint64_t seed = 1; ///< dictionary initialisation
+  /// Learning-rate schedule: epoch e (from 0) learns at eta / (1 + e / eta_decay_epochs), so the
+  /// rate has halved after eta_decay_epochs epochs; 0 keeps eta constant. A constant rate leaves
+  /// the dictionary moving with SGD's noise, so a plateau rule needs the decay.
+  double eta_decay_epochs = 0.0;
 };
+/// The learning rate of epoch e (from 0) under p's schedule (exactly p.eta when it is constant).
+inline double eta_at(const LearnParams& p, std::int64_t epoch) {
+  return p.eta_decay_epochs > 0 ? p.eta / (1.0 + double(epoch) / p.eta_decay_epochs) : p.eta;
+}
 void validate(const LearnParams& p);
 
 } // namespace lca

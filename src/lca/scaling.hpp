@@ -77,6 +77,13 @@ struct SweepRecord {
   /// (NaN when unknown: hard thresholds, reference mode's reused dictionaries, old files).
   double train_gap_mean = NAN, train_gap_max = NAN, train_unconverged = NAN;
   double train_seconds = NAN; ///< of `seconds`, the training's (NaN when not trained here)
+  /// --epochs auto: 1 if the plateau rule stopped the training, 0 if it hit the epoch cap
+  /// without a plateau (flagged in the analysis); NaN for a fixed number of epochs.
+  double train_plateau = NAN;
+  double train_epochs = NAN; ///< epochs trained (NaN in files that predate it)
+  /// The checkpoint's training curve, rows of 7 (CurvePoint's fields in order); empty without
+  /// a validation set.
+  std::vector<double> train_curve;
   std::vector<double> image_error, image_active, image_response;
   std::vector<double> image_mse; ///< squared-error metric; empty in files that predate it
 };
@@ -139,7 +146,8 @@ SweepRun run_sweep(const SweepConfig& cfg, const ImageSet& train, const ImageSet
 
 /// Sweep records as the analysis takes them, scored by `metric` (kPercentError or
 /// kSquaredError; throws InvalidArgument if the sweep lacks the metric). A point is flagged when
-/// images of its denoising test stayed above --stop-gap at the iteration cap.
+/// images of its denoising test stayed above --stop-gap at the iteration cap, or when its
+/// --epochs auto training hit the epoch cap without a plateau.
 std::vector<SweepPoint> to_points(const Sweep& s, const Metric& metric);
 
 /// chi(lambda) per size (mean over replicates), for the sizes whose points measured it.

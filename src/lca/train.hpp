@@ -25,6 +25,14 @@ struct TrainConfig {
   int batch_size = 16;                ///< global batch, split across ranks
   std::int64_t epochs = 1;
   std::int64_t max_images = 0; ///< 0: epochs * n; else stop after this many images
+  /// --epochs auto: train epoch after epoch until the plateau rule (plateau_status) stops, at
+  /// most max_epochs epochs; needs a validation set. `epochs` and max_images are then unused.
+  bool auto_epochs = false;
+  double plateau_tol = 1e-3; ///< relative improvement of the validation energy per epoch
+  std::int64_t max_epochs = 30;
+  /// Held-out images (never trained on) whose mean energy, with the training solver's codes, is
+  /// measured before the first epoch and after every epoch (the training curve); null: none.
+  const ImageSet* validation = nullptr;
   bool shuffle = true;
   std::uint64_t shuffle_seed = 1;
   std::string checkpoint;              ///< path of the checkpoint file (rank 0 writes it)
@@ -34,16 +42,35 @@ struct TrainConfig {
   std::function<void()> after_batch;
 };
 
+/// Where the plateau rule stands.
+enum class Plateau {
+  running, ///< keep training
+  reached, ///< an epoch improved the validation energy by less than the tolerance
+  cap      ///< max_epochs epochs done, each improving by at least the tolerance
+};
+/// The plateau rule on the validation energies after 0, 1, 2, ... epochs: reached at the first
+/// epoch e >= 1 with (E[e-1] - E[e]) / |E[e-1]| < tol (a rise counts as no improvement), else
+/// cap once max_epochs epochs are done. *epochs (optional) receives the epoch it stopped at.
+Plateau plateau_status(const std::vector<double>& energies, double tol, std::int64_t max_epochs,
+                       std::int64_t* epochs = nullptr);
+/// "reached", "cap" or "running" (checkpoint attribute, progress lines).
+const char* to_string(Plateau p);
+
 struct TrainSummary {
   std::int64_t images = 0, batches = 0; ///< done in this call
   double seconds = 0, images_per_second = 0;
-  double mean_energy = 0, mean_percent_error = 0, mean_percent_active = 0; ///< last 10 % of batches
+  /// Means over the last 10 % of batches (--epochs auto: over the last epoch's batches).
+  double mean_energy = 0, mean_percent_error = 0, mean_percent_active = 0;
   /// Over the whole call: solver iterations per batch, CG iterations per batch, and the
   /// relative duality gap of the final codes (soft presets; NaN for hard thresholds).
   double mean_iterations = 0, mean_polish_iterations = 0;
   double mean_gap = NAN, max_gap = NAN;
-  std::int64_t unconverged = 0;  ///< images that reached the cap above --stop-gap
-  bool interrupted = false;      ///< stopped by SIGINT/SIGTERM after a checkpoint
+  std::int64_t unconverged = 0; ///< images that reached the cap above --stop-gap
+  bool interrupted = false;     ///< stopped by SIGINT/SIGTERM after a checkpoint
+  /// The whole training curve (earlier runs of a resumed training included); empty without a
+  /// validation set. `plateau` is running for a fixed number of epochs.
+  std::vector<CurvePoint> curve;
+  Plateau plateau = Plateau::running;
   std::vector<float> dictionary; ///< the final dictionary, (nf, c, k, k)
 };
 

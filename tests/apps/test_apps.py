@@ -124,6 +124,73 @@ class Apps(unittest.TestCase):
             np.testing.assert_array_equal(a["dictionary"][...], b["dictionary"][...])
             self.assertEqual(b.attrs["epoch"], 2)
 
+    # --epochs auto on 48 Fashion-MNIST images (8 held out): certified FISTA codes and a rate
+    # that falls as eta / (1 + 4 e), so the dictionary stops moving within a few epochs.
+    AUTO = ["--subset", "48", "--nf", "4", "--solver", "fista", "--stop-gap", "0.01",
+            "--iterations", "300", "--epochs", "auto", "--validation", "8", "--eta-decay-epochs",
+            "0.25", "--plateau", "0.01", "--max-epochs", "12"]
+
+    def test_train_epochs_auto_stops_at_a_plateau(self):
+        ck = f"{self.tmp}/ck.h5"
+        _, out, _ = self.train(ck, *self.AUTO, "--progress", "1e-9")
+        m = re.search(r"plateau after (\d+) epochs", out)
+        self.assertIsNotNone(m, out)
+        epochs = int(m.group(1))
+        self.assertLess(epochs, 12)
+        self.assertIn("[train] validation after epoch 1: energy", out)
+        with h5py.File(ck) as f:
+            self.assertEqual(f.attrs["plateau"], "reached")
+            self.assertEqual(f.attrs["validation"], 8)
+            self.assertEqual(f.attrs["eta_decay_epochs"], 0.25)
+            curve = f["training_curve"][...]
+            self.assertEqual(curve.shape, (epochs + 1, 7))
+            np.testing.assert_array_equal(curve[:, 0], np.arange(epochs + 1))
+            np.testing.assert_array_equal(curve[:, 1], 40 * np.arange(epochs + 1))
+            self.assertEqual(f.attrs["images_seen"], 40 * epochs)  # 48 less the 8 held out
+        energy = curve[:, 2]
+        self.assertLess(energy[1], energy[0])
+        improvement = (energy[:-1] - energy[1:]) / energy[:-1]
+        self.assertLess(improvement[-1], 0.01)  # the rule's stop ...
+        self.assertTrue(np.all(improvement[:-1] >= 0.01))  # ... at the first small improvement
+
+    def test_train_epochs_auto_cap_without_plateau(self):
+        ck = f"{self.tmp}/ck.h5"
+        _, out, _ = self.train(ck, *self.AUTO, "--max-epochs", "1", "--plateau", "1e-9")
+        self.assertIn("cap 1 reached without a plateau", out)
+        with h5py.File(ck) as f:
+            self.assertEqual(f.attrs["plateau"], "cap")
+            self.assertEqual(f["training_curve"].shape, (2, 7))
+
+    def test_train_epochs_auto_resume_after_kill_is_bitwise(self):
+        """SIGKILL in the middle of epoch 2 (after a checkpoint of its batches), then --resume:
+        the dictionary, momentum and training curve equal an uninterrupted run's bit for bit (the
+        curve's seconds excepted)."""
+        straight, ck = f"{self.tmp}/straight.h5", f"{self.tmp}/ck.h5"
+        # 80 images to train on in batches of 4: the kill leaves most of epoch 2 to do.
+        args = [*self.AUTO, "--subset", "88", "--batch", "4", "--checkpoint-every", "1"]
+        self.train(straight, *args)
+        cmd = [app("lca-train"), *TINY, *args, "--progress", "1e-9", "-o", ck]
+        p = subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, text=True)
+        seen = 0
+        for line in p.stdout:  # the third batch line after epoch 1's validation: mid-epoch 2
+            seen += seen > 0 or line.startswith("[train] validation after epoch 1")
+            if seen > 3:
+                break
+        p.send_signal(signal.SIGKILL)
+        p.communicate(timeout=60)
+        with h5py.File(ck) as f:  # mid-epoch (2, unless the reader lagged), curve up to its start
+            self.assertGreaterEqual(f.attrs["epoch"], 1)  # counting from 0
+            self.assertGreater(f.attrs["position_in_epoch"], 0)
+            self.assertLess(f.attrs["position_in_epoch"], 80)
+            self.assertEqual(f["training_curve"].shape[0], f.attrs["epoch"] + 1)
+        self.train(ck, *args, "--resume", ck)
+        with h5py.File(straight) as a, h5py.File(ck) as b:
+            for name in ("dictionary", "momentum"):
+                np.testing.assert_array_equal(a[name][...], b[name][...])
+            np.testing.assert_array_equal(a["training_curve"][:, :5], b["training_curve"][:, :5])
+            self.assertEqual(a.attrs["plateau"], b.attrs["plateau"])
+            self.assertEqual(a.attrs["batches"], b.attrs["batches"])
+
     def test_two_ranks_match_one(self):
         one, two = f"{self.tmp}/one.h5", f"{self.tmp}/two.h5"
         self.train(one, "--images", "48")
@@ -549,6 +616,67 @@ class Apps(unittest.TestCase):
             order = lambda f: np.lexsort((f["points/lambda"][...], f["points/nf"][...]))
             for name in ("images/error", "images/active"):
                 np.testing.assert_allclose(a[name][...][order(a)], b[name][...][order(b)], rtol=1e-6)
+
+    def scaling_auto_args(self, out, *extra):
+        return [app("lca-scaling"), "run", "--subset", "48", "--test-subset", "8", "--sizes", "4",
+                "--lambdas", "0.3,0.9", "--epochs", "auto", "--validation", "8", "--batch", "8",
+                "--eta", "0.1", "--eta-decay-epochs", "0.25", "--plateau", "0.01", "--max-epochs",
+                "12", "--progress", "0", "--out-dir", out, *extra]
+
+    def test_scaling_epochs_auto_curves_and_cap(self):
+        """Each point's training curve and plateau verdict go into the sweep file; a point that hit
+        the epoch cap without a plateau is flagged by analyze."""
+        done, capped = f"{self.tmp}/done", f"{self.tmp}/capped"
+        _, out, _ = run(self.scaling_auto_args(done))
+        self.assertIn("0 point(s) reached the epoch cap 12 without a plateau", out)
+        self.assertEqual(out.count(", plateau after "), 2)
+        _, out, _ = run(self.scaling_auto_args(capped, "--max-epochs", "1", "--plateau", "1e-9"))
+        self.assertIn("2 point(s) reached the epoch cap 1 without a plateau (flagged", out)
+        self.assertEqual(out.count("epoch CAP WITHOUT A PLATEAU at 1 epochs"), 2)
+        for d, verdict in ((done, 1), (capped, 0)):
+            with h5py.File(f"{d}/sweep.h5") as f:
+                self.assertIn("| epochs=auto plateau=", f.attrs["settings"])
+                np.testing.assert_array_equal(f["points/train_plateau"][...], [verdict] * 2)
+                epochs = f["points/train_epochs"][...]
+                curve = f["training_curve"][...]
+                self.assertEqual(curve.shape[1], 8)
+                for i in range(2):  # rows of point i: its epochs 0..train_epochs
+                    rows = curve[curve[:, 0] == i]
+                    np.testing.assert_array_equal(rows[:, 1], np.arange(epochs[i] + 1))
+                    with h5py.File(f"{d}/points/nf4_lambda{('0.3', '0.9')[i]}/checkpoint.h5") as c:
+                        np.testing.assert_array_equal(c["training_curve"][...], rows[:, 1:])
+        _, md, _ = run([app("lca-scaling"), "analyze", f"{capped}/sweep.h5", "--bootstrap", "0"])
+        self.assertIn("reached the epoch cap without a plateau", md)
+        self.assertIn("nf=4 λ=0.3; nf=4 λ=0.9;", md)
+        _, md, _ = run([app("lca-scaling"), "analyze", f"{done}/sweep.h5", "--bootstrap", "0"])
+        self.assertNotIn("Flagged points", md)
+
+    def test_scaling_epochs_auto_rerun_after_kill_matches(self):
+        """SIGKILL in the middle of a point's second epoch; the rerun resumes it from its
+        checkpoint and the sweep file equals an uninterrupted run's (the seconds excepted)."""
+        ref, cut = f"{self.tmp}/ref", f"{self.tmp}/cut"
+        extra = ["--checkpoint-every", "1", "--lambdas", "0.3", "--batch", "4"]
+        run(self.scaling_auto_args(ref, *extra))
+        p = subprocess.Popen(self.scaling_auto_args(cut, *extra, "--progress", "1e-9"), env=ENV,
+                             stdout=subprocess.PIPE, text=True)
+        seen = 0
+        for line in p.stdout:
+            seen += seen > 0 or line.startswith("[train] validation after epoch 1")
+            if seen > 2:
+                break
+        p.send_signal(signal.SIGKILL)
+        p.communicate(timeout=60)
+        with h5py.File(f"{cut}/points/nf4_lambda0.3/checkpoint.h5") as c:
+            self.assertGreaterEqual(c.attrs["epoch"], 1)
+            self.assertGreater(c.attrs["position_in_epoch"], 0)
+            self.assertLess(c.attrs["position_in_epoch"], 40)
+            self.assertEqual(c["training_curve"].shape[0], c.attrs["epoch"] + 1)
+        run(self.scaling_auto_args(cut, *extra))
+        with h5py.File(f"{ref}/sweep.h5") as a, h5py.File(f"{cut}/sweep.h5") as b:
+            np.testing.assert_array_equal(a["training_curve"][:, :6], b["training_curve"][:, :6])
+            for name in ("images/error", "images/active", "points/train_plateau",
+                         "points/train_epochs", "points/energy_mean"):
+                np.testing.assert_array_equal(a[name][...], b[name][...])
 
     def test_scaling_analyze_writes_tables_and_plots(self):
         out = f"{self.tmp}/s"

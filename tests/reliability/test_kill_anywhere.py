@@ -114,9 +114,24 @@ class Kill(unittest.TestCase):
               f"{seconds:.1f} s", flush=True)
 
     def test_train(self):
+        self.kill_train(["--subset", "64", "--epochs", "12"], "lca-train")
+
+    def test_train_epochs_auto(self):
+        """--epochs auto: kills also land in the validation after an epoch; the training curve
+        must come out the same too (its seconds excepted)."""
+        ck = self.kill_train(["--subset", "72", "--validation", "8", "--epochs", "auto",
+                              "--eta-decay-epochs", "1", "--plateau", "0.002", "--max-epochs", "10"],
+                             "lca-train --epochs auto")
+        with h5py.File(f"{self.tmp}/ref/ck.h5") as a, h5py.File(ck) as b:
+            self.assertGreater(a["training_curve"].shape[0], 2)
+            np.testing.assert_array_equal(a["training_curve"][:, :5], b["training_curve"][:, :5])
+            self.assertEqual(a.attrs["plateau"], b.attrs["plateau"])
+
+    def kill_train(self, run_args, what):
+        """Kills and resumes lca-train with run_args until it is done; returns the checkpoint."""
         batch = 8
-        args = [app("lca-train"), "--subset", "64", "--nf", "16", "--iterations", "150", "--batch",
-                str(batch), "--epochs", "12", "--checkpoint-every", "1", "--progress", "0"]
+        args = [app("lca-train"), *run_args, "--nf", "16", "--iterations", "150", "--batch",
+                str(batch), "--checkpoint-every", "1", "--progress", "0"]
         ref = f"{self.tmp}/ref/ck.h5"
         t0 = time.monotonic()
         run([*args, "-o", ref], env=ENV1)
@@ -137,7 +152,7 @@ class Kill(unittest.TestCase):
                 batches = check_checkpoint(self, ck, batch)
                 self.assertGreaterEqual(batches, last)  # never goes back
                 last = batches
-        self.report("lca-train", killer, time.monotonic() - t0)
+        self.report(what, killer, time.monotonic() - t0)
         self.assertGreaterEqual(killer.total(), KILLS // 2)
         self.assertGreaterEqual(killer.kills["mid-write"], 1)
         with h5py.File(ref) as a, h5py.File(ck) as b:
@@ -145,6 +160,7 @@ class Kill(unittest.TestCase):
                 np.testing.assert_array_equal(a[name][...], b[name][...])
             for name in ("epoch", "images_seen", "batches", "position_in_epoch"):
                 self.assertEqual(a.attrs[name], b.attrs[name], name)
+        return ck
 
     def check_sweep(self, out):
         path = f"{out}/sweep.h5"
