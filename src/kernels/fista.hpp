@@ -8,6 +8,7 @@
 #include "per_image.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <vector>
 
 namespace lca::Impl {
@@ -43,6 +44,32 @@ struct FistaStep {
     }
     cnt(pos) = n;
     active += n;
+  }
+};
+
+/// FISTA's per-image momentum: t_k, t_{k-1}, the last energy and beta (O'Donoghue-Candes
+/// restart when the energy rises by more than `slack`, relative: rounding is not a rise).
+struct Momentum {
+  std::vector<double> t, t_prev, e_prev, beta;
+  explicit Momentum(int batch)
+      : t(batch, 1.0), t_prev(batch, 1.0), e_prev(batch, 0.0), beta(batch, 0.0) {}
+  void restart(int b) { t[b] = t_prev[b] = 1.0, beta[b] = 0.0, e_prev[b] = 0.0; }
+  /// The next momenta from this iteration's energies; returns whether 1/L must shrink.
+  bool advance(const std::vector<double>& energy, bool first, double slack) {
+    bool raise_l = false;
+    for (std::size_t b = 0; b < t.size(); ++b) {
+      if (!first && e_prev[b] > 0 && energy[b] > e_prev[b] * (1 + slack)) {
+        // An unaccelerated step (the last beta 0) can only raise the energy if 1/L is
+        // too long.
+        raise_l |= beta[b] == 0.0;
+        t[b] = t_prev[b] = 1.0;
+      }
+      beta[b] = (t_prev[b] - 1) / t[b];
+      t_prev[b] = t[b];
+      t[b] = 0.5 * (1 + std::sqrt(1 + 4 * t[b] * t[b]));
+      e_prev[b] = energy[b];
+    }
+    return raise_l;
   }
 };
 

@@ -1,8 +1,15 @@
-// LCA's adaptive time scale (OpenPV's AdaptiveTimeScaleController); the update kernel is in
-// lca_dynamics.hpp.
+// LCA's transfer function and adaptive time scale (OpenPV's AdaptiveTimeScaleController); the
+// update kernel is in lca_dynamics.hpp.
 #include "lca/solver.hpp"
 
 namespace lca {
+
+template <class Scalar>
+DeviceTransfer<Scalar>::DeviceTransfer(const Transfer& t)
+    : vthresh(Scalar(t.vthresh)), amin(Scalar(t.amin)), amax(Scalar(t.amax)),
+      ashift(Scalar(t.ashift)), vwidth(Scalar(t.vwidth)), symmetric(t.symmetric) {
+  validate(t);
+}
 
 AdaptiveTimeScaleController::AdaptiveTimeScaleController(const AdaptiveTimeScale& p, int batch)
     : p_(p), scale_(batch, p.base_min), scale_max_(batch, p.base_max), scale_true_(batch, -1.0) {}
@@ -29,5 +36,8 @@ AdaptiveTimeScaleController::update(const std::vector<double>& energies) {
   }
   return scale_;
 }
+
+template struct DeviceTransfer<float>;
+template struct DeviceTransfer<double>;
 
 } // namespace lca

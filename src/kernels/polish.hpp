@@ -3,9 +3,11 @@
 // gradient on the problem restricted to each masked image's working set, signs kept, then
 // scored by the certificate. Every buffer is allocated once per batch size (allocate), so a
 // round allocates nothing; per-image scalars go through preallocated host mirrors.
+#include "certificate.hpp"
 #include "lca/solver.hpp"
 #include "per_image.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <type_traits>
 #include <vector>
@@ -29,6 +31,25 @@ void allocate(const Exec& space, const Geometry& geom, int batch,
   pb.mask = per_image<int, Device>(space, "lca::LcaSolver::mask", batch);
   pb.keep = per_image<int, Device>(space, "lca::LcaSolver::keep", batch);
   pb.dot = per_image<double, Device>(space, "lca::LcaSolver::masked_dot", batch);
+}
+
+/// The images to polish: those whose support barely moved since the last check (at most
+/// `slack` of its active neurons, or one; measures m from a support-tracking measure), not
+/// converged and not tried on this support (a retry would give the same result). Counts the
+/// ready and the unconverged images.
+template <class H>
+std::vector<int> polish_mask(const H& m, const std::vector<double>& gap, double eps, double slack,
+                             std::vector<int>& tried, int& ready, int& open) {
+  std::vector<int> mask(gap.size(), 0);
+  for (std::size_t b = 0; b < gap.size(); ++b) {
+    const double moved = m(b, Measure::changes), active = m(b, Measure::nnz);
+    if (moved > 0)
+      tried[b] = 0;
+    mask[b] = gap[b] > eps && !tried[b] && active > 0 && moved <= std::max(1.0, slack * active);
+    ready += mask[b];
+    open += gap[b] > eps;
+  }
+  return mask;
 }
 
 /// Per masked image, <X, Y> over its working set (the nonzero signs).

@@ -21,13 +21,6 @@
 
 namespace lca {
 
-template <class Scalar>
-DeviceTransfer<Scalar>::DeviceTransfer(const Transfer& t)
-    : vthresh(Scalar(t.vthresh)), amin(Scalar(t.amin)), amax(Scalar(t.amax)),
-      ashift(Scalar(t.ashift)), vwidth(Scalar(t.vwidth)), symmetric(t.symmetric) {
-  validate(t);
-}
-
 template <class Scalar, class Device, class Layout>
 LcaSolver<Scalar, Device, Layout>::LcaSolver(const Geometry& g, const LcaParams& p,
                                              const exec_space& exec)
@@ -235,8 +228,7 @@ SolveInfo LcaSolver<Scalar, Device, Layout>::solve(const Dict& dict, const Const
   std::optional<AdaptiveTimeScaleController> ats;
   if (adaptive)
     ats.emplace(params_.adaptive, B);
-  // FISTA per image: t_k, t_{k-1}, the last energy and momentum (O'Donoghue-Candes restart).
-  std::vector<double> t(B, 1.0), t_prev(B, 1.0), e_prev(B, 0.0), beta(B, 0.0);
+  Impl::Momentum momentum(B);
   std::vector<double> energy(B), gap(B, std::numeric_limits<double>::infinity());
   std::vector<int> tried(B, 0), accepted(B, 0);
   SolveInfo info;
@@ -278,20 +270,11 @@ SolveInfo LcaSolver<Scalar, Device, Layout>::solve(const Dict& dict, const Const
       if (all)
         break;
       if (polishing && !last && !after_polish) {
-        // Polish the images whose support barely moved since the last check (a retry on an
-        // unchanged support would give the same result). A round costs whole-batch
-        // products, so it waits until at least half of the unconverged images are ready.
-        std::vector<int> mask(B, 0);
+        // Polish the images whose support barely moved. A round costs whole-batch products,
+        // so it waits until at least half of the unconverged images are ready.
         int ready = 0, open = 0;
-        for (int b = 0; b < B; ++b) {
-          const double moved = measures_h_(b, Impl::changes), active = measures_h_(b, Impl::nnz);
-          if (moved > 0)
-            tried[b] = 0;
-          mask[b] = gap[b] > eps && !tried[b] && active > 0 &&
-                    moved <= std::max(1.0, kSupportSlack * active);
-          ready += mask[b];
-          open += gap[b] > eps;
-        }
+        const std::vector<int> mask =
+            Impl::polish_mask(measures_h_, gap, eps, kSupportSlack, tried, ready, open);
         // CG may cost at most half of the iterations so far (plus one round): polishing
         // must pay for itself (on coherent learned dictionaries it rarely does).
         const bool affordable = 2 * info.polish_iterations <= it;
@@ -307,7 +290,7 @@ SolveInfo LcaSolver<Scalar, Device, Layout>::solve(const Dict& dict, const Const
               tried[b] = 1;
               any_accepted |= accepted[b] != 0;
               if (accepted[b]) // restart the momentum from the polished code
-                t[b] = t_prev[b] = 1.0, beta[b] = 0.0, e_prev[b] = 0.0;
+                momentum.restart(b);
             }
           // Rounds that help nobody (supports still wrong) back off exponentially.
           cooldown = any_accepted ? 2 * params_.check_every : 2 * cooldown;
@@ -320,24 +303,12 @@ SolveInfo LcaSolver<Scalar, Device, Layout>::solve(const Dict& dict, const Const
     if (last)
       break;
     if (fista) {
-      bool raise_l = false;
-      for (int b = 0; b < B; ++b) {
-        if (it > 0 && e_prev[b] > 0 && energy[b] > e_prev[b] * (1 + kRestartSlack)) {
-          // An unaccelerated step (the last beta 0) can only raise the energy if 1/L is
-          // too long.
-          raise_l |= beta[b] == 0.0;
-          t[b] = t_prev[b] = 1.0;
-        }
-        beta[b] = (t_prev[b] - 1) / t[b];
-        t_prev[b] = t[b];
-        t[b] = 0.5 * (1 + std::sqrt(1 + 4 * t[b] * t[b]));
-        e_prev[b] = energy[b];
-      }
+      const bool raise_l = momentum.advance(energy, it == 0, kRestartSlack);
       if (raise_l)
         lipschitz_ *= 1.5;
       // FISTA's early codes are dense, and small lambdas keep them so.
       choose_reconstruction(Impl::fista_update(exec_, fista_, a_, g_, conv_, tf, geom_.positions(),
-                                               Scalar(1 / lipschitz_), beta));
+                                               Scalar(1 / lipschitz_), momentum.beta));
     } else {
       if (adaptive)
         set_decay(ats->update(energy));
@@ -360,8 +331,6 @@ SolveInfo LcaSolver<Scalar, Device, Layout>::solve(const Dict& dict, const Const
   return info;
 }
 
-template struct DeviceTransfer<float>;
-template struct DeviceTransfer<double>;
 LCA_INSTANTIATE(class, LcaSolver)
 
 } // namespace lca
