@@ -1,8 +1,13 @@
-// Phi a and Phi^T r against plain loops; adjointness; refused geometries.
+// The operator: Phi a and Phi^T r against plain loops; adjointness; the density choice between
+// the scatter and GEMM + col2im; refused geometries.
 #include "backends.hpp"
 #include "device_io.hpp"
+#include "kernel_recorder.hpp"
 #include "lca/error.hpp"
 #include "reference.hpp"
+#include "solver_cases.hpp"
+
+#include <algorithm>
 
 namespace lca::test {
 namespace {
@@ -131,6 +136,45 @@ TYPED_TEST(Conv, Adjointness) {
     EXPECT_LE(std::abs(lhs - rhs), tol<S>(reconstruct_terms(g) + g.patch() + 2, scale))
         << "<Phi a, r> = " << lhs << ", <a, Phi^T r> = " << rhs;
   }
+}
+
+// Past kDenseDensity active neurons LCA forms Phi a by GEMM + col2im (cheaper there than the
+// scatter over the active lists): the same codes as plain steps, which always scatter, to
+// rounding; and the dense product did run.
+TYPED_TEST(Conv, LcaTakesTheDenseProductWhenManyNeuronsAreActive) {
+  using S = typename TypeParam::Scalar;
+  using Sp = typename TypeParam::Device;
+  using L = typename TypeParam::Layout;
+  Geometry g = small_conv();
+  g.channels = 3, g.nf = 6;
+  const LcaParams p = converging("soft", 0.02, 60);
+  Dictionary<S, Sp, L> d(g);
+  d.init_random(4);
+  const int B = 2;
+  const auto x = to_images<S, Sp>(random_vector(std::size_t(B) * g.pixels(), 17), B, g.pixels());
+  LcaSolver<S, Sp, L> solver(g, p), plain(g, p);
+  solver.reset(B), plain.reset(B);
+  std::vector<KernelRecorder::Launch> log;
+  {
+    KernelRecorder recorder;
+    solver.solve(d, x);
+    log = recorder.launches();
+  }
+  for (int it = 0; it < p.iterations; ++it)
+    plain.step(d, x, false);
+  const double active = double(solver.active_count());
+  const double dense_above = LcaSolver<S, Sp, L>::kDenseDensity * B * g.neurons();
+  ASSERT_GT(active, dense_above)
+      << "too few active neurons: the test would not reach the dense product";
+  EXPECT_EQ(active, double(plain.active_count()));
+  EXPECT_TRUE(std::any_of(log.begin(), log.end(), [](const KernelRecorder::Launch& l) {
+    return l.label == "lca::LcaSolver::col2im";
+  })) << "the dense product never ran";
+  const auto a = from_map(g, solver.activities()), b = from_map(g, plain.activities());
+  // Each step's product differs by the rounding of a sum over the residual's terms; the
+  // steps carry it on.
+  const double per_step = tol<S>(reconstruct_terms(g) + g.patch(), 1 + max_abs(b));
+  EXPECT_LE(max_abs_diff(a, b), p.iterations * per_step);
 }
 
 TEST(Geometry, RefusesIncompatibleShapes) {

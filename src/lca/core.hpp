@@ -7,13 +7,15 @@
 //    execution-space instance its object was built with (a default instance unless given), so
 //    a Serial instantiation runs Serial and a CUDA stream can be passed down;
 //  - device Views are touched on the host only at I/O boundaries, through
-//    create_mirror(_view) + deep_copy (Dictionary::to_host/from_host, LcaSolver::stats, the
-//    batch upload in train/denoise); kernels are KOKKOS_LAMBDA / KOKKOS_INLINE_FUNCTION only;
+//    create_mirror(_view) + deep_copy (Dictionary::to_host/from_host, the solver's per-image
+//    sums and scalars through mirrors allocated with their Views, the batch upload in
+//    train/denoise); kernels are KOKKOS_LAMBDA / KOKKOS_INLINE_FUNCTION only;
 //  - no std:: math inside kernels (decay factors etc. are computed on the host; |x| and max
 //    are written out), so nothing depends on which math functions a device provides;
 //  - the distributed layer sees host buffers only (the learner mirrors the gradient before its
 //    reduction hook): no CUDA-aware MPI is assumed;
-//  - lambdas that launch kernels live in public member functions, never inside another
+//  - lambdas that launch kernels live in free functions (the solver's lca::Impl kernels, which
+//    take the execution-space instance first) or public member functions, never inside another
 //    lambda (nvcc requirements).
 // Layouts: matrices whose first index is the one kernels parallelise over (position, or
 // kernel element) use the execution space's default layout by default: row-contiguous on CPUs

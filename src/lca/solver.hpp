@@ -23,7 +23,6 @@
 #include "lca/params.hpp"
 
 #include <functional>
-#include <memory>
 #include <vector>
 
 namespace lca {
@@ -100,9 +99,57 @@ template <class Scalar> struct DeviceTransfer {
   }
 };
 
+namespace Impl {
+// The solver's buffers, one struct per algorithm (src/kernels/<algorithm>.hpp holds the
+// kernels, free functions that take the execution-space instance first). Each is allocated
+// once per batch size, on the solver's instance; the host mirrors of the small per-image
+// vectors are allocated beside them, so no iteration allocates.
+
+/// The operator Phi (conv.hpp): patches, the active lists of the scatter, the dictionary rows.
+template <class Scalar, class Device, class Layout> struct ConvBuffers {
+  using V = Views<Scalar, Device, Layout>;
+  typename V::Matrix patches;      ///< (B*positions, c*k*k), im2col of the residual
+  typename V::IndexMatrix act_idx; ///< (B*positions, nf): active features of each position
+  typename V::Matrix act_val;      ///< their activities
+  typename V::IndexVector act_cnt; ///< (B*positions)
+  /// The dictionary as rows (nf, c*k*k), refreshed by every scatter.
+  Kokkos::View<Scalar**, Kokkos::LayoutRight, Device> rows;
+  bool dense = false; ///< Phi a through GEMM + col2im (dense codes) instead of the scatter
+};
+
+/// A per-image vector on the device with its host mirror (uploads and downloads).
+template <class T, class Device> struct PerImage {
+  Kokkos::View<T*, Device> d;
+  typename Kokkos::View<T*, Device>::HostMirror h;
+};
+
+/// FISTA (fista.hpp): the previous code and drive, the momentum, and the power iteration's
+/// one-image buffers (the operator on its own patches and drive: no second solver).
+template <class Scalar, class Device, class Layout> struct FistaBuffers {
+  using V = Views<Scalar, Device, Layout>;
+  typename V::Matrix a_prev, g_prev; ///< a_{k-1}, G_{k-1}
+  PerImage<Scalar, Device> beta;
+  typename V::Images power, power_start; ///< (1, c*H*W): the iterate and its fixed start
+  typename V::Matrix power_patches, power_drive;
+  PerImage<double, Device> power_norm; ///< extent 1
+};
+
+/// Polishing (polish.hpp): conjugate gradient on the restricted problem.
+template <class Scalar, class Device, class Layout> struct PolishBuffers {
+  using V = Views<Scalar, Device, Layout>;
+  typename V::Matrix support; ///< the code at the last support check (certificate.hpp)
+  typename V::Matrix r, p, q, saved, sign;
+  PerImage<Scalar, Device> alpha, beta;
+  PerImage<int, Device> mask, keep;
+  PerImage<double, Device> dot;
+};
+} // namespace Impl
+
 /// The solver of one batch on Device (a Kokkos::Device), matrices in Layout. Its kernels and
 /// BLAS calls run on the execution-space instance it is built with; the dictionary it is given
-/// must be ready on that instance (the default instances of one space always are).
+/// must be ready on that instance (the default instances of one space always are). It
+/// orchestrates the algorithms of src/kernels/ (conv, lca_dynamics, fista, certificate,
+/// polish) and owns their buffers.
 template <class Scalar, class Device = DefaultDevice,
           class Layout = typename Device::execution_space::array_layout>
 class LcaSolver {
@@ -135,79 +182,47 @@ public:
   /// R = x - Phi a for the current activity (also refreshes patches()).
   void compute_residual(const Dict& dict, const ConstImages& x);
   /// Per-image statistics of residual() against x_ref (call compute_residual(x_ref) first).
-  BatchStats stats(const ConstImages& x_ref) const;
+  BatchStats stats(const ConstImages& x_ref);
   /// The certificate of every image at the current state, from residual(), drive() and
   /// activities() against x (call compute_residual(x) and apply_drive first). Soft presets.
   std::vector<Certificate> certificate(const ConstImages& x);
   /// An upper estimate of ||Phi^T Phi|| (FISTA's step is its inverse): power iteration on
-  /// one image slot from a fixed pseudo-random start, times a safety factor. A function of
-  /// the dictionary alone, so codes do not depend on earlier solves (exact resume, any rank
+  /// one image from a fixed pseudo-random start, times a safety factor. A function of the
+  /// dictionary alone, so codes do not depend on earlier solves (exact resume, any rank
   /// count).
   double estimate_lipschitz(const Dict& dict, int iterations);
   double lipschitz() const { return lipschitz_; }
-  /// Power iteration on this solver's own image slots (estimate_lipschitz's helper).
-  double power_iteration(const Dict& dict, int iterations);
   /// Benchmarks: called at every gap check (every check_every iterations, also without
   /// stop_gap) with the iterations and CG iterations so far and every image's certificate.
   using Trace = std::function<void(int, int, const std::vector<Certificate>&)>;
   void set_trace(Trace trace) { trace_ = std::move(trace); }
 
-  const Matrix& potentials() const { return v_; } ///< (B*positions, nf)
-  const Matrix& activities() const { return a_; } ///< (B*positions, nf)
-  const Images& residual() const { return r_; }   ///< (B, c*H*W)
-  const Matrix& patches() const { return p_; }    ///< (B*positions, c*k*k), im2col of residual()
-  const Matrix& drive() const { return g_; }      ///< (B*positions, nf), Phi^T r of the last step
+  const Matrix& potentials() const { return v_; }         ///< (B*positions, nf)
+  const Matrix& activities() const { return a_; }         ///< (B*positions, nf)
+  const Images& residual() const { return r_; }           ///< (B, c*H*W)
+  const Matrix& patches() const { return conv_.patches; } ///< im2col of residual()
+  const Matrix& drive() const { return g_; } ///< (B*positions, nf), Phi^T r of the last step
 
   /// Overwrite the activity (tests, warm starts); rebuilds the active lists.
   void set_activities(const Matrix& a);
 
-  /// Per-image sums at the current state, on the host: the columns of Measure.
-  enum Measure { rr, rx, l1, nnz, gmax, changes, n_measures };
-
-  // Building blocks, public for the tests and benchmarks (and because CUDA lambdas cannot
-  // live in private member functions).
-  void
-  reconstruct(const Dict& dict, const ConstImages& x, const Images& out,
-              Scalar sign) const; ///< out = x + sign * Phi a (x may be empty: out = sign Phi a)
+  // Building blocks for the tests and benchmarks (conv.hpp, lca_dynamics.hpp).
+  /// out = x + sign * Phi a through the scatter over the active lists (x may be empty).
+  void reconstruct(const Dict& dict, const ConstImages& x, const Images& out, Scalar sign);
   /// out = x + sign * Phi a for any a (not the active lists): GEMM into patch space + col2im.
   /// compute_residual uses it instead of the scatter while use_dense(true).
   void reconstruct_dense(const Dict& dict, const Matrix& a, const ConstImages& x, const Images& out,
                          Scalar sign);
-  void use_dense(bool dense) { dense_ = dense; }
+  void use_dense(bool dense) { conv_.dense = dense; }
   /// Neurons active in the batch (the sum of the active lists).
   std::int64_t active_count() const;
-  /// Phi a through the scatter or GEMM + col2im, whichever `active` neurons make cheaper.
-  void choose_reconstruction(std::int64_t active) {
-    use_dense(double(active) > kDenseDensity * double(batch_) * double(geom_.neurons()));
-  }
-  void im2col(const ConstImages& r);
+  void im2col(const ConstImages& r);  ///< patches() = im2col(r)
   void apply_drive(const Dict& dict); ///< g = patches * D
-  Scalar update(bool track_dv);
-  /// One FISTA step with per-image momentum beta and step 1/L = inv_l; returns the number
-  /// of active neurons of the new code.
-  std::int64_t fista_update(Scalar inv_l, const std::vector<double>& beta);
-  void rebuild_active_lists(const Matrix& from);
-  void rebuild_active_lists() { rebuild_active_lists(a_); }
-  /// Per-image sums (the columns of Measure, copied to the host) from residual(), drive()
-  /// and activities() against x; with track_support also the support changes since the
-  /// last tracked call.
-  void measure(const ConstImages& x, bool track_support);
-  /// One polishing round on the images with mask[b]: conjugate gradient on the restricted
-  /// problem, signs kept; an image keeps the result only if its gap (updated) shrank.
-  /// Leaves residual, drive and measures at the resulting code. Returns the CG iterations.
-  int polish(const Dict& dict, const ConstImages& x, const std::vector<int>& mask,
-             std::vector<double>& gap, std::vector<int>& accepted);
-  // Polishing steps (public only for CUDA lambdas).
-  std::vector<double> masked_dot(const Matrix& X, const Matrix& Y); ///< per image, on W
-  void cg_start();
-  void cg_apply(const Dict& dict);
-  void cg_step(const std::vector<double>& alpha);
-  void cg_direction(const std::vector<double>& beta);
-  void cg_finish(const std::vector<int>& accept, bool project);
+  Scalar update(bool track_dv);       ///< step 4 of LCA; max |dV| when track_dv
 
   static constexpr int kMaxCgIterations = 100;
-  /// Power iterations per Lipschitz estimate (from a fixed start; batch 1, so cheap next to a
-  /// batch's solve).
+  /// Power iterations per Lipschitz estimate (from a fixed start; one image, so cheap next to
+  /// a batch's solve).
   static constexpr int kPowerIterations = 30;
   /// Polishing starts once an image's support changed by at most this fraction (or one
   /// neuron) between two gap checks.
@@ -223,31 +238,30 @@ public:
   static constexpr double kRestartSlack = 1e-6;
 
 private:
+  /// Per-image sums at the current state (certificate.hpp), copied to measures_h_.
+  void measure(const ConstImages& x, int what);
   Certificate certify(int b) const; ///< from measures_h_
   void set_decay(const std::vector<double>& time_steps);
+  void choose_reconstruction(std::int64_t active);
+  void rebuild_active_lists(const Matrix& from);
+  /// Residual, drive and certificate sums at the current code (polishing's scoring).
+  void refresh(const Dict& dict, const ConstImages& x);
 
   Geometry geom_;
   LcaParams params_;
   exec_space exec_;
   DeviceTransfer<Scalar> transfer_;
   int batch_ = 0;
-  Matrix v_, a_, g_, p_;
-  Matrix a_prev_, g_prev_;                                 ///< FISTA: a_{k-1}, G_{k-1}
-  Matrix a_check_, cg_r_, cg_p_, cg_q_, a_save_, cg_sign_; ///< polishing
-  Images r_, power_;
-  typename V::template Vector<Scalar> decay_, beta_, alpha_;
-  typename V::template Vector<int> mask_;
+  Matrix v_, a_, g_;
+  Images r_;
+  Impl::ConvBuffers<Scalar, Device, Layout> conv_;
+  Impl::PerImage<Scalar, Device> decay_; ///< LCA: exp(-dt / tau) per image (lca_dynamics.hpp)
+  Impl::FistaBuffers<Scalar, Device, Layout> fista_;
+  Impl::PolishBuffers<Scalar, Device, Layout> polish_;
   Kokkos::View<double**, Kokkos::LayoutRight, Device> measures_;
   typename Kokkos::View<double**, Kokkos::LayoutRight, Device>::HostMirror measures_h_;
   double lipschitz_ = 0;
-  bool dense_ = false;                      ///< reconstruct through GEMM + col2im (dense codes)
-  std::shared_ptr<LcaSolver> power_solver_; ///< batch 1, for estimate_lipschitz
   Trace trace_;
-  typename V::IndexMatrix act_idx_; ///< (B*positions, nf): active features of each position
-  Matrix act_val_;                  ///< their activities
-  typename V::IndexVector act_cnt_; ///< (B*positions)
-  /// The dictionary as rows (nf, c*k*k), refreshed by reconstruct().
-  Kokkos::View<Scalar**, Kokkos::LayoutRight, Device> dt_;
 };
 
 } // namespace lca

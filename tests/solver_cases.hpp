@@ -1,0 +1,116 @@
+#pragma once
+// Problems shared by the solver tests (test_solver, test_lca_dynamics, test_fista,
+// test_certificate, test_polish): a small convolution, converging parameters, coordinate-
+// descent LASSO on the explicit operator and a small LASSO with its optimum.
+#include "device_io.hpp"
+#include "lca/dictionary.hpp"
+#include "lca/params.hpp"
+#include "reference.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+namespace lca::test {
+
+inline Geometry small_conv() {
+  Geometry g;
+  g.channels = 1, g.height = 8, g.width = 8, g.kernel = 4, g.stride = 2, g.nf = 3;
+  return g;
+}
+
+inline LcaParams converging(const std::string& preset, double lambda, int iterations) {
+  LcaParams p;
+  p.tau = 10, p.dt = 1, p.iterations = iterations;
+  p.transfer = make_transfer(preset, lambda);
+  return p;
+}
+
+// Coordinate-descent LASSO on a dense dictionary (k = H = W, s = H): the same optimum.
+inline std::vector<double> lasso_cd(const std::vector<double>& D, int n, int m,
+                                    const std::vector<double>& x, double lambda, bool nonneg) {
+  std::vector<double> a(m, 0.0), r(x);
+  for (int sweep = 0; sweep < 100000; ++sweep) {
+    double change = 0;
+    for (int j = 0; j < m; ++j) {
+      double dj2 = 0, c = 0;
+      for (int i = 0; i < n; ++i) {
+        dj2 += D[j * n + i] * D[j * n + i];
+        c += D[j * n + i] * (r[i] + D[j * n + i] * a[j]);
+      }
+      double aj = std::abs(c) > lambda ? (c - lambda * (c > 0 ? 1 : -1)) / dj2 : 0.0;
+      if (nonneg && aj < 0)
+        aj = 0;
+      for (int i = 0; i < n; ++i)
+        r[i] -= D[j * n + i] * (aj - a[j]);
+      change = std::max(change, std::abs(aj - a[j]));
+      a[j] = aj;
+    }
+    if (change < 1e-15)
+      break;
+  }
+  return a;
+}
+
+/// The convolutional operator as an explicit dense matrix, column j = Phi e_j over one
+/// image's neurons in map order (nf, H/s, W/s), stored as lasso_cd takes it: D[j * n + i].
+inline std::vector<double> dense_operator(const Geometry& g, const std::vector<double>& dict) {
+  const int n = g.pixels(), m = int(g.neurons());
+  std::vector<double> D(std::size_t(m) * n), e(m, 0.0);
+  for (int j = 0; j < m; ++j) {
+    e[j] = 1;
+    const auto col = ref_reconstruct(g, dict, e, 1);
+    std::copy(col.begin(), col.end(), D.begin() + std::size_t(j) * n);
+    e[j] = 0;
+  }
+  return D;
+}
+
+inline double lasso_energy(const std::vector<double>& D, int n, const std::vector<double>& x,
+                           const std::vector<double>& a, double lambda) {
+  std::vector<double> r(x);
+  double l1 = 0;
+  for (std::size_t j = 0; j < a.size(); ++j) {
+    l1 += std::abs(a[j]);
+    for (int i = 0; i < n; ++i)
+      r[i] -= D[j * n + i] * a[j];
+  }
+  double rr = 0;
+  for (double v : r)
+    rr += v * v;
+  return 0.5 * rr + lambda * l1;
+}
+
+/// A small convolutional LASSO with its double-precision coordinate-descent optimum P*.
+struct SmallLasso {
+  Geometry g;
+  double lambda = 0.15;
+  int B = 3;
+  std::vector<double> dict, x, optimum; ///< optimum: P* per image
+  SmallLasso(const std::string& preset) {
+    g.channels = 2, g.height = 8, g.width = 8, g.kernel = 4, g.stride = 2, g.nf = 4;
+    Dictionary<double> d(g); // the default space: instantiated on every build
+    d.init_random(21);
+    const auto w = d.to_host();
+    dict.assign(w.begin(), w.end());
+    x = random_vector(std::size_t(B) * g.pixels(), 22);
+    const auto D = dense_operator(g, dict);
+    for (int b = 0; b < B; ++b) {
+      const std::vector<double> xb(x.begin() + b * g.pixels(), x.begin() + (b + 1) * g.pixels());
+      const auto a = lasso_cd(D, g.pixels(), int(g.neurons()), xb, lambda, preset == "soft-nonneg");
+      optimum.push_back(lasso_energy(D, g.pixels(), xb, a, lambda));
+    }
+  }
+  /// The problem on a backend: its dictionary, exactly, and its images.
+  template <class S, class Sp, class L> Dictionary<S, Sp, L> dictionary() const {
+    Dictionary<S, Sp, L> d(g);
+    load_dictionary_exact(d, dict);
+    return d;
+  }
+  template <class S, class Sp> typename Views<S, Sp>::Images images() const {
+    return to_images<S, Sp>(x, B, g.pixels());
+  }
+};
+
+} // namespace lca::test
