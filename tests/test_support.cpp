@@ -292,8 +292,8 @@ TYPED_TEST(Support, OneRoundOnTheRightSupportClosesTheCertificate) {
 }
 
 // The cap: an image whose support would cost too much is skipped untouched; images outside
-// the mask are not looked at.
-TYPED_TEST(Support, SkipsImagesAboveTheCapAndOutsideTheMask) {
+// the mask are not looked at; max_add limits the newcomers.
+TYPED_TEST(Support, HonoursTheCapTheMaskAndMaxAdd) {
   using S = typename TypeParam::Scalar;
   using Sp = typename TypeParam::Device;
   using L = typename TypeParam::Layout;
@@ -327,6 +327,17 @@ TYPED_TEST(Support, SkipsImagesAboveTheCapAndOutsideTheMask) {
     for (std::size_t i = b * per_image; i < (b + 1) * per_image; ++i)
       EXPECT_EQ(a1[i], a0[i]);
   EXPECT_GT(max_abs_diff(a1, a0), 0.0);
+  // From a = 0 every neuron with |Phi^T x| > lambda violates.
+  typename Solve::Matrix zero("zero", A.extent(0), g.nf), B("B", A.extent(0), g.nf);
+  solver.set_activities(zero);
+  solver.compute_residual(d, x);
+  solver.apply_drive(d);
+  const auto all = solve.round(B, solver.drive(), prob.lambda, false, {1, 0, 0});
+  Kokkos::deep_copy(B, zero);
+  const auto one = solve.round(B, solver.drive(), prob.lambda, false, {1, 0, 0}, 1);
+  ASSERT_GT(all.violators[0], 1);
+  EXPECT_EQ(one.violators[0], 1);
+  EXPECT_EQ(one.support[0], all.support[0] - all.violators[0] + 1);
 }
 
 } // namespace

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <limits>
 #include <type_traits>
+#include <utility>
 
 extern "C" {
 void dpbtrf_(const char* uplo, const int* n, const int* kd, double* ab, const int* ldab, int* info);
@@ -96,25 +97,35 @@ double SupportSolve<Scalar, Device, Layout>::entry(int f, int y, int x, int g, i
 }
 
 template <class Scalar, class Device, class Layout>
+template <class Set>
 void SupportSolve<Scalar, Device, Layout>::fill_gram(const std::vector<Neuron>& S,
                                                      const std::vector<int>& start,
-                                                     std::vector<double>& M, bool both) const {
+                                                     const Set& set) const {
   const int n = int(S.size()), Hs = geom_.out_h(), Ws = geom_.out_w();
-  M.assign(std::size_t(n) * n, 0.0);
   // Only the neurons of the (2 reach + 1)^2 neighbouring positions overlap neuron i.
   for (int i = 0; i < n; ++i) {
     const int y = S[i].pos / Ws, x = S[i].pos % Ws;
     for (int yy = std::max(0, y - reach_); yy <= std::min(Hs - 1, y + reach_); ++yy)
       for (int xx = std::max(0, x - reach_); xx <= std::min(Ws - 1, x + reach_); ++xx) {
         const int q = yy * Ws + xx;
-        for (int j = start[q]; j < start[q + 1] && j <= i; ++j) {
-          const double v = entry(S[i].feature, y, x, S[j].feature, yy - y, xx - x);
-          M[std::size_t(j) * n + i] = v;
-          if (both)
-            M[std::size_t(i) * n + j] = v;
-        }
+        for (int j = start[q]; j < start[q + 1] && j <= i; ++j)
+          set(i, j, entry(S[i].feature, y, x, S[j].feature, yy - y, xx - x));
       }
   }
+}
+
+template <class Scalar, class Device, class Layout>
+int SupportSolve<Scalar, Device, Layout>::bandwidth(const std::vector<Neuron>& S,
+                                                    const std::vector<int>& start) const {
+  const int Hs = geom_.out_h(), Ws = geom_.out_w();
+  // The last position that overlaps (y, x) in raster order is (y + reach, x + reach).
+  int kd = 0;
+  for (int i = 0; i < int(S.size()); ++i) {
+    const int y = S[i].pos / Ws, x = S[i].pos % Ws;
+    const int last = std::min(Hs - 1, y + reach_) * Ws + std::min(Ws - 1, x + reach_);
+    kd = std::max(kd, start[last + 1] - 1 - i);
+  }
+  return kd;
 }
 
 namespace {
@@ -143,9 +154,12 @@ SupportSolve<Scalar, Device, Layout>::gram(const std::vector<Neuron>& S_in) cons
   std::vector<Neuron> S;
   for (int i : order)
     S.push_back(S_in[i]);
-  std::vector<double> M, out(S.size() * S.size());
-  fill_gram(S, position_starts(S, geom_.positions()), M, true);
   const std::size_t n = S.size();
+  std::vector<double> M(n * n, 0.0), out(n * n);
+  fill_gram(S, position_starts(S, geom_.positions()), [&](int i, int j, double v) {
+    M[std::size_t(j) * n + i] = v;
+    M[std::size_t(i) * n + j] = v;
+  });
   std::vector<std::size_t> sorted_at(n); // the caller's neuron i is sorted neuron sorted_at[i]
   for (std::size_t i = 0; i < n; ++i)
     sorted_at[order[i]] = i;
@@ -156,23 +170,36 @@ SupportSolve<Scalar, Device, Layout>::gram(const std::vector<Neuron>& S_in) cons
 }
 
 namespace {
-/// The lower band of K(T, T) (K column-major n x n, T ascending) in LAPACK's band storage:
-/// ab[(i - j) + j * (kd + 1)] = K(T[i], T[j]) for j <= i <= j + kd, kd the widest non-zero.
-int band_of(const std::vector<double>& K, std::size_t n, const std::vector<int>& T,
-            std::vector<double>& ab) {
+/// A symmetric banded matrix: entry (i, j), j <= i <= j + kd, at v[(i - j) + j (kd + 1)]
+/// (LAPACK's lower band storage), 0 farther out.
+struct Band {
+  int n = 0, kd = 0;
+  std::vector<double> v;
+  void reset(int n_, int kd_) {
+    n = n_, kd = kd_;
+    v.assign(std::size_t(n) * (kd + 1), 0.0);
+  }
+  double& lower(int i, int j) { return v[std::size_t(j) * (kd + 1) + (i - j)]; }
+  double operator()(int i, int j) const {
+    if (i < j)
+      std::swap(i, j);
+    return i - j > kd ? 0.0 : v[std::size_t(j) * (kd + 1) + (i - j)];
+  }
+};
+
+/// K(T, T) for ascending T into `sub`.
+void restrict_band(const Band& K, const std::vector<int>& T, Band& sub) {
   const int m = int(T.size());
   int kd = 0;
-  for (int j = 0; j < m; ++j)
-    for (int i = m - 1; i > j + kd; --i)
-      if (K[std::size_t(T[j]) * n + T[i]] != 0) {
-        kd = i - j;
-        break;
-      }
-  ab.assign(std::size_t(m) * (kd + 1), 0.0);
+  for (int j = 0, hi = 0; j < m; ++j) {
+    while (hi + 1 < m && T[hi + 1] <= T[j] + K.kd)
+      ++hi;
+    kd = std::max(kd, hi - j);
+  }
+  sub.reset(m, kd);
   for (int j = 0; j < m; ++j)
     for (int i = j; i <= std::min(m - 1, j + kd); ++i)
-      ab[std::size_t(j) * (kd + 1) + (i - j)] = K[std::size_t(T[j]) * n + T[i]];
-  return kd;
+      sub.lower(i, j) = K(T[i], T[j]);
 }
 } // namespace
 
@@ -225,15 +252,24 @@ void SupportSolve<Scalar, Device, Layout>::solve_image(int b, const HostA& A, co
     old[i] = a[i] != 0;
     s[i] = old[i] ? (a[i] > 0 ? 1.0 : -1.0) : (g[i] > 0 ? 1.0 : -1.0);
   }
-  std::vector<double> K;
-  fill_gram(S, position_starts(S, npos), K, true);
+  // The Gram of the candidates is banded in position order: check its cost before filling it.
+  const std::vector<int> start = position_starts(S, npos);
+  const int kd = bandwidth(S, start);
+  const double budget = max_flops();
+  if (double(n) * (kd + 1) * (kd + 1) > budget) {
+    out.status[b] = Status::too_large;
+    return;
+  }
+  Band K;
+  K.reset(n, kd);
+  fill_gram(S, start, [&](int i, int j, double v) { K.lower(i, j) = v; });
   // Feature-sign search (Lee, Battle, Raina, Ng 2007) on the candidates: solve on T with
   // the signs s, step to the first sign change, drop what reaches 0, and once exact on T
   // let the candidates whose drive now violates rejoin. Every step lowers the energy, so
   // it cannot cycle; the cap only bounds the factorisations.
-  const double budget = max_flops();
   std::vector<int> T;
-  std::vector<double> ab, delta;
+  std::vector<double> delta;
+  Band KT;
   bool converged = false;
   int solves = 0;
   for (;;) {
@@ -245,23 +281,19 @@ void SupportSolve<Scalar, Device, Layout>::solve_image(int b, const HostA& A, co
       if (solves == kMaxSolves)
         break;
       const int m = int(T.size());
-      const int kd = band_of(K, std::size_t(n), T, ab);
-      if (double(m) * (kd + 1) * (kd + 1) > budget) {
-        out.status[b] = Status::too_large;
-        return;
-      }
+      restrict_band(K, T, KT);
       delta.resize(m);
       for (int u = 0; u < m; ++u)
         delta[u] = g[T[u]] - lambda * s[T[u]];
       const char lower = 'L';
-      const int one = 1, ldab = kd + 1;
+      const int one = 1, ldab = KT.kd + 1;
       int info = 0;
-      dpbtrf_(&lower, &m, &kd, ab.data(), &ldab, &info);
+      dpbtrf_(&lower, &m, &KT.kd, KT.v.data(), &ldab, &info);
       if (info != 0) { // a principal submatrix of a definite K is definite: only the first
         out.status[b] = Status::singular;
         return;
       }
-      dpbtrs_(&lower, &m, &kd, &one, ab.data(), &ldab, delta.data(), &m, &info);
+      dpbtrs_(&lower, &m, &KT.kd, &one, KT.v.data(), &ldab, delta.data(), &m, &info);
       ++solves;
       // A newcomer that would move against its sign leaves T (it stays 0) before any step.
       bool left = false;
@@ -278,11 +310,11 @@ void SupportSolve<Scalar, Device, Layout>::solve_image(int b, const HostA& A, co
           t = -a[i] / delta[u], first = i;
       }
       for (int u = 0; u < m; ++u) {
+        const int j = T[u];
         const double step = t * delta[u];
-        a[T[u]] += step;
-        const double* column = &K[std::size_t(T[u]) * n];
-        for (int i = 0; i < n; ++i)
-          g[i] -= step * column[i];
+        a[j] += step;
+        for (int i = std::max(0, j - kd); i <= std::min(n - 1, j + kd); ++i)
+          g[i] -= step * K(i, j);
       }
       if (first >= 0) { // the first sign change, and any other that rounding put at 0
         for (int i : T)

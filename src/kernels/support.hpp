@@ -74,7 +74,7 @@ public:
   /// A drive counts as a violation above lambda (1 + kViolatorSlack epsilon): not rounding.
   static constexpr double kViolatorSlack = 64;
 
-  /// A banded factorisation costs |T| kd^2 flops, one FISTA or LCA iteration about
+  /// A banded factorisation costs |S| kd^2 flops, one FISTA or LCA iteration about
   /// 4 * positions * c*k*k * nf per image (the drive GEMM and Phi a): an image whose
   /// factorisation would cost more than max_cost_iterations iterations is skipped.
   explicit SupportSolve(const Geometry& g, double max_cost_iterations = 10,
@@ -111,10 +111,12 @@ private:
   /// The same product summed over the overlap's pixels, inside the image when clip.
   double product(int f, int g, int y, int x, int dy, int dx, bool clip) const;
   bool whole(int y, int x) const { return y >= y_lo_ && y <= y_hi_ && x >= x_lo_ && x <= x_hi_; }
-  /// The Gram of neurons sorted by position into M (column-major n x n): the lower triangle,
-  /// the upper too when both; start[q] indexes the first neuron at position q or later.
-  void fill_gram(const std::vector<Neuron>& S, const std::vector<int>& start,
-                 std::vector<double>& M, bool both) const;
+  /// The Gram of neurons sorted by position: set(i, j, entry) for the overlapping pairs
+  /// j <= i; start[q] indexes the first neuron at position q or later.
+  template <class Set>
+  void fill_gram(const std::vector<Neuron>& S, const std::vector<int>& start, const Set& set) const;
+  /// The Gram's bandwidth by the positions alone (no products).
+  int bandwidth(const std::vector<Neuron>& S, const std::vector<int>& start) const;
 
   Geometry geom_;
   exec_space exec_;
