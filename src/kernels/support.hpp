@@ -1,0 +1,129 @@
+#pragma once
+// Exact support solve (issue 20), private to the kernel layer: once FISTA or LCA has found
+// (nearly) the right support, solve the LASSO restricted to it directly, so that the
+// duality-gap certificate closes instead of creeping down with the iterations.
+//
+// One round per open image, on the host in double precision whatever Scalar is. Candidates:
+// the support {a != 0} and the violators of the dual constraint (|G| > lambda; G > lambda for
+// non-negative codes), newcomers signed by their drive. On them, feature-sign search: solve
+// Phi_T^T Phi_T delta = G_T - lambda s_T on the working set T (since G = Phi^T x - Phi^T Phi a
+// this is the restricted optimality condition Phi_T^T (x - Phi a) = lambda s_T), step to the
+// first sign change, drop what reaches 0 and solve again; once exact on T, candidates whose
+// drive (kept exact through the Gram) violates rejoin. Each step lowers the energy.
+// Neurons outside the candidates may violate once the code moved, so only the certificate
+// tells whether an image is done: the caller recomputes r = x - Phi a, G = Phi^T r (the
+// solver's full convolutions) and the certificate, and runs another round on the images still
+// open. On the right support a round leaves Phi_i^T r = lambda s_i on S exactly (to rounding)
+// and the gap at the code's true distance.
+// The right-hand side is the new residual's each round, so rounds also refine a float code.
+//
+// The Gram is built from the dictionary's correlation taps: atoms at positions more than
+// ceil(k/s) - 1 apart do not overlap, so <phi_(p,f), phi_(q,g)> is taps(q - p, f, g) for two
+// untruncated atoms. Atoms at border positions are truncated by the image edge: their entries
+// are the products of the clipped atoms, computed directly (44 % of the positions at 3x32x32,
+// k 8, s 2: about 0.7 ms per image of 800 neurons, as much as the lookups).
+// With the neurons in position order the Gram is banded (bandwidth ~ the neurons of
+// ceil(k/s) - 1 rows of positions), so the factorisation is LAPACK's banded Cholesky,
+// dpbtrf/dpbtrs: |S| kd^2 flops instead of |S|^3 / 3.
+//
+// Backends: LAPACK (OpenBLAS ships it) on the host, one image per thread of the host execution
+// space (Device's own when it is a host space, so a Serial object runs serially). On a device
+// space (CUDA) the codes and drives of the batch are copied to the host through Kokkos mirrors
+// and the codes back: a few hundred KB per image, small next to the factorisations. Kokkos
+// Kernels 3.4 has no batched Cholesky.
+#include "lca/dictionary.hpp"
+
+#include <cstdint>
+#include <vector>
+
+namespace lca {
+
+template <class Scalar, class Device = DefaultDevice,
+          class Layout = typename Device::execution_space::array_layout>
+class SupportSolve {
+public:
+  using V = Views<Scalar, Device, Layout>;
+  using exec_space = typename V::exec_space;
+  using Matrix = typename V::Matrix;
+  using Dict = Dictionary<Scalar, Device, Layout>;
+
+  /// What a round did to one image.
+  enum class Status {
+    idle,      ///< not in the mask
+    solved,    ///< exact on its final support, no candidate violates (a = 0 without any)
+    capped,    ///< stopped after kMaxSolves factorisations: a better code, not exact on S
+    too_large, ///< skipped: a factorisation would cost more than max_flops()
+    singular   ///< skipped: the candidates' atoms are linearly dependent (Cholesky failed)
+  };
+  struct Round {
+    std::vector<Status> status; ///< per image of the batch
+    std::vector<int> support;   ///< candidates: the old support plus the violators
+    std::vector<int> violators; ///< candidates outside the old support
+    std::vector<int> added;     ///< violators that ended non-zero
+    std::vector<int> dropped;   ///< coefficients of the old support that ended at 0
+    std::vector<int> solves;    ///< factorisations
+  };
+  /// A neuron of one image: position (y * out_w + x) and feature.
+  struct Neuron {
+    int pos, feature;
+  };
+
+  /// Factorisations per image and round: each lowers the energy, one or two suffice near
+  /// the optimum, and a capped round still returns the better code.
+  static constexpr int kMaxSolves = 10;
+  /// A drive counts as a violation above lambda (1 + kViolatorSlack epsilon): not rounding.
+  static constexpr double kViolatorSlack = 64;
+
+  /// A banded factorisation costs |S| kd^2 flops, one FISTA or LCA iteration about
+  /// 4 * positions * c*k*k * nf per image (the drive GEMM and Phi a): an image whose
+  /// factorisation would cost more than max_cost_iterations iterations is skipped.
+  explicit SupportSolve(const Geometry& g, double max_cost_iterations = 10,
+                        const exec_space& exec = exec_space());
+
+  const Geometry& geometry() const { return geom_; }
+  /// The most flops one factorisation may cost (the cap above).
+  double max_flops() const { return max_flops_; }
+
+  /// Correlation taps of dict (copied to the host in double): call again whenever the
+  /// dictionary changes.
+  void set_dictionary(const Dict& dict);
+
+  /// One active-set round on the images b with mask[b] != 0: updates A (B*positions, nf) in
+  /// place from the drive G = Phi^T (x - Phi A) of the current A. nonneg: codes a >= 0
+  /// (soft-nonneg), else soft. max_add > 0 lets at most that many violators join per image,
+  /// those with the largest excess over lambda first (0: all).
+  Round round(const Matrix& A, const Matrix& G, double lambda, bool nonneg,
+              const std::vector<int>& mask, int max_add = 0);
+
+  /// The Gram Phi_S^T Phi_S of one image's neurons, column-major |S| x |S|, both triangles:
+  /// the entries round() factorises (tests).
+  std::vector<double> gram(const std::vector<Neuron>& S) const;
+
+private:
+  /// The round of one image on host copies of A and G.
+  template <class HostA, class HostG>
+  void solve_image(int b, const HostA& A, const HostG& G, double lambda, bool nonneg, int max_add,
+                   Round& out) const;
+  /// <phi_(y,x,f), phi_(y+dy,x+dx,g)>, from the taps for two untruncated atoms.
+  double entry(int f, int y, int x, int g, int dy, int dx) const;
+  /// The same product summed over the overlap's pixels, inside the image when clip.
+  double product(int f, int g, int y, int x, int dy, int dx, bool clip) const;
+  bool whole(int y, int x) const { return y >= y_lo_ && y <= y_hi_ && x >= x_lo_ && x <= x_hi_; }
+  /// The Gram of neurons sorted by position: set(i, j, entry) for the overlapping pairs
+  /// j <= i; start[q] indexes the first neuron at position q or later.
+  template <class Set>
+  void fill_gram(const std::vector<Neuron>& S, const std::vector<int>& start, const Set& set) const;
+  /// The Gram's bandwidth by the positions alone (no products).
+  int bandwidth(const std::vector<Neuron>& S, const std::vector<int>& start) const;
+
+  Geometry geom_;
+  exec_space exec_;
+  int reach_;                     ///< ceil(k/s) - 1: the farthest overlapping offset
+  int y_lo_, y_hi_, x_lo_, x_hi_; ///< positions whose atoms lie wholly inside the image
+  double max_flops_;
+  std::vector<double> dict_; ///< (nf, c*k*k) row-major, double
+  std::vector<double> taps_; ///< ((dy, dx), f, g), offsets -reach..reach
+  bool ready_ = false;
+};
+
+} // namespace lca

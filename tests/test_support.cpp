@@ -1,0 +1,344 @@
+// The exact support solve (issue 20): its Gram against the explicit Phi_S^T Phi_S, its rounds
+// against a coordinate-descent optimum, and the certificate it leaves on a right support.
+#include "backends.hpp"
+#include "device_io.hpp"
+#include "kernels/support.hpp"
+#include "lca/error.hpp"
+#include "reference.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+
+namespace lca::test {
+namespace {
+
+template <class T> struct Support : ::testing::Test {};
+TYPED_TEST_SUITE(Support, Configs, ConfigNames);
+
+/// Phi as a dense matrix over one image's neurons in map order (nf, H/s, W/s): column j is
+/// D[j * n ...], n = pixels.
+std::vector<double> dense_phi(const Geometry& g, const std::vector<double>& dict) {
+  const int n = g.pixels(), m = int(g.neurons());
+  std::vector<double> D(std::size_t(m) * n), e(m, 0.0);
+  for (int j = 0; j < m; ++j) {
+    e[j] = 1;
+    const auto col = ref_reconstruct(g, dict, e, 1);
+    std::copy(col.begin(), col.end(), D.begin() + std::size_t(j) * n);
+    e[j] = 0;
+  }
+  return D;
+}
+
+/// The dictionary's values exactly as the backend stores them, (nf, c, k, k).
+template <class Dict> std::vector<double> stored(const Dict& d) {
+  const Geometry& g = d.geometry();
+  const auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), d.matrix());
+  std::vector<double> v(std::size_t(g.nf) * g.patch());
+  for (int m = 0; m < g.nf; ++m)
+    for (int e = 0; e < g.patch(); ++e)
+      v[std::size_t(m) * g.patch() + e] = double(h(e, m));
+  return v;
+}
+
+// Every Gram entry, border atoms included, is the product of the two (truncated) atoms.
+TYPED_TEST(Support, GramIsPhiTransposePhiOfTheSupport) {
+  using S = typename TypeParam::Scalar;
+  using Sp = typename TypeParam::Device;
+  using L = typename TypeParam::Layout;
+  using Solve = SupportSolve<S, Sp, L>;
+  struct Shape {
+    int c, h, w, k, s, nf;
+  };
+  // Overlap reaches 1, 2, 3 and 0 positions; odd and even pads; a non-square image.
+  for (const Shape sh :
+       {Shape{2, 8, 10, 4, 2, 3}, Shape{1, 9, 9, 5, 1, 2}, Shape{3, 12, 12, 6, 2, 3},
+        Shape{1, 16, 12, 8, 2, 4}, Shape{2, 8, 8, 4, 4, 3}}) {
+    Geometry g;
+    g.channels = sh.c, g.height = sh.h, g.width = sh.w, g.kernel = sh.k, g.stride = sh.s;
+    g.nf = sh.nf;
+    SCOPED_TRACE("k " + std::to_string(g.kernel) + " s " + std::to_string(g.stride));
+    Dictionary<S, Sp, L> d(g);
+    d.init_random(31);
+    Solve solve(g);
+    solve.set_dictionary(d);
+    const auto D = dense_phi(g, stored(d));
+    // Half of the neurons, at random, in no particular order.
+    std::vector<typename Solve::Neuron> support;
+    std::vector<int> column;
+    std::mt19937 gen(5);
+    for (int m = 0; m < g.nf; ++m)
+      for (int q = 0; q < g.positions(); ++q)
+        if (gen() % 2) {
+          support.push_back({q, m});
+          column.push_back(m * g.positions() + q);
+        }
+    std::shuffle(support.begin(), support.end(), std::mt19937(6));
+    std::shuffle(column.begin(), column.end(), std::mt19937(6));
+    const auto M = solve.gram(support);
+    const std::size_t n = support.size(), npix = std::size_t(g.pixels());
+    double worst = 0, largest = 0;
+    for (std::size_t j = 0; j < n; ++j)
+      for (std::size_t i = 0; i < n; ++i) {
+        double ref = 0;
+        for (std::size_t t = 0; t < npix; ++t)
+          ref += D[column[i] * npix + t] * D[column[j] * npix + t];
+        worst = std::max(worst, std::abs(M[j * n + i] - ref));
+        largest = std::max(largest, std::abs(ref));
+      }
+    EXPECT_GT(largest, 0.5); // unit atoms: the diagonal of whole ones is 1
+    // Unit atoms: every entry sums at most c*k*k products of magnitude sum <= 1.
+    EXPECT_LE(worst, tol<double>(g.patch(), 1.0));
+  }
+}
+
+/// Coordinate-descent LASSO on a dense operator D (column j at D[j * n]) to a change of 1e-14.
+std::vector<double> lasso_cd(const std::vector<double>& D, int n, int m,
+                             const std::vector<double>& x, double lambda, bool nonneg) {
+  std::vector<double> a(m, 0.0), r(x), norm2(m, 0.0);
+  for (int j = 0; j < m; ++j)
+    for (int i = 0; i < n; ++i)
+      norm2[j] += D[std::size_t(j) * n + i] * D[std::size_t(j) * n + i];
+  for (int sweep = 0; sweep < 200000; ++sweep) {
+    double change = 0;
+    for (int j = 0; j < m; ++j) {
+      const double* dj = &D[std::size_t(j) * n];
+      double c = 0;
+      for (int i = 0; i < n; ++i)
+        c += dj[i] * r[i];
+      c += norm2[j] * a[j];
+      double aj = std::abs(c) > lambda ? (c - lambda * (c > 0 ? 1 : -1)) / norm2[j] : 0.0;
+      if (nonneg && aj < 0)
+        aj = 0;
+      for (int i = 0; i < n; ++i)
+        r[i] -= dj[i] * (aj - a[j]);
+      change = std::max(change, std::abs(aj - a[j]));
+      a[j] = aj;
+    }
+    if (change < 1e-14)
+      break;
+  }
+  return a;
+}
+
+double lasso_energy(const std::vector<double>& D, int n, const std::vector<double>& x,
+                    const std::vector<double>& a, double lambda) {
+  std::vector<double> r(x);
+  double l1 = 0;
+  for (std::size_t j = 0; j < a.size(); ++j) {
+    l1 += std::abs(a[j]);
+    for (int i = 0; i < n; ++i)
+      r[i] -= D[j * n + i] * a[j];
+  }
+  double rr = 0;
+  for (double v : r)
+    rr += v * v;
+  return 0.5 * rr + lambda * l1;
+}
+
+/// A small convolutional LASSO (truncated border atoms, overlap reach 2) with its optimum.
+struct Problem {
+  Geometry g;
+  double lambda = 0.1;
+  int B = 3;
+  std::vector<double> dict, x, a_opt, p_opt; ///< a_opt in map order, P* per image
+  explicit Problem(bool nonneg) {
+    g.channels = 2, g.height = 12, g.width = 12, g.kernel = 6, g.stride = 2, g.nf = 5;
+    Dictionary<double> d(g);
+    d.init_random(41);
+    dict = stored(d);
+    x = random_vector(std::size_t(B) * g.pixels(), 42);
+    const auto D = dense_phi(g, dict);
+    for (int b = 0; b < B; ++b) {
+      const std::vector<double> xb(x.begin() + b * g.pixels(), x.begin() + (b + 1) * g.pixels());
+      const auto a = lasso_cd(D, g.pixels(), int(g.neurons()), xb, lambda, nonneg);
+      a_opt.insert(a_opt.end(), a.begin(), a.end());
+      p_opt.push_back(lasso_energy(D, g.pixels(), xb, a, lambda));
+    }
+  }
+};
+
+/// The caller's loop: r, G and the certificate of A through the solver's own kernels, then a
+/// round on the images whose gap is above `done`, until none is (at most `limit` rounds).
+/// Returns the rounds; leaves the solver at the final A.
+template <class Solver, class Solve, class Dict, class X>
+int solve_support(Solver& solver, Solve& solve, const Dict& d, const X& x,
+                  const typename Solve::Matrix& A, double lambda, bool nonneg, double done,
+                  int limit) {
+  const int B = solver.batch();
+  for (int rounds = 0;; ++rounds) {
+    solver.set_activities(A);
+    solver.compute_residual(d, x);
+    solver.apply_drive(d);
+    const auto certs = solver.certificate(x);
+    std::vector<int> open(B);
+    for (int b = 0; b < B; ++b)
+      open[b] = certs[b].gap > done;
+    if (rounds == limit || std::count(open.begin(), open.end(), 1) == 0)
+      return rounds;
+    const auto r = solve.round(A, solver.drive(), lambda, nonneg, open);
+    for (int b = 0; b < B; ++b) {
+      EXPECT_NE(int(r.status[b]), int(Solve::Status::too_large));
+      EXPECT_NE(int(r.status[b]), int(Solve::Status::singular));
+    }
+  }
+}
+
+/// The tests' supports are a large part of their small images: factorisations cost many
+/// iterations there.
+constexpr double kGenerous = 1e4;
+
+LcaParams lasso(bool nonneg, double lambda, int iterations) {
+  LcaParams p;
+  p.iterations = iterations, p.solver = "fista";
+  p.transfer = make_transfer(nonneg ? "soft-nonneg" : "soft", lambda);
+  return p;
+}
+
+// From a FISTA-ish code (a few iterations: support far from right), repeated rounds reach the
+// optimum: the code is coordinate descent's, and the certificate closes to rounding.
+TYPED_TEST(Support, RoundsReachTheCoordinateDescentOptimum) {
+  using S = typename TypeParam::Scalar;
+  using Sp = typename TypeParam::Device;
+  using L = typename TypeParam::Layout;
+  const bool is_float = std::is_same<S, float>::value;
+  for (const bool nonneg : {false, true}) {
+    SCOPED_TRACE(nonneg ? "soft-nonneg" : "soft");
+    const Problem prob(nonneg);
+    const auto& g = prob.g;
+    Dictionary<S, Sp, L> d(g);
+    load_dictionary_exact(d, prob.dict);
+    const auto x = to_images<S, Sp>(prob.x, prob.B, g.pixels());
+    for (const int iterations : {10, 40}) {
+      LcaSolver<S, Sp, L> solver(g, lasso(nonneg, prob.lambda, iterations));
+      solver.reset(prob.B);
+      solver.solve(d, x);
+      typename LcaSolver<S, Sp, L>::Matrix A("A", solver.activities().extent(0), g.nf);
+      Kokkos::deep_copy(A, solver.activities());
+      const double before = max_abs_diff(from_map(g, A), prob.a_opt);
+      SupportSolve<S, Sp, L> solve(g, kGenerous);
+      solve.set_dictionary(d);
+      const double slack = tol<S>(reconstruct_terms(g) + 1, 1.0);
+      const int rounds = solve_support(solver, solve, d, x, A, prob.lambda, nonneg, slack, 20);
+      const auto a = from_map(g, A);
+      const auto certs = solver.certificate(x);
+      ::testing::Test::RecordProperty(std::string(nonneg ? "nonneg" : "soft") + "_after_" +
+                                          std::to_string(iterations) + "_rounds",
+                                      rounds);
+      // Feature-sign search inside a round: 1-3 rounds here (dropping sign changes and solving
+      // again, round after round, did not settle in 20 from 10 iterations).
+      EXPECT_LE(rounds, 5);
+      EXPECT_GT(before, 1e-3) << "the start must be far from the optimum";
+      // Float: the drive's rounding, amplified by the support's conditioning.
+      EXPECT_LE(max_abs_diff(a, prob.a_opt), is_float ? 2e-4 : 1e-10);
+      int active = 0;
+      for (std::size_t i = 0; i < a.size(); ++i) {
+        active += a[i] != 0;
+        EXPECT_EQ(a[i] != 0, prob.a_opt[i] != 0) << "neuron " << i;
+        if (nonneg)
+          EXPECT_GE(a[i], 0.0);
+      }
+      EXPECT_GT(active, 0);
+      for (int b = 0; b < prob.B; ++b) {
+        EXPECT_LE(certs[b].gap, slack) << "image " << b;
+        EXPECT_NEAR(certs[b].primal, prob.p_opt[b], slack * prob.p_opt[b]) << "image " << b;
+      }
+    }
+  }
+}
+
+// On the right support one round is exact: the certificate falls from far to the code's true
+// relative distance (P - P*) / P* (within 10x, or rounding).
+TYPED_TEST(Support, OneRoundOnTheRightSupportClosesTheCertificate) {
+  using S = typename TypeParam::Scalar;
+  using Sp = typename TypeParam::Device;
+  using L = typename TypeParam::Layout;
+  for (const bool nonneg : {false, true}) {
+    SCOPED_TRACE(nonneg ? "soft-nonneg" : "soft");
+    const Problem prob(nonneg);
+    const auto& g = prob.g;
+    Dictionary<S, Sp, L> d(g);
+    load_dictionary_exact(d, prob.dict);
+    const auto x = to_images<S, Sp>(prob.x, prob.B, g.pixels());
+    // The optimum's support and signs, values off by up to 30 %.
+    auto start = prob.a_opt;
+    const auto noise = random_vector(start.size(), 43);
+    for (std::size_t i = 0; i < start.size(); ++i)
+      start[i] *= 1 + 0.3 * noise[i];
+    const auto A = to_map<S, Sp, L>(g, start, prob.B);
+    LcaSolver<S, Sp, L> solver(g, lasso(nonneg, prob.lambda, 1));
+    solver.reset(prob.B);
+    solver.set_activities(A);
+    solver.compute_residual(d, x);
+    solver.apply_drive(d);
+    const auto before = solver.certificate(x);
+    SupportSolve<S, Sp, L> solve(g, kGenerous);
+    solve.set_dictionary(d);
+    const auto r = solve.round(A, solver.drive(), prob.lambda, nonneg, std::vector<int>(prob.B, 1));
+    solver.set_activities(A);
+    solver.compute_residual(d, x);
+    solver.apply_drive(d);
+    const auto after = solver.certificate(x);
+    const double slack = tol<S>(reconstruct_terms(g) + 1, 1.0);
+    for (int b = 0; b < prob.B; ++b) {
+      SCOPED_TRACE("image " + std::to_string(b));
+      EXPECT_EQ(int(r.status[b]), int(SupportSolve<S, Sp, L>::Status::solved));
+      EXPECT_EQ(r.added[b] + r.dropped[b], 0);
+      EXPECT_GT(before[b].gap, 1e-3);
+      const double distance = (after[b].primal - prob.p_opt[b]) / prob.p_opt[b];
+      EXPECT_LE(after[b].gap, std::max(10 * distance, slack));
+    }
+  }
+}
+
+// The cap: an image whose support would cost too much is skipped untouched; images outside
+// the mask are not looked at; max_add limits the newcomers.
+TYPED_TEST(Support, HonoursTheCapTheMaskAndMaxAdd) {
+  using S = typename TypeParam::Scalar;
+  using Sp = typename TypeParam::Device;
+  using L = typename TypeParam::Layout;
+  using Solve = SupportSolve<S, Sp, L>;
+  const Problem prob(false);
+  const auto& g = prob.g;
+  Dictionary<S, Sp, L> d(g);
+  load_dictionary_exact(d, prob.dict);
+  const auto x = to_images<S, Sp>(prob.x, prob.B, g.pixels());
+  LcaSolver<S, Sp, L> solver(g, lasso(false, prob.lambda, 10));
+  solver.reset(prob.B);
+  solver.solve(d, x);
+  typename Solve::Matrix A("A", solver.activities().extent(0), g.nf);
+  Kokkos::deep_copy(A, solver.activities());
+  const auto a0 = from_map(g, A);
+  Solve tiny(g, 1e-6);
+  tiny.set_dictionary(d);
+  auto r = tiny.round(A, solver.drive(), prob.lambda, false, {1, 0, 1});
+  EXPECT_EQ(int(r.status[0]), int(Solve::Status::too_large));
+  EXPECT_EQ(int(r.status[1]), int(Solve::Status::idle));
+  EXPECT_GT(r.support[0], 0);
+  EXPECT_EQ(max_abs_diff(from_map(g, A), a0), 0.0);
+  Solve solve(g, kGenerous);
+  EXPECT_THROW(solve.round(A, solver.drive(), prob.lambda, false, {1, 1, 1}), InvalidArgument);
+  solve.set_dictionary(d);
+  r = solve.round(A, solver.drive(), prob.lambda, false, {0, 1, 0});
+  EXPECT_TRUE(r.status[1] == Solve::Status::solved || r.status[1] == Solve::Status::capped);
+  const auto a1 = from_map(g, A);
+  const std::size_t per_image = std::size_t(g.neurons());
+  for (int b : {0, 2})
+    for (std::size_t i = b * per_image; i < (b + 1) * per_image; ++i)
+      EXPECT_EQ(a1[i], a0[i]);
+  EXPECT_GT(max_abs_diff(a1, a0), 0.0);
+  // From a = 0 every neuron with |Phi^T x| > lambda violates.
+  typename Solve::Matrix zero("zero", A.extent(0), g.nf), B("B", A.extent(0), g.nf);
+  solver.set_activities(zero);
+  solver.compute_residual(d, x);
+  solver.apply_drive(d);
+  const auto all = solve.round(B, solver.drive(), prob.lambda, false, {1, 0, 0});
+  Kokkos::deep_copy(B, zero);
+  const auto one = solve.round(B, solver.drive(), prob.lambda, false, {1, 0, 0}, 1);
+  ASSERT_GT(all.violators[0], 1);
+  EXPECT_EQ(one.violators[0], 1);
+  EXPECT_EQ(one.support[0], all.support[0] - all.violators[0] + 1);
+}
+
+} // namespace
+} // namespace lca::test
