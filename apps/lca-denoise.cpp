@@ -144,7 +144,7 @@ int main(int argc, char** argv) {
                   train_as_test ? " of the TRAINING data (--allow-train-as-test)" : "", res.seconds,
                   res.error.size() / res.seconds, e.mean, e.se, lca::mean_se(res.mse).mean, b.mean,
                   b.se, a.mean, en.mean);
-      std::printf("  iterations            %.1f mean, %.0f max per batch (+ %.1f CG)\n",
+      std::printf("  iterations            %.1f mean, %.0f max per batch (+ %.1f support rounds)\n",
                   lca::mean_se(res.iterations).mean, lca::max_of(res.iterations),
                   lca::mean_se(res.polish_iterations).mean);
       std::string verdict;

@@ -98,7 +98,7 @@ int main(int argc, char** argv) {
                 << "  final: energy " << s.mean_energy << ", error " << s.mean_percent_error
                 << "%, active " << s.mean_percent_active << "%\n"
                 << "  solver: " << s.mean_iterations << " iterations per batch (+ "
-                << s.mean_polish_iterations << " CG), "
+                << s.mean_polish_iterations << " support rounds), "
                 << (std::isnan(s.mean_gap)
                         ? std::string("no certificate (hard threshold)")
                         : "duality gap mean " + lca::format_number(s.mean_gap, "%.3g") + ", max " +

@@ -168,11 +168,11 @@ inline void add_solver_options(CLI::App& app, LcaParams& l) {
       ->check(at_least(1))
       ->capture_default_str();
   grp->add_flag("!--no-polish", l.polish,
-                "with --stop-gap: do not polish stable supports by conjugate gradient");
+                "with --stop-gap: no exact solve on settled supports (the support solve)");
 }
 
 /// One phrase for the start-up lines, e.g. "fista, stop at gap 0.001 (cap 2000 iterations,
-/// polishing)" or "lca tau 100 dt 1, 400 iterations".
+/// support solve)" or "lca tau 100 dt 1, 400 iterations".
 inline std::string describe_solver(const LcaParams& p) {
   std::ostringstream os;
   os << p.solver;
@@ -185,7 +185,7 @@ inline std::string describe_solver(const LcaParams& p) {
   }
   if (p.stop_gap > 0)
     os << ", stop at gap " << p.stop_gap << " (cap " << p.iterations << " iterations"
-       << (p.polish ? ", polishing)" : ")");
+       << (p.polish ? ", support solve)" : ")");
   else
     os << ", " << p.iterations << " iterations";
   return os.str();

@@ -1,6 +1,6 @@
 #pragma once
 // Problems shared by the solver tests (test_solver, test_lca_dynamics, test_fista,
-// test_certificate, test_polish): a small convolution, converging parameters, coordinate-
+// test_certificate, test_support): a small convolution, converging parameters, coordinate-
 // descent LASSO on the explicit operator and a small LASSO with its optimum.
 #include "device_io.hpp"
 #include "lca/dictionary.hpp"

@@ -68,6 +68,26 @@ Scalar lca_update(const Exec& space, const Matrix& v, const Matrix& a, const Mat
   return dv_max;
 }
 
+/// LCA's potentials after the support solve set the codes of the images with changed(b):
+/// V = a + lambda sign(a) on the support (the soft threshold's inverse), and 0 where a
+/// potential above threshold would bring back a neuron the solve dropped.
+template <class Exec, class Matrix, class Scalar, class Changed>
+void potentials_from_codes(const Exec& space, const Matrix& V, const Matrix& A, Scalar lambda,
+                           const Changed& changed, int npos) {
+  Kokkos::parallel_for(
+      "lca::LcaSolver::potentials_from_codes",
+      Kokkos::MDRangePolicy<Exec, Kokkos::Rank<2>>(space, {0, 0}, {A.extent(0), A.extent(1)}),
+      KOKKOS_LAMBDA(std::int64_t pos, std::int64_t m) {
+        if (!changed(pos / npos))
+          return;
+        const Scalar a = A(pos, m), v = V(pos, m);
+        if (a != Scalar(0))
+          V(pos, m) = a > Scalar(0) ? a + lambda : a - lambda;
+        else if (v > lambda || v < -lambda)
+          V(pos, m) = Scalar(0);
+      });
+}
+
 /// The decay exp(-time_step dt / tau) of each image, rounded to the solver's precision.
 template <class Scalar>
 std::vector<double> decay_factors(const LcaParams& p, const std::vector<double>& time_steps) {

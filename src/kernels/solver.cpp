@@ -1,7 +1,7 @@
 // LcaSolver: the orchestration of one batch's solve (algorithm.md §3, §9) over the
 // algorithms of this folder: conv.hpp (the operator Phi), lca_dynamics.hpp (LCA's update and
 // time scale), fista.hpp (FISTA and its Lipschitz estimate), certificate.hpp (the per-image
-// sums, the certificate and the statistics) and polish.hpp (CG on a stable support). It owns
+// sums, the certificate and the statistics) and support.hpp (the exact support solve). It owns
 // their buffers, allocated once per batch size on its instance.
 #include "lca/solver.hpp"
 
@@ -11,7 +11,7 @@
 #include "lca/error.hpp"
 #include "lca_dynamics.hpp"
 #include "per_image.hpp"
-#include "polish.hpp"
+#include "support.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -56,8 +56,14 @@ void LcaSolver<Scalar, Device, Layout>::reset(int batch) {
       Impl::allocate(exec_, geom_, batch, fista_);
     if (fista && fista_.power.extent(0) == 0)
       Impl::allocate_power(exec_, geom_, fista_);
-    if (polishing)
-      Impl::allocate(exec_, geom_, batch, polish_);
+    if (polishing) {
+      support_buffers_.support = Matrix(alloc(exec_, "lca::LcaSolver::support"), n, nf);
+      support_buffers_.changed =
+          Impl::per_image<int, Device>(exec_, "lca::LcaSolver::support_changed", batch);
+      if (!support_)
+        support_ = std::make_shared<SupportSolve<Scalar, Device, Layout>>(
+            geom_, kSupportCostIterations, exec_);
+    }
     measures_ =
         decltype(measures_)(scratch(exec_, "lca::LcaSolver::measures"), batch, Impl::n_measures);
     measures_h_ = Kokkos::create_mirror_view(measures_);
@@ -71,7 +77,7 @@ void LcaSolver<Scalar, Device, Layout>::reset(int batch) {
       Kokkos::deep_copy(exec_, fista_.g_prev, Scalar(0));
     }
     if (polishing)
-      Kokkos::deep_copy(exec_, polish_.support, Scalar(0));
+      Kokkos::deep_copy(exec_, support_buffers_.support, Scalar(0));
   }
   set_decay(std::vector<double>(batch, 1.0));
 }
@@ -157,8 +163,8 @@ Scalar LcaSolver<Scalar, Device, Layout>::step(const Dict& dict, const ConstImag
 
 template <class Scalar, class Device, class Layout>
 void LcaSolver<Scalar, Device, Layout>::measure(const ConstImages& x, int what) {
-  Impl::measure(exec_, geom_, params_.transfer.symmetric, what, x, r_, a_, g_, polish_.support,
-                conv_, measures_);
+  Impl::measure(exec_, geom_, params_.transfer.symmetric, what, x, r_, a_, g_,
+                support_buffers_.support, conv_, measures_);
   Kokkos::deep_copy(exec_, measures_h_, measures_);
   exec_.fence();
 }
@@ -202,11 +208,24 @@ double LcaSolver<Scalar, Device, Layout>::estimate_lipschitz(const Dict& dict, i
 }
 
 template <class Scalar, class Device, class Layout>
-void LcaSolver<Scalar, Device, Layout>::refresh(const Dict& dict, const ConstImages& x) {
+std::vector<int> LcaSolver<Scalar, Device, Layout>::support_round(const Dict& dict,
+                                                                  const std::vector<int>& mask) {
+  Region region("lca::LcaSolver::support_round");
+  using Status = typename SupportSolve<Scalar, Device, Layout>::Status;
+  const Transfer& tf = params_.transfer;
+  support_->set_dictionary(dict);
+  const auto r = support_->round(a_, g_, tf.lambda, !tf.symmetric, mask);
+  std::vector<int> changed(batch_, 0);
+  bool any = false;
+  for (int b = 0; b < batch_; ++b)
+    any |= (changed[b] = r.status[b] == Status::solved || r.status[b] == Status::capped) != 0;
+  if (any && params_.solver == "lca") {
+    Impl::upload(exec_, support_buffers_.changed, changed);
+    Impl::potentials_from_codes(exec_, v_, a_, Scalar(tf.lambda), support_buffers_.changed.d,
+                                geom_.positions());
+  }
   rebuild_active_lists(a_);
-  compute_residual(dict, x);
-  apply_drive(dict);
-  measure(x, Impl::kDrive);
+  return changed;
 }
 
 template <class Scalar, class Device, class Layout>
@@ -230,21 +249,13 @@ SolveInfo LcaSolver<Scalar, Device, Layout>::solve(const Dict& dict, const Const
     ats.emplace(params_.adaptive, B);
   Impl::Momentum momentum(B);
   std::vector<double> energy(B), gap(B, std::numeric_limits<double>::infinity());
-  std::vector<int> tried(B, 0), accepted(B, 0);
+  // The support solve: an attempt of up to kMaxSupportRounds rounds on the images whose
+  // support has settled, each round on those still open whose code the last one changed.
+  std::vector<int> tried(B, 0), attempt(B, 0), changed(B, 0);
   SolveInfo info;
   use_dense(false);
-  int cap = params_.iterations, it = 0;
+  int cap = params_.iterations, it = 0, rounds = 0;
   bool after_polish = false;
-  int next_polish = 0, cooldown = 2 * params_.check_every;
-  // Polishing's operator q = Phi^T Phi p (the scatter over p's active lists) and its scoring.
-  const auto apply = [&](const Matrix& p, const Matrix& q) {
-    rebuild_active_lists(p);
-    reconstruct(dict, ConstImages(), r_, Scalar(1));
-    im2col(r_);
-    Impl::drive(exec_, conv_.patches, dict.matrix(), q);
-  };
-  const auto refresh_here = [&] { refresh(dict, x_in); };
-  const auto certify_here = [&](int b) { return certify(b); };
   for (;;) {
     compute_residual(dict, x_in);
     apply_drive(dict);
@@ -269,33 +280,31 @@ SolveInfo LcaSolver<Scalar, Device, Layout>::solve(const Dict& dict, const Const
         trace_(it, info.polish_iterations, certs);
       if (all)
         break;
-      if (polishing && !last && !after_polish) {
-        // Polish the images whose support barely moved. A round costs whole-batch products,
-        // so it waits until at least half of the unconverged images are ready.
+      if (polishing && !last) {
+        std::vector<int> mask(B, 0);
         int ready = 0, open = 0;
-        const std::vector<int> mask =
-            Impl::polish_mask(measures_h_, gap, eps, kSupportSlack, tried, ready, open);
-        // CG may cost at most half of the iterations so far (plus one round): polishing
-        // must pay for itself (on coherent learned dictionaries it rarely does).
-        const bool affordable = 2 * info.polish_iterations <= it;
-        if (affordable && it >= next_polish && ready > 0 && 2 * ready >= open) {
-          next_polish = it + cooldown;
-          info.polish_iterations +=
-              Impl::polish(exec_, polish_, geom_, params_, kMaxCgIterations, a_, g_, v_, mask, gap,
-                           accepted, apply, refresh_here, certify_here);
-          ++info.polishes;
-          bool any_accepted = false;
+        if (rounds == 0) {
+          mask = Impl::support_mask(measures_h_, gap, eps, kSupportSlack, tried, ready, open);
+          attempt = mask;
+        } else if (rounds > 0 && rounds < kMaxSupportRounds) {
           for (int b = 0; b < B; ++b)
-            if (mask[b]) {
-              tried[b] = 1;
-              any_accepted |= accepted[b] != 0;
-              if (accepted[b]) // restart the momentum from the polished code
-                momentum.restart(b);
-            }
-          // Rounds that help nobody (supports still wrong) back off exponentially.
-          cooldown = any_accepted ? 2 * params_.check_every : 2 * cooldown;
-          after_polish = true;
+            ready += (mask[b] = attempt[b] && changed[b] && gap[b] > eps);
+        }
+        if (ready > 0) {
+          changed = support_round(dict, mask);
+          for (int b = 0; b < B; ++b)
+            if (changed[b]) // restart the momentum from the new code
+              momentum.restart(b);
+          info.polishes += rounds == 0;
+          ++info.polish_iterations;
+          ++rounds;
+          after_polish = true; // the top of the loop refreshes and certifies
           continue;
+        }
+        if (rounds > 0) { // the attempt ends: no retry on the same support
+          for (int b = 0; b < B; ++b)
+            tried[b] |= attempt[b];
+          rounds = 0;
         }
       }
     }

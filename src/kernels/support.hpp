@@ -31,8 +31,10 @@
 // space (CUDA) the codes and drives of the batch are copied to the host through Kokkos mirrors
 // and the codes back: a few hundred KB per image, small next to the factorisations. Kokkos
 // Kernels 3.4 has no batched Cholesky.
+#include "certificate.hpp"
 #include "lca/dictionary.hpp"
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -71,6 +73,8 @@ public:
   /// Factorisations per image and round: each lowers the energy, one or two suffice near
   /// the optimum, and a capped round still returns the better code.
   static constexpr int kMaxSolves = 10;
+  /// Solves that drop every sign change at once before the one-at-a-time search (support.cpp).
+  static constexpr int kBulkSolves = 2;
   /// A drive counts as a violation above lambda (1 + kViolatorSlack epsilon): not rounding.
   static constexpr double kViolatorSlack = 64;
 
@@ -84,8 +88,8 @@ public:
   /// The most flops one factorisation may cost (the cap above).
   double max_flops() const { return max_flops_; }
 
-  /// Correlation taps of dict (copied to the host in double): call again whenever the
-  /// dictionary changes.
+  /// Correlation taps of dict (copied to the host in double), rebuilt only when dict differs
+  /// from the one they were built from: call it before every round.
   void set_dictionary(const Dict& dict);
 
   /// One active-set round on the images b with mask[b] != 0: updates A (B*positions, nf) in
@@ -125,5 +129,26 @@ private:
   std::vector<double> taps_; ///< ((dy, dx), f, g), offsets -reach..reach
   bool ready_ = false;
 };
+
+namespace Impl {
+/// The images to solve on their support: not converged, support barely moved since the last
+/// check (at most `slack` of its active neurons, or one; measures m from a support-tracking
+/// measure) and not tried on this support (a retry would give the same result). Counts the
+/// ready and the unconverged images.
+template <class H>
+std::vector<int> support_mask(const H& m, const std::vector<double>& gap, double eps, double slack,
+                              std::vector<int>& tried, int& ready, int& open) {
+  std::vector<int> mask(gap.size(), 0);
+  for (std::size_t b = 0; b < gap.size(); ++b) {
+    const double moved = m(b, Measure::changes), active = m(b, Measure::nnz);
+    if (moved > 0)
+      tried[b] = 0;
+    mask[b] = gap[b] > eps && !tried[b] && active > 0 && moved <= std::max(1.0, slack * active);
+    ready += mask[b];
+    open += gap[b] > eps;
+  }
+  return mask;
+}
+} // namespace Impl
 
 } // namespace lca

@@ -43,7 +43,7 @@ struct DenoiseResult {
   /// Relative duality gap of the final code (soft presets; empty for hard thresholds).
   std::vector<double> gap;
   std::vector<double> iterations;        ///< solver iterations of the image's batch
-  std::vector<double> polish_iterations; ///< CG iterations of the image's batch
+  std::vector<double> polish_iterations; ///< support-solve rounds of the image's batch
   std::int64_t unconverged = 0;          ///< images above --stop-gap at the cap
   SparseCodes codes;                     ///< when keep_codes
   double seconds = 0;

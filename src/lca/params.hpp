@@ -75,7 +75,8 @@ struct LcaParams {
   /// presets only), checked every check_every iterations.
   double stop_gap = 0.0;
   int check_every = 10;
-  /// With stop_gap: solve the restricted problem on a stable support by conjugate gradient.
+  /// With stop_gap: solve the problem restricted to a settled support exactly (the support
+  /// solve, src/kernels/support.hpp), so the certificate closes at the code's true distance.
   bool polish = true;
 };
 void validate(const LcaParams& p);

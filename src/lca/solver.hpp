@@ -16,13 +16,15 @@
 //
 // The certificate (soft presets): per image a dual-feasible point from the residual, its
 // dual objective and the relative duality gap (P - D) / P, an upper bound on how far the
-// energy is from the optimum. Support polishing solves the problem restricted to a stable
-// support by conjugate gradient, which makes a right support's code and gap exact.
+// energy is from the optimum. Once an image's support is stable, the exact support solve
+// (src/kernels/support.hpp) solves the problem restricted to it directly, so the certificate
+// closes at the code's true distance instead of creeping down with the iterations.
 #include "lca/core.hpp"
 #include "lca/dictionary.hpp"
 #include "lca/params.hpp"
 
 #include <functional>
+#include <memory>
 #include <vector>
 
 namespace lca {
@@ -52,9 +54,11 @@ struct Certificate {
 
 /// What one solve() did.
 struct SolveInfo {
-  int iterations = 0;        ///< solver iterations (LCA or FISTA steps)
-  int polish_iterations = 0; ///< conjugate-gradient iterations (each costs about one step)
-  int polishes = 0;          ///< polishing rounds
+  int iterations = 0; ///< solver iterations (LCA or FISTA steps)
+  /// Support-solve rounds (each costs about one iteration: a residual, a drive and the
+  /// certificate, plus the open images' factorisations).
+  int polish_iterations = 0;
+  int polishes = 0; ///< support-solve attempts (of up to kMaxSupportRounds rounds)
   /// Per image at the end: the certificate (empty for hard thresholds: no bound exists).
   std::vector<Certificate> certificates;
   int unconverged = 0; ///< images whose gap is above stop_gap at the end (0 without stop_gap)
@@ -134,22 +138,21 @@ template <class Scalar, class Device, class Layout> struct FistaBuffers {
   PerImage<double, Device> power_norm; ///< extent 1
 };
 
-/// Polishing (polish.hpp): conjugate gradient on the restricted problem.
-template <class Scalar, class Device, class Layout> struct PolishBuffers {
+/// The exact support solve's companion: the code at the last support check (certificate.hpp).
+template <class Scalar, class Device, class Layout> struct SupportBuffers {
   using V = Views<Scalar, Device, Layout>;
-  typename V::Matrix support; ///< the code at the last support check (certificate.hpp)
-  typename V::Matrix r, p, q, saved, sign;
-  PerImage<Scalar, Device> alpha, beta;
-  PerImage<int, Device> mask, keep;
-  PerImage<double, Device> dot;
+  typename V::Matrix support;
+  PerImage<int, Device> changed; ///< images whose code the last round set (LCA's potentials)
 };
 } // namespace Impl
+
+template <class Scalar, class Device, class Layout> class SupportSolve;
 
 /// The solver of one batch on Device (a Kokkos::Device), matrices in Layout. Its kernels and
 /// BLAS calls run on the execution-space instance it is built with; the dictionary it is given
 /// must be ready on that instance (the default instances of one space always are). It
 /// orchestrates the algorithms of src/kernels/ (conv, lca_dynamics, fista, certificate,
-/// polish) and owns their buffers.
+/// support) and owns their buffers.
 template <class Scalar, class Device = DefaultDevice,
           class Layout = typename Device::execution_space::array_layout>
 class LcaSolver {
@@ -193,7 +196,7 @@ public:
   double estimate_lipschitz(const Dict& dict, int iterations);
   double lipschitz() const { return lipschitz_; }
   /// Benchmarks: called at every gap check (every check_every iterations, also without
-  /// stop_gap) with the iterations and CG iterations so far and every image's certificate.
+  /// stop_gap) with the iterations and support-solve rounds so far and every image's certificate.
   using Trace = std::function<void(int, int, const std::vector<Certificate>&)>;
   void set_trace(Trace trace) { trace_ = std::move(trace); }
 
@@ -220,13 +223,18 @@ public:
   void apply_drive(const Dict& dict); ///< g = patches * D
   Scalar update(bool track_dv);       ///< step 4 of LCA; max |dV| when track_dv
 
-  static constexpr int kMaxCgIterations = 100;
+  /// Rounds of one support-solve attempt: each recomputes the residual, the drive and the
+  /// certificate (about one iteration) and solves the open images' supports exactly.
+  static constexpr int kMaxSupportRounds = 8;
+  /// An image whose support factorisation would cost more than this many iterations is left
+  /// to the iterations (support.hpp).
+  static constexpr double kSupportCostIterations = 60;
   /// Power iterations per Lipschitz estimate (from a fixed start; one image, so cheap next to
   /// a batch's solve).
   static constexpr int kPowerIterations = 30;
-  /// Polishing starts once an image's support changed by at most this fraction (or one
-  /// neuron) between two gap checks.
-  static constexpr double kSupportSlack = 0.01;
+  /// The support solve starts once an image's support changed by at most this fraction (or
+  /// one neuron) between two gap checks.
+  static constexpr double kSupportSlack = 0.05;
   /// Fraction of active neurons above which Phi a goes through GEMM + col2im: the scatter's
   /// cost grows with the active neurons, the GEMM's does not. Measured with bench_lca's
   /// "dense" row (3x32x32, batch 16, 2 threads): the crossover is near 8 % at nf 64, 6-7 % at
@@ -244,8 +252,9 @@ private:
   void set_decay(const std::vector<double>& time_steps);
   void choose_reconstruction(std::int64_t active);
   void rebuild_active_lists(const Matrix& from);
-  /// Residual, drive and certificate sums at the current code (polishing's scoring).
-  void refresh(const Dict& dict, const ConstImages& x);
+  /// One support-solve round on the masked images (support.hpp); returns the images whose
+  /// code it set. The caller recomputes the residual, drive and certificate.
+  std::vector<int> support_round(const Dict& dict, const std::vector<int>& mask);
 
   Geometry geom_;
   LcaParams params_;
@@ -257,7 +266,8 @@ private:
   Impl::ConvBuffers<Scalar, Device, Layout> conv_;
   Impl::PerImage<Scalar, Device> decay_; ///< LCA: exp(-dt / tau) per image (lca_dynamics.hpp)
   Impl::FistaBuffers<Scalar, Device, Layout> fista_;
-  Impl::PolishBuffers<Scalar, Device, Layout> polish_;
+  Impl::SupportBuffers<Scalar, Device, Layout> support_buffers_;
+  std::shared_ptr<SupportSolve<Scalar, Device, Layout>> support_;
   Kokkos::View<double**, Kokkos::LayoutRight, Device> measures_;
   typename Kokkos::View<double**, Kokkos::LayoutRight, Device>::HostMirror measures_h_;
   double lipschitz_ = 0;

@@ -61,7 +61,7 @@ struct TrainSummary {
   double seconds = 0, images_per_second = 0;
   /// Means over the last 10 % of batches (--epochs auto: over the last epoch's batches).
   double mean_energy = 0, mean_percent_error = 0, mean_percent_active = 0;
-  /// Over the whole call: solver iterations per batch, CG iterations per batch, and the
+  /// Over the whole call: solver iterations per batch, support-solve rounds per batch, and the
   /// relative duality gap of the final codes (soft presets; NaN for hard thresholds).
   double mean_iterations = 0, mean_polish_iterations = 0;
   double mean_gap = NAN, max_gap = NAN;
