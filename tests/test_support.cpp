@@ -18,20 +18,6 @@ namespace {
 template <class T> struct Support : ::testing::Test {};
 TYPED_TEST_SUITE(Support, Configs, ConfigNames);
 
-/// Phi as a dense matrix over one image's neurons in map order (nf, H/s, W/s): column j is
-/// D[j * n ...], n = pixels.
-std::vector<double> dense_phi(const Geometry& g, const std::vector<double>& dict) {
-  const int n = g.pixels(), m = int(g.neurons());
-  std::vector<double> D(std::size_t(m) * n), e(m, 0.0);
-  for (int j = 0; j < m; ++j) {
-    e[j] = 1;
-    const auto col = ref_reconstruct(g, dict, e, 1);
-    std::copy(col.begin(), col.end(), D.begin() + std::size_t(j) * n);
-    e[j] = 0;
-  }
-  return D;
-}
-
 /// The dictionary's values exactly as the backend stores them, (nf, c, k, k).
 template <class Dict> std::vector<double> stored(const Dict& d) {
   const Geometry& g = d.geometry();
@@ -64,7 +50,7 @@ TYPED_TEST(Support, GramIsPhiTransposePhiOfTheSupport) {
     d.init_random(31);
     Solve solve(g);
     solve.set_dictionary(d);
-    const auto D = dense_phi(g, stored(d));
+    const auto D = dense_operator(g, stored(d));
     // Half of the neurons, at random, in no particular order.
     std::vector<typename Solve::Neuron> support;
     std::vector<int> column;
@@ -94,50 +80,6 @@ TYPED_TEST(Support, GramIsPhiTransposePhiOfTheSupport) {
   }
 }
 
-/// Coordinate-descent LASSO on a dense operator D (column j at D[j * n]) to a change of 1e-14.
-std::vector<double> lasso_cd(const std::vector<double>& D, int n, int m,
-                             const std::vector<double>& x, double lambda, bool nonneg) {
-  std::vector<double> a(m, 0.0), r(x), norm2(m, 0.0);
-  for (int j = 0; j < m; ++j)
-    for (int i = 0; i < n; ++i)
-      norm2[j] += D[std::size_t(j) * n + i] * D[std::size_t(j) * n + i];
-  for (int sweep = 0; sweep < 200000; ++sweep) {
-    double change = 0;
-    for (int j = 0; j < m; ++j) {
-      const double* dj = &D[std::size_t(j) * n];
-      double c = 0;
-      for (int i = 0; i < n; ++i)
-        c += dj[i] * r[i];
-      c += norm2[j] * a[j];
-      double aj = std::abs(c) > lambda ? (c - lambda * (c > 0 ? 1 : -1)) / norm2[j] : 0.0;
-      if (nonneg && aj < 0)
-        aj = 0;
-      for (int i = 0; i < n; ++i)
-        r[i] -= dj[i] * (aj - a[j]);
-      change = std::max(change, std::abs(aj - a[j]));
-      a[j] = aj;
-    }
-    if (change < 1e-14)
-      break;
-  }
-  return a;
-}
-
-double lasso_energy(const std::vector<double>& D, int n, const std::vector<double>& x,
-                    const std::vector<double>& a, double lambda) {
-  std::vector<double> r(x);
-  double l1 = 0;
-  for (std::size_t j = 0; j < a.size(); ++j) {
-    l1 += std::abs(a[j]);
-    for (int i = 0; i < n; ++i)
-      r[i] -= D[j * n + i] * a[j];
-  }
-  double rr = 0;
-  for (double v : r)
-    rr += v * v;
-  return 0.5 * rr + lambda * l1;
-}
-
 /// A small convolutional LASSO (truncated border atoms, overlap reach 2) with its optimum.
 struct Problem {
   Geometry g;
@@ -150,7 +92,7 @@ struct Problem {
     d.init_random(41);
     dict = stored(d);
     x = random_vector(std::size_t(B) * g.pixels(), 42);
-    const auto D = dense_phi(g, dict);
+    const auto D = dense_operator(g, dict);
     for (int b = 0; b < B; ++b) {
       const std::vector<double> xb(x.begin() + b * g.pixels(), x.begin() + (b + 1) * g.pixels());
       const auto a = lasso_cd(D, g.pixels(), int(g.neurons()), xb, lambda, nonneg);
