@@ -204,6 +204,17 @@ TrainSummary train(const TrainConfig& cfg, const ImageSet& data,
       Kokkos::view_alloc(Kokkos::WithoutInitializing, "lca::train::batch"),
       (cfg.batch_size + ranks - 1) / ranks, g.pixels());
   auto x_host = Kokkos::create_mirror_view(x_dev);
+  // Images image_of(0 .. count - 1) into the device batch; the solver's view of them.
+  const auto load = [&](std::int64_t count, const auto& image_of) {
+    for (std::int64_t b = 0; b < count; ++b) {
+      const float* img = image_of(b);
+      for (int t = 0; t < g.pixels(); ++t)
+        x_host(b, t) = img[t];
+    }
+    Kokkos::deep_copy(x_dev, x_host);
+    return typename Views<Scalar>::ConstImages(
+        Kokkos::subview(x_dev, std::make_pair(std::int64_t(0), count), Kokkos::ALL));
+  };
   std::vector<std::int64_t> order = epoch_order(data.n, cfg.shuffle_seed, epoch, cfg.shuffle);
   TrainSummary sum;
   const bool lasso = is_lasso(cfg.lca.transfer);
@@ -223,14 +234,8 @@ TrainSummary train(const TrainConfig& cfg, const ImageSet& data,
       const auto [first, count] = mpi::slice(n_batch, rank, ranks);
       if (count == 0)
         continue;
-      for (int b = 0; b < count; ++b) {
-        const float* img = validation->image(from + first + b);
-        for (int t = 0; t < g.pixels(); ++t)
-          x_host(b, t) = img[t];
-      }
-      Kokkos::deep_copy(x_dev, x_host);
-      const typename Views<Scalar>::ConstImages x =
-          Kokkos::subview(x_dev, std::make_pair(std::int64_t(0), count), Kokkos::ALL);
+      const auto x =
+          load(count, [&](std::int64_t b) { return validation->image(from + first + b); });
       solver.reset(int(count));
       const SolveInfo info = solver.solve(dict, x);
       const BatchStats st = solver.stats(x);
@@ -298,14 +303,8 @@ TrainSummary train(const TrainConfig& cfg, const ImageSet& data,
     const auto [first, count] = mpi::slice(n_batch, rank, ranks);
     double local[n_sums] = {}, local_gap_max = 0;
     if (count > 0) {
-      for (int b = 0; b < count; ++b) {
-        const float* img = data.image(order[position + first + b]);
-        for (int t = 0; t < g.pixels(); ++t)
-          x_host(b, t) = img[t];
-      }
-      Kokkos::deep_copy(x_dev, x_host);
-      const typename Views<Scalar>::ConstImages x =
-          Kokkos::subview(x_dev, std::make_pair(std::int64_t(0), count), Kokkos::ALL);
+      const auto x =
+          load(count, [&](std::int64_t b) { return data.image(order[position + first + b]); });
       solver.reset(int(count));
       const SolveInfo info = solver.solve(dict, x);
       const BatchStats st = solver.stats(x);
