@@ -45,8 +45,8 @@ typename lca::Views<Scalar>::Images upload(const lca::ImageSet& data, std::int64
   return x;
 }
 
-/// One sample of a traced solve: wall time, iterations (+ CG), worst gap and worst true
-/// distance to the optimum over the batch.
+/// One sample of a traced solve: wall time, iterations (+ support rounds), worst gap and
+/// worst true distance to the optimum over the batch.
 struct Sample {
   double seconds;
   int iterations, cg;
@@ -86,7 +86,7 @@ int main(int argc, char** argv) {
     app.add_option("--levels", levels, "certified gap levels")->delimiter(',');
     app.add_option("--methods", methods, "lca-tau100, lca-tau50, lca-adaptive, fista")
         ->delimiter(',');
-    app.add_flag("--no-polish", no_polish, "without support polishing");
+    app.add_flag("--no-polish", no_polish, "without the exact support solve");
     app.add_option("--reference-gap", reference_gap, "gap of the double-precision reference")
         ->capture_default_str();
     app.add_option("--reference-cap", reference_cap, "its iteration cap")->capture_default_str();
@@ -134,7 +134,7 @@ int main(int argc, char** argv) {
             active_star.push_back(100.0 * st.nnz[b] / double(g.neurons()));
           }
         }
-        std::printf("reference: double FISTA + polishing to gap %g in %.1f s (%d images "
+        std::printf("reference: double FISTA + support solve to gap %g in %.1f s (%d images "
                     "above), mean %% active %.4f\n",
                     reference_gap, std::chrono::duration<double>(Clock::now() - t0).count(),
                     unconverged, [&] {
@@ -163,9 +163,10 @@ int main(int argc, char** argv) {
          << "\", \"lambda\": " << transfer.lambda << ", \"images\": " << nbatches * batch
          << ", \"batch\": " << batch << ", \"polish\": " << (no_polish ? "false" : "true")
          << ", \"results\": [";
-      std::printf("\n| method | level | iterations (+ CG) per batch, mean / max | seconds | "
-                  "images/s | images above | it to true 1e-3 | %% active / optimum |\n"
-                  "|---|---:|---:|---:|---:|---:|---:|---:|\n");
+      std::printf(
+          "\n| method | level | iterations (+ support rounds) per batch, mean / max | seconds | "
+          "images/s | images above | it to true 1e-3 | %% active / optimum |\n"
+          "|---|---:|---:|---:|---:|---:|---:|---:|\n");
       bool first_row = true;
       for (const auto& key : methods) {
         const auto m = known.find(key);
