@@ -56,14 +56,20 @@ void SupportSolve<Scalar, Device, Layout>::set_dictionary(const Dict& dict) {
     for (int e = 0; e < patch; ++e)
       dict_[std::size_t(m) * patch + e] = double(h(e, m));
   taps_.assign(std::size_t(span) * span * nf * nf, 0.0);
-  // The products of whole atoms, one (offset, f) row per task.
+  // The products of whole atoms, one (offset, f) row per task. <phi_f, phi_g shifted by o>
+  // = <phi_g, phi_f shifted by -o>, and offset index span^2 - 1 - o is -o: half of them.
+  const int offsets = span * span;
   Kokkos::parallel_for("lca::SupportSolve::taps",
-                       Kokkos::RangePolicy<HostExec<Device>>(0, span * span * nf), [&](int t) {
-                         const int o = t / nf, f = t % nf;
+                       Kokkos::RangePolicy<HostExec<Device>>(0, (offsets + 1) / 2 * nf),
+                       [&](int t) {
+                         const int o = t / nf, f = t % nf, mirror = offsets - 1 - o;
                          const int dy = o / span - reach_, dx = o % span - reach_;
-                         for (int g = 0; g < nf; ++g)
-                           taps_[(std::size_t(o) * nf + f) * nf + g] =
-                               product(f, g, 0, 0, dy, dx, false);
+                         for (int g = 0; g < nf; ++g) {
+                           const double v = product(f, g, 0, 0, dy, dx, false);
+                           taps_[(std::size_t(o) * nf + f) * nf + g] = v;
+                           if (mirror != o) // (the centre's rows are each their own task's)
+                             taps_[(std::size_t(mirror) * nf + g) * nf + f] = v;
+                         }
                        });
   HostExec<Device>().fence();
   ready_ = true;
