@@ -158,17 +158,18 @@ inline const std::string& threads() {
   return detail::threads_line();
 }
 
-/// Collective: describe_threads() of rank 0, plus each rank's CPUs when there are several.
+/// Collective: rank 0's threads, plus each rank's CPUs when there are several.
 inline std::string describe_ranks() {
-  std::string line = describe_threads();
+  const Threads mine = threads_in_use();
+  std::string line = mine.description;
   const int size = mpi::size(MPI_COMM_WORLD);
   if (size == 1)
     return line;
   char host[64] = {};
   gethostname(host, sizeof host - 1);
-  const std::string mine = process_cpus() + "@" + host;
+  const std::string cpus = mine.cpus + "@" + host;
   std::vector<char> all(std::size_t(size) * 128, '\0'), own(128, '\0');
-  std::copy_n(mine.begin(), std::min<std::size_t>(mine.size(), 127), own.begin());
+  std::copy_n(cpus.begin(), std::min<std::size_t>(cpus.size(), 127), own.begin());
   mpi::check(MPI_Gather(own.data(), 128, MPI_CHAR, all.data(), 128, MPI_CHAR, 0, MPI_COMM_WORLD),
              "MPI_Gather of the ranks' CPUs");
   if (rank() != 0)

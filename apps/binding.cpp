@@ -168,7 +168,7 @@ std::set<int> all_of(const std::vector<std::set<int>>& per_thread) {
 }
 } // namespace
 
-std::string describe_threads() {
+Threads threads_in_use() {
   const auto per_thread = thread_cpus();
   const auto all = all_of(per_thread);
   const std::size_t n = per_thread.size();
@@ -193,11 +193,7 @@ std::string describe_threads() {
   if (n > all.size())
     out += ", " + std::to_string(n) + " threads share " + std::to_string(all.size()) +
            cpus(all.size());
-  return out;
-}
-
-std::string process_cpus() {
-  return cpu_list(all_of(thread_cpus()));
+  return {out, cpu_list(all)};
 }
 
 } // namespace lca::app

@@ -15,12 +15,14 @@ namespace lca::app {
 /// happened (or it failed); `hint` is then a line for rank 0 to print, or "".
 void prepare_threads(int argc, char** argv, std::string& hint);
 
-/// What the host threads got, after Kokkos started, e.g. "OpenMP 2 threads on CPUs 0-1,
-/// pinned 0 | 1", "OpenMP 2 threads on CPUs 0-1, unpinned", "OpenMP 2 threads on CPU 0, 2
-/// threads share 1 CPU"; "Serial" on a build without OpenMP.
-std::string describe_threads();
-
-/// The CPUs this process may run on, as a list ("0-3,8"); the union over its threads.
-std::string process_cpus();
+/// What the host threads got, after Kokkos started.
+struct Threads {
+  /// e.g. "OpenMP 2 threads on CPUs 0-1, pinned 0 | 1", "OpenMP 2 threads on CPUs 0-1,
+  /// unpinned", "OpenMP 2 threads on CPU 0, 2 threads share 1 CPU"; "Serial on CPU 0" on a
+  /// build without OpenMP.
+  std::string description;
+  std::string cpus; ///< the process's CPUs as a list ("0-3,8"): the union over its threads
+};
+Threads threads_in_use();
 
 } // namespace lca::app

@@ -282,11 +282,11 @@ SolveInfo LcaSolver<Scalar, Device, Layout>::solve(const Dict& dict, const Const
         break;
       if (polishing && !last) {
         std::vector<int> mask(B, 0);
-        int ready = 0, open = 0;
+        int ready = 0;
         if (rounds == 0) {
-          mask = Impl::support_mask(measures_h_, gap, eps, kSupportSlack, tried, ready, open);
+          mask = Impl::support_mask(measures_h_, gap, eps, kSupportSlack, tried, ready);
           attempt = mask;
-        } else if (rounds > 0 && rounds < kMaxSupportRounds) {
+        } else if (rounds < kMaxSupportRounds) {
           for (int b = 0; b < B; ++b)
             ready += (mask[b] = attempt[b] && changed[b] && gap[b] > eps);
         }

@@ -134,10 +134,10 @@ namespace Impl {
 /// The images to solve on their support: not converged, support barely moved since the last
 /// check (at most `slack` of its active neurons, or one; measures m from a support-tracking
 /// measure) and not tried on this support (a retry would give the same result). Counts the
-/// ready and the unconverged images.
+/// ready images.
 template <class H>
 std::vector<int> support_mask(const H& m, const std::vector<double>& gap, double eps, double slack,
-                              std::vector<int>& tried, int& ready, int& open) {
+                              std::vector<int>& tried, int& ready) {
   std::vector<int> mask(gap.size(), 0);
   for (std::size_t b = 0; b < gap.size(); ++b) {
     const double moved = m(b, Measure::changes), active = m(b, Measure::nnz);
@@ -145,7 +145,6 @@ std::vector<int> support_mask(const H& m, const std::vector<double>& gap, double
       tried[b] = 0;
     mask[b] = gap[b] > eps && !tried[b] && active > 0 && moved <= std::max(1.0, slack * active);
     ready += mask[b];
-    open += gap[b] > eps;
   }
   return mask;
 }
