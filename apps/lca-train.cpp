@@ -84,6 +84,7 @@ int main(int argc, char** argv) {
                         ? ", eta / (1 + epoch / " +
                               lca::format_number(cfg.learn.eta_decay_epochs, "%.3g") + ")"
                         : "")
+                << (cfg.warm_start ? ", warm starts" : "")
                 << (ck ? ", resuming at image " + std::to_string(ck->images_seen) : "")
                 << std::endl;
     }

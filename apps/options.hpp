@@ -300,6 +300,9 @@ struct ModelOptions {
     app.add_option("--shuffle-seed", cfg.shuffle_seed, "seed of the epoch order")
         ->check(at_least(0))
         ->capture_default_str();
+    app.add_flag("--warm-start", cfg.warm_start,
+                 "start each image's solve from its code of the previous epoch (soft presets; "
+                 "the codes go into the checkpoints)");
     app.add_option("--checkpoint-every", cfg.checkpoint_every,
                    "batches between checkpoints (0: at the end only)")
         ->check(at_least(0))
@@ -345,6 +348,8 @@ struct ModelOptions {
     validate(g);
     validate(cfg.lca);
     validate(cfg.learn);
+    if (cfg.warm_start && !is_lasso(cfg.lca.transfer))
+      throw InvalidArgument("--warm-start needs a soft threshold (soft-nonneg, soft)");
     if (cfg.batch_size < 1)
       throw InvalidArgument("batch size must be >= 1 (got " + std::to_string(cfg.batch_size) + ")");
   }

@@ -342,7 +342,8 @@ TEST_F(H5Test, CheckpointRoundTripsEveryField) {
   // The schema as other tools see it.
   const File file = File::open_read(path("ck.h5"));
   EXPECT_EQ(file.attribute<std::string>("/", "format"), "kokkos-lca-checkpoint");
-  EXPECT_EQ(file.attribute<std::int64_t>("/", "format_version"), 3);
+  EXPECT_EQ(file.attribute<std::int64_t>("/", "format_version"), 4);
+  EXPECT_FALSE(file.exists("warm_start"));
   EXPECT_EQ(file.attribute<std::int64_t>("/", "nf"), 4);
   EXPECT_EQ(file.attribute<double>("/", "transfer_amax"), std::numeric_limits<double>::infinity());
   EXPECT_EQ(file.shape("momentum"), (Dims{4, 2, 4, 4}));
@@ -467,6 +468,52 @@ TEST_F(H5Test, VersionTwoCheckpointsStillRead) {
   EXPECT_TRUE(out.curve.empty());
   EXPECT_EQ(out.dictionary, in.dictionary);
   EXPECT_EQ(out.images_seen, in.images_seen);
+}
+
+TEST_F(H5Test, CheckpointRoundTripsWarmStartCodes) {
+  lca::Checkpoint in = sample_checkpoint();
+  in.lca.transfer = lca::make_transfer("soft", 0.25);
+  in.warm_start = true;
+  const auto neurons = std::int32_t(in.geometry.neurons());
+  in.warm_train.resize(3);
+  in.warm_train[0] = {{0, 5, neurons - 1}, {0.5f, -1e-30f, 3.0f}};
+  in.warm_train[2] = {{7}, {1e30f}};
+  in.warm_validation.resize(1);
+  lca::write_checkpoint(path("ck.h5"), in);
+  const lca::Checkpoint out = lca::read_checkpoint(path("ck.h5"));
+  EXPECT_TRUE(out.warm_start);
+  ASSERT_EQ(out.warm_train.size(), 3u);
+  ASSERT_EQ(out.warm_validation.size(), 1u);
+  for (std::size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(out.warm_train[i].index, in.warm_train[i].index);
+    EXPECT_EQ(out.warm_train[i].value, in.warm_train[i].value);
+  }
+  EXPECT_TRUE(out.warm_validation[0].index.empty());
+  {
+    const File file = File::open_read(path("ck.h5"));
+    EXPECT_EQ(file.read<std::int64_t>("warm_start/train/offsets").data,
+              (std::vector<std::int64_t>{0, 3, 3, 4}));
+  }
+
+  // Codes a solve cannot leave are refused on writing (the old file stays) and on reading.
+  const std::string before = slurp(path("ck.h5"));
+  for (const lca::SparseCode& bad :
+       {lca::SparseCode{{5, 5}, {1, 2}}, lca::SparseCode{{neurons}, {1}}, lca::SparseCode{{1}, {0}},
+        lca::SparseCode{{1}, {std::numeric_limits<float>::quiet_NaN()}},
+        lca::SparseCode{{1, 2}, {1}}}) {
+    lca::Checkpoint ck = in;
+    ck.warm_train[1] = bad;
+    EXPECT_THROW(lca::write_checkpoint(path("ck.h5"), ck), lca::InvalidArgument);
+  }
+  EXPECT_EQ(slurp(path("ck.h5")), before);
+  File::open_rw(path("ck.h5"))
+      .overwrite("warm_start/train/index", std::vector<std::int32_t>{0, 5, -1, 7}, Dims{4});
+  expect_error<lca::IoError>([&] { lca::read_checkpoint(path("ck.h5")); },
+                             {path("ck.h5"), "warm_start/train", "image 0", "-1"});
+  File::open_rw(path("ck.h5"))
+      .overwrite("warm_start/train/offsets", std::vector<std::int64_t>{0, 3, 2, 4}, Dims{4});
+  expect_error<lca::IoError>([&] { lca::read_checkpoint(path("ck.h5")); },
+                             {path("ck.h5"), "offsets are not ascending at image 1"});
 }
 
 TEST_F(H5Test, ReadCheckpointRejectsBadContent) {

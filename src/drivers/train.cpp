@@ -27,10 +27,65 @@ extern "C" void on_stop_signal(int sig) {
 using Clock = std::chrono::steady_clock;
 using Scalar = float; // the solver's precision in the apps (algorithm.md: float32)
 
+/// The warm starts' codes: every image's last code, on every rank (a rank may solve any image
+/// in a later epoch).
+struct WarmCodes {
+  std::vector<SparseCode> train, validation;
+};
+
+/// Every rank's codes of one batch (rank r solved its mpi::slice), in batch order, on every
+/// rank.
+std::vector<SparseCode> share_codes(std::vector<SparseCode> local, std::int64_t n_batch,
+                                    MPI_Comm comm) {
+  const int ranks = mpi::size(comm);
+  if (ranks == 1)
+    return local;
+  std::vector<int> images(ranks), image_at(ranks), entries(ranks, 0), entry_at(ranks, 0);
+  for (int r = 0; r < ranks; ++r) {
+    const mpi::Slice s = mpi::slice(n_batch, r, ranks);
+    images[r] = int(s.count), image_at[r] = int(s.first);
+  }
+  std::vector<int> local_nnz, nnz(static_cast<std::size_t>(n_batch));
+  std::vector<std::int32_t> local_index;
+  std::vector<float> local_value;
+  for (const SparseCode& c : local) {
+    local_nnz.push_back(int(c.index.size()));
+    local_index.insert(local_index.end(), c.index.begin(), c.index.end());
+    local_value.insert(local_value.end(), c.value.begin(), c.value.end());
+  }
+  mpi::check(MPI_Allgatherv(local_nnz.data(), int(local_nnz.size()), MPI_INT, nnz.data(),
+                            images.data(), image_at.data(), MPI_INT, comm),
+             "MPI_Allgatherv of the codes' sizes");
+  for (int r = 0; r < ranks; ++r) {
+    for (int b = image_at[r]; b < image_at[r] + images[r]; ++b)
+      entries[r] += nnz[std::size_t(b)];
+    entry_at[r] = r == 0 ? 0 : entry_at[r - 1] + entries[r - 1];
+  }
+  const std::size_t total = std::size_t(entry_at[ranks - 1] + entries[ranks - 1]);
+  std::vector<std::int32_t> index(total);
+  std::vector<float> value(total);
+  static_assert(sizeof(std::int32_t) == sizeof(int), "MPI_INT carries the code indices");
+  mpi::check(MPI_Allgatherv(local_index.data(), int(local_index.size()), MPI_INT, index.data(),
+                            entries.data(), entry_at.data(), MPI_INT, comm),
+             "MPI_Allgatherv of the codes' indices");
+  mpi::check(MPI_Allgatherv(local_value.data(), int(local_value.size()), MPI_FLOAT, value.data(),
+                            entries.data(), entry_at.data(), MPI_FLOAT, comm),
+             "MPI_Allgatherv of the codes' values");
+  std::vector<SparseCode> codes(static_cast<std::size_t>(n_batch));
+  std::size_t at = 0;
+  for (std::size_t b = 0; b < codes.size(); ++b) {
+    codes[b].index.assign(index.begin() + at, index.begin() + at + nnz[b]);
+    codes[b].value.assign(value.begin() + at, value.begin() + at + nnz[b]);
+    at += std::size_t(nnz[b]);
+  }
+  return codes;
+}
+
 Checkpoint snapshot(const TrainConfig& cfg, const Dictionary<Scalar>& dict,
                     const Learner<Scalar>& learner, const ImageSet& data, std::int64_t epoch,
                     std::int64_t position, std::int64_t images_seen, std::int64_t batches,
-                    double elapsed, const std::vector<CurvePoint>& curve, Plateau plateau) {
+                    double elapsed, const std::vector<CurvePoint>& curve, Plateau plateau,
+                    const WarmCodes* warm) {
   Checkpoint ck;
   ck.geometry = cfg.geometry;
   ck.lca = cfg.lca;
@@ -47,6 +102,9 @@ Checkpoint snapshot(const TrainConfig& cfg, const Dictionary<Scalar>& dict,
   ck.curve = curve;
   ck.shuffle = cfg.shuffle;
   ck.shuffle_seed = cfg.shuffle_seed;
+  ck.warm_start = cfg.warm_start;
+  if (warm)
+    ck.warm_train = warm->train, ck.warm_validation = warm->validation;
   ck.epoch = epoch;
   ck.position_in_epoch = position;
   ck.images_seen = images_seen;
@@ -151,6 +209,12 @@ TrainSummary train(const TrainConfig& cfg, const ImageSet& data,
   if (validation && (validation->channels != g.channels || validation->height != g.height ||
                      validation->width != g.width))
     throw InvalidArgument("the validation images do not have the training images' shape");
+  if (cfg.warm_start && !is_lasso(cfg.lca.transfer))
+    throw InvalidArgument("--warm-start needs a soft threshold (soft-nonneg, soft)");
+  if (resume && resume->warm_start != cfg.warm_start)
+    throw InvalidArgument(std::string("the checkpoint to resume was trained ") +
+                          (resume->warm_start ? "with" : "without") + " warm starts: resume it " +
+                          (resume->warm_start ? "with" : "without") + " --warm-start");
   const int rank = mpi::rank(comm), ranks = mpi::size(comm);
 
   Dictionary<Scalar> dict(g);
@@ -162,6 +226,7 @@ TrainSummary train(const TrainConfig& cfg, const ImageSet& data,
   std::int64_t epoch = 0, position = 0, images_seen = 0, batches = 0;
   double elapsed_before = 0;
   std::vector<CurvePoint> curve;
+  WarmCodes warm;
   if (resume) {
     dict.from_host(resume->dictionary);
     learner.momentum_from_host(resume->momentum);
@@ -169,6 +234,7 @@ TrainSummary train(const TrainConfig& cfg, const ImageSet& data,
     images_seen = resume->images_seen, batches = resume->batches;
     elapsed_before = resume->elapsed_seconds;
     curve = resume->curve;
+    warm.train = resume->warm_train, warm.validation = resume->warm_validation;
   } else {
     dict.init_random(cfg.learn.seed);
   }
@@ -179,6 +245,17 @@ TrainSummary train(const TrainConfig& cfg, const ImageSet& data,
     throw InvalidArgument("checkpoint " + cfg.checkpoint + " has " + std::to_string(curve.size()) +
                           " training-curve rows after " + std::to_string(finished_epochs) +
                           " epochs: it was not trained with this validation set");
+  if (cfg.warm_start) {
+    const std::int64_t n_validation = validation ? validation->n : 0;
+    if (!resume)
+      warm.train.resize(std::size_t(data.n)), warm.validation.resize(std::size_t(n_validation));
+    else if (std::int64_t(warm.train.size()) != data.n ||
+             std::int64_t(warm.validation.size()) != n_validation)
+      throw InvalidArgument("checkpoint " + cfg.checkpoint + " holds codes of " +
+                            std::to_string(warm.train.size()) + " + " +
+                            std::to_string(warm.validation.size()) + " images, the run has " +
+                            std::to_string(data.n) + " + " + std::to_string(n_validation));
+  }
   learner.set_eta(eta_at(cfg.learn, epoch));
   const std::int64_t total = cfg.auto_epochs      ? cfg.max_epochs * data.n
                              : cfg.max_images > 0 ? cfg.max_images
@@ -195,7 +272,7 @@ TrainSummary train(const TrainConfig& cfg, const ImageSet& data,
   };
   auto save = [&]() {
     const Checkpoint ck = snapshot(cfg, dict, learner, data, epoch, position, images_seen, batches,
-                                   elapsed(), curve, plateau());
+                                   elapsed(), curve, plateau(), writer ? &warm : nullptr);
     if (writer)
       write_checkpoint(cfg.checkpoint, ck);
   };
@@ -224,6 +301,31 @@ TrainSummary train(const TrainConfig& cfg, const ImageSet& data,
   double run[n_sums] = {}, run_gap_max = 0; // the whole call
   const std::int64_t tail_from = images_seen + (total - images_seen) * 9 / 10;
 
+  // Solves this rank's share x (images id(0 .. count - 1)), warm-started from `codes`.
+  const auto solve_share = [&](const auto& x, const std::vector<SparseCode>& codes,
+                               const auto& id) {
+    const auto count = std::int64_t(x.extent(0));
+    solver.reset(int(count));
+    if (cfg.warm_start) {
+      std::vector<const SparseCode*> start;
+      for (std::int64_t b = 0; b < count; ++b)
+        start.push_back(&codes[std::size_t(id(b))]);
+      solver.warm_start(start);
+    }
+    return solver.solve(dict, x);
+  };
+  // With warm starts, every rank keeps the batch's codes (images id(0 .. n_batch - 1)) from
+  // the solver's state of its share (count images). Collective.
+  const auto keep_codes = [&](std::vector<SparseCode>& codes, std::int64_t count,
+                              std::int64_t n_batch, const auto& id) {
+    if (!cfg.warm_start)
+      return;
+    std::vector<SparseCode> batch =
+        share_codes(count > 0 ? solver.codes() : std::vector<SparseCode>(), n_batch, comm);
+    for (std::int64_t j = 0; j < n_batch; ++j)
+      codes[std::size_t(id(j))] = std::move(batch[std::size_t(j)]);
+  };
+
   // The validation images' mean energy, error and activity with the training solver's codes
   // (its certified stop), split over the ranks like a batch: one training-curve row.
   const auto validate = [&]() {
@@ -232,19 +334,19 @@ TrainSummary train(const TrainConfig& cfg, const ImageSet& data,
     for (std::int64_t from = 0; from < validation->n; from += cfg.batch_size) {
       const int n_batch = int(std::min<std::int64_t>(cfg.batch_size, validation->n - from));
       const auto [first, count] = mpi::slice(n_batch, rank, ranks);
-      if (count == 0)
-        continue;
-      const auto x =
-          load(count, [&](std::int64_t b) { return validation->image(from + first + b); });
-      solver.reset(int(count));
-      const SolveInfo info = solver.solve(dict, x);
-      const BatchStats st = solver.stats(x);
-      for (int b = 0; b < count; ++b) {
-        local[0] += st.energy(b, cfg.lca.transfer);
-        local[1] += st.percent_error(b);
-        local[2] += st.nnz[b];
+      const auto id = [&, first = first](std::int64_t b) { return from + first + b; };
+      if (count > 0) {
+        const auto x = load(count, [&](std::int64_t b) { return validation->image(id(b)); });
+        const SolveInfo info = solve_share(x, warm.validation, id);
+        const BatchStats st = solver.stats(x);
+        for (int b = 0; b < count; ++b) {
+          local[0] += st.energy(b, cfg.lca.transfer);
+          local[1] += st.percent_error(b);
+          local[2] += st.nnz[b];
+        }
+        local[3] += info.unconverged;
       }
-      local[3] += info.unconverged;
+      keep_codes(warm.validation, count, n_batch, [&](std::int64_t j) { return from + j; });
     }
     mpi::check(MPI_Allreduce(local, global, 4, MPI_DOUBLE, MPI_SUM, comm),
                "MPI_Allreduce of the validation statistics");
@@ -302,11 +404,10 @@ TrainSummary train(const TrainConfig& cfg, const ImageSet& data,
         int(std::min<std::int64_t>({cfg.batch_size, data.n - position, total - images_seen}));
     const auto [first, count] = mpi::slice(n_batch, rank, ranks);
     double local[n_sums] = {}, local_gap_max = 0;
+    const auto id = [&, first = first](std::int64_t b) { return order[position + first + b]; };
     if (count > 0) {
-      const auto x =
-          load(count, [&](std::int64_t b) { return data.image(order[position + first + b]); });
-      solver.reset(int(count));
-      const SolveInfo info = solver.solve(dict, x);
+      const auto x = load(count, [&](std::int64_t b) { return data.image(id(b)); });
+      const SolveInfo info = solve_share(x, warm.train, id);
       const BatchStats st = solver.stats(x);
       for (int b = 0; b < count; ++b) {
         local[energy] += st.energy(b, cfg.lca.transfer);
@@ -336,6 +437,7 @@ TrainSummary train(const TrainConfig& cfg, const ImageSet& data,
       throw NumericalError("non-finite energy in batch " + std::to_string(batches + 1) +
                            " (epoch " + std::to_string(epoch + 1) +
                            "); stopping, the last checkpoint is kept");
+    keep_codes(warm.train, count, n_batch, [&](std::int64_t j) { return order[position + j]; });
     learner.update(dict, count > 0 ? &solver : nullptr, n_batch, gradient_sum);
     position += n_batch, images_seen += n_batch, ++batches;
     sum.images += n_batch, ++sum.batches;

@@ -16,7 +16,7 @@ namespace lca {
 namespace {
 
 constexpr const char* kFormat = "kokkos-lca-checkpoint";
-constexpr std::int64_t kFormatVersion = 3;
+constexpr std::int64_t kFormatVersion = 4;
 /// Version 1 files predate the solver settings: they read as the fixed-step LCA they ran.
 constexpr const char* kAddedInVersion2[] = {"solver",       "timescale",      "ats_base_min",
                                             "ats_base_max", "ats_tau_factor", "ats_growth_factor",
@@ -24,7 +24,11 @@ constexpr const char* kAddedInVersion2[] = {"solver",       "timescale",      "a
 /// Version 2 files predate the schedule and the plateau rule: a constant rate, fixed epochs.
 constexpr const char* kAddedInVersion3[] = {"eta_decay_epochs", "epochs_auto", "plateau_tol",
                                             "max_epochs",       "validation",  "plateau"};
+/// Version 3 files predate warm starts: cold starts.
+constexpr const char* kAddedInVersion4[] = {"warm_start"};
 constexpr const char* kCurve = "training_curve";
+constexpr const char* kWarmTrain = "warm_start/train";
+constexpr const char* kWarmValidation = "warm_start/validation";
 constexpr std::size_t kCurveColumns = 7;
 constexpr const char* kCurveColumnNames = "epoch images_seen validation_energy validation_error "
                                           "validation_active seconds validation_seconds";
@@ -85,6 +89,7 @@ template <class C, class F> void visit_fields(C& ck, F&& f) {
   f("plateau", ck.plateau);
   f("shuffle", ck.shuffle);
   f("shuffle_seed", ck.shuffle_seed);
+  f("warm_start", ck.warm_start);
   f("epoch", ck.epoch);
   f("images_seen", ck.images_seen);
   f("batches", ck.batches);
@@ -175,6 +180,65 @@ void require_finite(const std::string& path, const char* name, const std::vector
                            show(double(v[i])));
 }
 
+void write_codes(h5::File& file, const std::string& group, const std::vector<SparseCode>& codes) {
+  std::vector<std::int64_t> offsets{0};
+  std::vector<std::int32_t> index;
+  std::vector<float> value;
+  for (const SparseCode& c : codes) {
+    index.insert(index.end(), c.index.begin(), c.index.end());
+    value.insert(value.end(), c.value.begin(), c.value.end());
+    offsets.push_back(std::int64_t(index.size()));
+  }
+  file.write(group + "/offsets", offsets, {offsets.size()});
+  file.write(group + "/index", index, {index.size()});
+  file.write(group + "/value", value, {value.size()});
+}
+
+/// "" if every code is what a solve leaves (and warm_start() accepts): indices ascending in
+/// [0, neurons) and as many finite nonzero values; else the first problem.
+std::string codes_problem(const std::vector<SparseCode>& codes, std::int64_t neurons) {
+  for (std::size_t i = 0; i < codes.size(); ++i) {
+    const SparseCode& c = codes[i];
+    const std::string image = "image " + std::to_string(i);
+    if (c.index.size() != c.value.size())
+      return image + " has " + std::to_string(c.index.size()) + " indices and " +
+             std::to_string(c.value.size()) + " values";
+    for (std::size_t k = 0; k < c.index.size(); ++k) {
+      if (c.index[k] < 0 || c.index[k] >= neurons || (k > 0 && c.index[k] <= c.index[k - 1]))
+        return image + " has the index " + std::to_string(c.index[k]) + " (not ascending in [0, " +
+               std::to_string(neurons) + "))";
+      if (!std::isfinite(c.value[k]) || c.value[k] == 0)
+        return image + " has the value " + show(double(c.value[k]));
+    }
+  }
+  return "";
+}
+
+/// The codes of `group`, checked.
+std::vector<SparseCode> read_codes(const h5::File& file, const std::string& group,
+                                   std::int64_t neurons) {
+  const std::string what = file.name() + ": " + group;
+  const auto offsets = file.read<std::int64_t>(group + "/offsets");
+  const auto index = file.read<std::int32_t>(group + "/index");
+  const auto value = file.read<float>(group + "/value");
+  if (offsets.dims.size() != 1 || index.dims.size() != 1 || value.dims.size() != 1 ||
+      offsets.data.empty() || offsets.data.front() != 0 ||
+      offsets.data.back() != std::int64_t(index.data.size()) ||
+      index.data.size() != value.data.size())
+    throw IoError(what + ": offsets, index and value do not describe sparse codes");
+  std::vector<SparseCode> codes(offsets.data.size() - 1);
+  for (std::size_t i = 0; i < codes.size(); ++i) {
+    const std::int64_t from = offsets.data[i], to = offsets.data[i + 1];
+    if (to < from || to > std::int64_t(index.data.size()))
+      throw IoError(what + ": offsets are not ascending at image " + std::to_string(i));
+    codes[i].index.assign(index.data.begin() + from, index.data.begin() + to);
+    codes[i].value.assign(value.data.begin() + from, value.data.begin() + to);
+  }
+  if (const std::string p = codes_problem(codes, neurons); !p.empty())
+    throw IoError(what + ": " + p);
+  return codes;
+}
+
 } // namespace
 
 void write_checkpoint(const std::string& path, const Checkpoint& ck) {
@@ -189,6 +253,9 @@ void write_checkpoint(const std::string& path, const Checkpoint& ck) {
                             std::to_string(h5::File::count(dims)));
   require_finite(path, "dictionary", ck.dictionary);
   require_finite(path, "momentum", ck.momentum);
+  for (const auto* codes : {&ck.warm_train, &ck.warm_validation})
+    if (const std::string p = codes_problem(*codes, ck.geometry.neurons()); !p.empty())
+      throw InvalidArgument(path + ": cannot write checkpoint: warm-start code of " + p);
 
   h5::atomic_write(path, "checkpoint", [&](h5::File& file) {
     file.set_attribute("/", "format", kFormat);
@@ -203,6 +270,10 @@ void write_checkpoint(const std::string& path, const Checkpoint& ck) {
                                  c.percent_active, c.seconds, c.validation_seconds});
       file.write(kCurve, rows, {ck.curve.size(), kCurveColumns});
       file.set_attribute(kCurve, "columns", kCurveColumnNames);
+    }
+    if (ck.warm_start) {
+      write_codes(file, kWarmTrain, ck.warm_train);
+      write_codes(file, kWarmValidation, ck.warm_validation);
     }
   });
 }
@@ -220,7 +291,8 @@ Checkpoint read_checkpoint(const std::string& path) {
   Checkpoint ck;
   visit_fields(ck, [&](const char* name, auto& value) {
     if ((version < 2 && listed(kAddedInVersion2, name)) ||
-        (version < 3 && listed(kAddedInVersion3, name)))
+        (version < 3 && listed(kAddedInVersion3, name)) ||
+        (version < 4 && listed(kAddedInVersion4, name)))
       return;
     get(file, name, value);
   });
@@ -241,6 +313,10 @@ Checkpoint read_checkpoint(const std::string& path) {
       const double* r = rows.data() + i * kCurveColumns;
       ck.curve.push_back({std::int64_t(r[0]), std::int64_t(r[1]), r[2], r[3], r[4], r[5], r[6]});
     }
+  }
+  if (ck.warm_start) {
+    ck.warm_train = read_codes(file, kWarmTrain, ck.geometry.neurons());
+    ck.warm_validation = read_codes(file, kWarmValidation, ck.geometry.neurons());
   }
   return ck;
 }

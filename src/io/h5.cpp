@@ -100,6 +100,8 @@ hid_t native(Type type) {
     return H5T_NATIVE_DOUBLE;
   case Type::i64:
     return H5T_NATIVE_INT64;
+  case Type::i32:
+    return H5T_NATIVE_INT32;
   case Type::u8:
     return H5T_NATIVE_UINT8;
   }
@@ -114,6 +116,8 @@ const char* type_name(Type type) {
     return "float64";
   case Type::i64:
     return "int64";
+  case Type::i32:
+    return "int32";
   case Type::u8:
     return "uint8";
   }

@@ -51,7 +51,10 @@ void LcaSolver<Scalar, Device, Layout>::reset(int batch) {
     conv_.act_idx = typename V::IndexMatrix(scratch(exec_, "lca::LcaSolver::act_idx"), n, nf);
     conv_.act_val = Matrix(scratch(exec_, "lca::LcaSolver::act_val"), n, nf);
     conv_.act_cnt = typename V::IndexVector(alloc(exec_, "lca::LcaSolver::act_cnt"), n);
+    a_h_ = Kokkos::create_mirror_view(a_);
     decay_ = Impl::per_image<Scalar, Device>(exec_, "lca::LcaSolver::decay", batch);
+    all_images_ = Impl::per_image<int, Device>(exec_, "lca::LcaSolver::all_images", batch);
+    Impl::upload(exec_, all_images_, std::vector<int>(batch, 1));
     if (fista)
       Impl::allocate(exec_, geom_, batch, fista_);
     if (fista && fista_.power.extent(0) == 0)
@@ -142,6 +145,54 @@ void LcaSolver<Scalar, Device, Layout>::set_activities(const Matrix& a) {
     throw InvalidArgument("set_activities: shape does not match the batch");
   Kokkos::deep_copy(exec_, a_, a);
   rebuild_active_lists(a_);
+}
+
+template <class Scalar, class Device, class Layout>
+void LcaSolver<Scalar, Device, Layout>::warm_start(const std::vector<const SparseCode*>& codes) {
+  const Transfer& tf = params_.transfer;
+  if (!is_lasso(tf))
+    throw InvalidArgument("warm starts need a soft threshold (soft-nonneg, soft)");
+  if (codes.size() != std::size_t(batch_))
+    throw InvalidArgument("warm_start: " + std::to_string(codes.size()) + " codes for a batch of " +
+                          std::to_string(batch_));
+  const int npos = geom_.positions(), nf = geom_.nf;
+  exec_.fence(); // on a host space a_h_ is a_ itself, which earlier kernels may still use
+  Kokkos::deep_copy(a_h_, Scalar(0));
+  for (int b = 0; b < batch_; ++b) {
+    if (!codes[b])
+      continue;
+    const SparseCode& c = *codes[b];
+    if (c.value.size() != c.index.size())
+      throw InvalidArgument("warm_start: a code has " + std::to_string(c.index.size()) +
+                            " indices and " + std::to_string(c.value.size()) + " values");
+    for (std::size_t i = 0; i < c.index.size(); ++i) {
+      const std::int32_t k = c.index[i];
+      if (k < 0 || k >= npos * nf)
+        throw InvalidArgument("warm_start: code index " + std::to_string(k) + " is outside [0, " +
+                              std::to_string(npos * nf) + ")");
+      a_h_(std::int64_t(b) * npos + k / nf, k % nf) = Scalar(c.value[i]);
+    }
+  }
+  Kokkos::deep_copy(exec_, a_, a_h_);
+  rebuild_active_lists(a_);
+  if (params_.solver == "lca")
+    Impl::potentials_from_codes(exec_, v_, a_, Scalar(tf.lambda), all_images_.d, npos);
+}
+
+template <class Scalar, class Device, class Layout>
+std::vector<SparseCode> LcaSolver<Scalar, Device, Layout>::codes() {
+  Kokkos::deep_copy(exec_, a_h_, a_);
+  exec_.fence();
+  const int npos = geom_.positions(), nf = geom_.nf;
+  std::vector<SparseCode> out(batch_);
+  for (int b = 0; b < batch_; ++b)
+    for (int p = 0; p < npos; ++p)
+      for (int m = 0; m < nf; ++m)
+        if (const Scalar a = a_h_(std::int64_t(b) * npos + p, m); a != Scalar(0)) {
+          out[b].index.push_back(p * nf + m);
+          out[b].value.push_back(float(a));
+        }
+  return out;
 }
 
 template <class Scalar, class Device, class Layout>

@@ -1,13 +1,14 @@
 #pragma once
 // Training checkpoints: everything needed to resume dictionary learning bit-for-bit.
 //
-// File schema (HDF5, format_version 3; readable with h5py; version 1 files, which predate the
+// File schema (HDF5, format_version 4; readable with h5py; version 1 files, which predate the
 // solver settings, still read as fixed-step LCA; version 2 files, which predate the training
-// curve, as a constant learning rate and a fixed number of epochs):
+// curve, as a constant learning rate and a fixed number of epochs; version 3 files, which
+// predate warm starts, as cold starts):
 //
 //   Root attributes (scalars; strings are variable-length UTF-8, booleans int64 0/1)
 //     format            string  "kokkos-lca-checkpoint"
-//     format_version    int64   3
+//     format_version    int64   4
 //     Geometry          nf, channels, height, width, kernel, stride          int64
 //     LcaParams         tau, dt, stop_tol, stop_gap                          float64
 //                       iterations, check_every                              int64
@@ -21,7 +22,7 @@
 //     LearnParams       eta, momentum_tau, decay, eta_decay_epochs           float64
 //                       seed                                                 uint64
 //     run length        batch_size, epochs, max_images                       int64
-//                       shuffle, epochs_auto                                 int64 0/1
+//                       shuffle, epochs_auto, warm_start                     int64 0/1
 //                       plateau_tol                                          float64
 //                       max_epochs, validation                               int64
 //                       plateau ("running"/"reached"/"cap"; "" for fixed)    string
@@ -39,7 +40,13 @@
 //                       (attribute "columns"): epoch, images_seen, validation_energy,
 //                       validation_error (%), validation_active (%), seconds (training time
 //                       so far), validation_seconds (of which this measurement)
+//     /warm_start/train/{offsets,index,value}       with warm_start: every training image's
+//     /warm_start/validation/{offsets,index,value}  (validation image's) last code, sparse
+//                       rows: image i's entries are [offsets[i], offsets[i+1]) of index
+//                       (int32, pos * nf + feature, ascending) and value (float32);
+//                       offsets int64 (images + 1)
 #include "lca/params.hpp"
+#include "lca/sparse_code.hpp"
 
 #include <cstdint>
 #include <string>
@@ -71,6 +78,9 @@ struct Checkpoint {
   std::string plateau;         ///< "running", "reached", "cap" ("" without --epochs auto)
   bool shuffle = true;
   std::uint64_t shuffle_seed = 1;
+  /// Each epoch's solves start from the image's code of the previous epoch (train.hpp).
+  bool warm_start = false;
+  std::vector<SparseCode> warm_train, warm_validation; ///< indexed by image
   // Progress: the next batch starts at position_in_epoch of epoch's order.
   std::int64_t epoch = 0, images_seen = 0, batches = 0, position_in_epoch = 0;
   std::vector<float> dictionary; ///< nf*c*k*k, layout [nf][c][k][k]

@@ -23,7 +23,7 @@ using Dims = std::vector<unsigned long long>; ///< == std::vector<hsize_t>
 
 /// Dataset element types; each is stored as the matching little-endian IEEE / integer type and
 /// read back only into the same type (no silent conversion).
-enum class Type { f32, f64, i64, u8 };
+enum class Type { f32, f64, i64, i32, u8 };
 
 template <class T> constexpr Type type_of() {
   if constexpr (std::is_same_v<T, float>)
@@ -32,10 +32,13 @@ template <class T> constexpr Type type_of() {
     return Type::f64;
   else if constexpr (std::is_same_v<T, std::int64_t>)
     return Type::i64;
+  else if constexpr (std::is_same_v<T, std::int32_t>)
+    return Type::i32;
   else if constexpr (std::is_same_v<T, std::uint8_t>)
     return Type::u8;
   else
-    static_assert(!sizeof(T), "datasets hold float, double, std::int64_t or std::uint8_t");
+    static_assert(!sizeof(T),
+                  "datasets hold float, double, std::int64_t, std::int32_t or std::uint8_t");
 }
 
 template <class T> struct Array {

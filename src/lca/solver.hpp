@@ -22,7 +22,9 @@
 #include "lca/core.hpp"
 #include "lca/dictionary.hpp"
 #include "lca/params.hpp"
+#include "lca/sparse_code.hpp"
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <vector>
@@ -206,8 +208,15 @@ public:
   const Matrix& patches() const { return conv_.patches; } ///< im2col of residual()
   const Matrix& drive() const { return g_; } ///< (B*positions, nf), Phi^T r of the last step
 
-  /// Overwrite the activity (tests, warm starts); rebuilds the active lists.
+  /// Overwrite the activity (tests); rebuilds the active lists.
   void set_activities(const Matrix& a);
+  /// Start the next solve from earlier codes (after reset; soft presets): image b's code is
+  /// *codes[b], or zero where codes[b] is null. LCA's potentials are put on the threshold
+  /// line (V = a + lambda sign a), so its first step keeps the code. Any code is a sound
+  /// start: the certificate judges the final code, not the path to it.
+  void warm_start(const std::vector<const SparseCode*>& codes);
+  /// Every image's current code, sparse.
+  std::vector<SparseCode> codes();
 
   // Building blocks for the tests and benchmarks (conv.hpp, lca_dynamics.hpp).
   /// out = x + sign * Phi a through the scatter over the active lists (x may be empty).
@@ -263,6 +272,8 @@ private:
   int batch_ = 0;
   Matrix v_, a_, g_;
   Images r_;
+  typename Matrix::HostMirror a_h_;        ///< warm starts' host side of a_
+  Impl::PerImage<int, Device> all_images_; ///< 1 for every image (potentials_from_codes)
   Impl::ConvBuffers<Scalar, Device, Layout> conv_;
   Impl::PerImage<Scalar, Device> decay_; ///< LCA: exp(-dt / tau) per image (lca_dynamics.hpp)
   Impl::FistaBuffers<Scalar, Device, Layout> fista_;

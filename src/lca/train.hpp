@@ -35,6 +35,10 @@ struct TrainConfig {
   const ImageSet* validation = nullptr;
   bool shuffle = true;
   std::uint64_t shuffle_seed = 1;
+  /// Start each image's solve from its code of the previous epoch (validation images too), as
+  /// PetaVision carries its membrane potentials; soft presets. The codes go into every
+  /// checkpoint (sparse), so a resumed run stays bit for bit the uninterrupted one.
+  bool warm_start = false;
   std::string checkpoint;              ///< path of the checkpoint file (rank 0 writes it)
   std::int64_t checkpoint_every = 100; ///< batches between checkpoints (0: only at the end)
   double progress_seconds = 10;        ///< seconds between progress lines (0: none)

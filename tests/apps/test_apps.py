@@ -165,9 +165,16 @@ class Apps(unittest.TestCase):
         """SIGKILL in the middle of epoch 2 (after a checkpoint of its batches), then --resume:
         the dictionary, momentum and training curve equal an uninterrupted run's bit for bit (the
         curve's seconds excepted)."""
+        self.kill_mid_epoch_and_resume()
+
+    def test_train_warm_start_resume_after_kill_is_bitwise(self):
+        """The same with warm starts: the checkpoint carries every image's code."""
+        self.kill_mid_epoch_and_resume("--warm-start")
+
+    def kill_mid_epoch_and_resume(self, *extra):
         straight, ck = f"{self.tmp}/straight.h5", f"{self.tmp}/ck.h5"
         # 80 images to train on in batches of 4: the kill leaves most of epoch 2 to do.
-        args = [*self.AUTO, "--subset", "88", "--batch", "4", "--checkpoint-every", "1"]
+        args = [*self.AUTO, "--subset", "88", "--batch", "4", "--checkpoint-every", "1", *extra]
         self.train(straight, *args)
         cmd = [app("lca-train"), *TINY, *args, "--progress", "1e-9", "-o", ck]
         p = subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, text=True)
@@ -190,6 +197,39 @@ class Apps(unittest.TestCase):
             np.testing.assert_array_equal(a["training_curve"][:, :5], b["training_curve"][:, :5])
             self.assertEqual(a.attrs["plateau"], b.attrs["plateau"])
             self.assertEqual(a.attrs["batches"], b.attrs["batches"])
+            self.assertEqual(a.attrs["warm_start"], bool(extra))
+            if extra:
+                for name in ("offsets", "index", "value"):
+                    for split in ("train", "validation"):
+                        np.testing.assert_array_equal(a[f"warm_start/{split}/{name}"][...],
+                                                      b[f"warm_start/{split}/{name}"][...])
+
+    def test_train_warm_start_certifies_with_fewer_iterations(self):
+        """Three epochs from the previous epoch's codes: every image still certified, fewer
+        iterations than cold starts, and the checkpoint holds every image's code; two ranks
+        exchange the codes and match one."""
+        args = [*self.AUTO, "--epochs", "3", "--progress", "0"]
+        cold, warm, two = (f"{self.tmp}/{n}.h5" for n in ("cold", "warm", "two"))
+        iterations = {}
+        for ck, extra in ((cold, []), (warm, ["--warm-start"])):
+            _, out, _ = self.train(ck, *args, *extra)
+            self.assertIn("every image certified", out)
+            iterations[ck] = float(re.search(r"solver: ([\d.]+) iterations per batch", out).group(1))
+        self.assertLess(iterations[warm], 0.8 * iterations[cold], iterations)
+        with h5py.File(warm) as f:
+            self.assertEqual(f.attrs["warm_start"], 1)
+            offsets = f["warm_start/train/offsets"][...]
+            self.assertEqual(offsets.shape, (41,))  # 40 training images
+            self.assertTrue(np.all(np.diff(offsets) > 0))  # every image has a code
+            self.assertEqual(f["warm_start/validation/offsets"].shape, (9,))
+            index = f["warm_start/train/index"][...]
+            self.assertEqual(index.dtype, np.int32)
+            self.assertTrue(np.all((index >= 0) & (index < 4 * 14 * 14)))
+            self.assertTrue(np.all(f["warm_start/train/value"][...] > 0))  # soft-nonneg
+        self.train(two, *args, "--warm-start", mpi=2)
+        with h5py.File(warm) as a, h5py.File(two) as b:
+            np.testing.assert_allclose(a["dictionary"][...], b["dictionary"][...], atol=1e-4)
+            self.assertEqual(a["warm_start/train/offsets"].shape, b["warm_start/train/offsets"].shape)
 
     def test_two_ranks_match_one(self):
         one, two = f"{self.tmp}/one.h5", f"{self.tmp}/two.h5"
