@@ -205,17 +205,18 @@ class Apps(unittest.TestCase):
                                                       b[f"warm_start/{split}/{name}"][...])
 
     def test_train_warm_start_certifies_with_fewer_iterations(self):
-        """Three epochs from the previous epoch's codes: every image still certified, fewer
-        iterations than cold starts, and the checkpoint holds every image's code; two ranks
-        exchange the codes and match one."""
-        args = [*self.AUTO, "--epochs", "3", "--progress", "0"]
+        """Six epochs, each from the previous epoch's codes: every image still certified, far
+        fewer iterations than cold starts once the rate has decayed (measured: 42 against 82 per
+        batch), and the checkpoint holds every image's code; two ranks exchange the codes and
+        match one."""
+        args = [*self.AUTO, "--epochs", "6", "--progress", "0"]
         cold, warm, two = (f"{self.tmp}/{n}.h5" for n in ("cold", "warm", "two"))
         iterations = {}
         for ck, extra in ((cold, []), (warm, ["--warm-start"])):
             _, out, _ = self.train(ck, *args, *extra)
             self.assertIn("every image certified", out)
             iterations[ck] = float(re.search(r"solver: ([\d.]+) iterations per batch", out).group(1))
-        self.assertLess(iterations[warm], 0.8 * iterations[cold], iterations)
+        self.assertLess(iterations[warm], 0.7 * iterations[cold], iterations)
         with h5py.File(warm) as f:
             self.assertEqual(f.attrs["warm_start"], 1)
             offsets = f["warm_start/train/offsets"][...]
