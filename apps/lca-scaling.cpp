@@ -6,6 +6,7 @@
 #include "app_main.hpp"
 #include "lca/analysis.hpp"
 #include "lca/core.hpp"
+#include "lca/distributed.hpp"
 #include "lca/format.hpp"
 #include "lca/scaling.hpp"
 #include "no_overwrite.hpp"
