@@ -80,7 +80,7 @@ std::filesystem::path point_dir(const SweepConfig& cfg, int nf, double lambda, i
 /// The training checkpoint of a point; in reference mode one per (nf, replicate), shared by
 /// every lambda.
 std::string checkpoint_of(const SweepConfig& cfg, int nf, double lambda, int replicate) {
-  return (point_dir(cfg, nf, lambda, replicate, cfg.mode == "reference") / "checkpoint.h5")
+  return (point_dir(cfg, nf, lambda, replicate, cfg.mode == SweepMode::reference) / "checkpoint.h5")
       .string();
 }
 
@@ -181,6 +181,10 @@ std::string first_difference(const std::string& a, const std::string& b) {
 
 } // namespace
 
+const char* to_string(SweepMode m) {
+  return m == SweepMode::reference ? "reference" : "full";
+}
+
 std::vector<PointId> grid_points(const SweepConfig& cfg) {
   std::vector<PointId> v;
   for (int nf : cfg.sizes)
@@ -241,8 +245,8 @@ std::string sweep_settings(const SweepConfig& cfg, const ImageSet& train, const 
   const auto& t = cfg.train;
   const auto& g = t.geometry;
   std::ostringstream os;
-  os << "mode=" << cfg.mode
-     << (cfg.mode == "reference" ? " reference_lambda=" + fmt(cfg.reference_lambda) : "")
+  os << "mode=" << to_string(cfg.mode)
+     << (cfg.mode == SweepMode::reference ? " reference_lambda=" + fmt(cfg.reference_lambda) : "")
      << " preset=" << t.preset << " k=" << g.kernel << " s=" << g.stride
      << " tau=" << fmt(t.lca.tau) << " dt=" << fmt(t.lca.dt) << " iterations=" << t.lca.iterations
      << " stop_tol=" << fmt(t.lca.stop_tol);
@@ -286,7 +290,7 @@ void write_sweep(const std::string& path, const Sweep& s) {
     f.set_attribute("/", "format", "kokkos-lca-sweep");
     f.set_attribute("/", "format_version", std::int64_t(1));
     f.set_attribute("/", "software_version", version);
-    f.set_attribute("/", "mode", s.mode);
+    f.set_attribute("/", "mode", std::string(to_string(s.mode)));
     f.set_attribute("/", "reference_lambda", s.reference_lambda);
     f.set_attribute("/", "settings", s.settings);
     f.set_attribute("/", "n_points", std::int64_t(n));
@@ -338,7 +342,13 @@ Sweep read_sweep(const std::string& path) {
       f.attribute<std::string>("/", "format") != "kokkos-lca-sweep")
     throw IoError(path + ": not a kokkos-lca sweep file");
   Sweep s;
-  s.mode = f.attribute<std::string>("/", "mode");
+  const auto mode = f.attribute<std::string>("/", "mode");
+  if (mode == to_string(SweepMode::full))
+    s.mode = SweepMode::full;
+  else if (mode == to_string(SweepMode::reference))
+    s.mode = SweepMode::reference;
+  else
+    throw IoError(path + ": unknown sweep mode '" + mode + "'");
   s.reference_lambda = f.attribute<double>("/", "reference_lambda");
   s.settings = f.attribute<std::string>("/", "settings");
   const auto n = std::size_t(f.attribute<std::int64_t>("/", "n_points"));
@@ -434,7 +444,7 @@ std::optional<SweepRecord> compute_point(const SweepConfig& cfg, const PointId& 
   tc.geometry.nf = id.nf;
   tc.learn.seed = replicate_seed(cfg.train.learn.seed, id.replicate);
   tc.shuffle_seed = replicate_seed(cfg.train.shuffle_seed, id.replicate);
-  const double train_lambda = cfg.mode == "reference" ? cfg.reference_lambda : id.lambda;
+  const double train_lambda = cfg.mode == SweepMode::reference ? cfg.reference_lambda : id.lambda;
   tc.lca.transfer = make_transfer(tc.preset, train_lambda);
   tc.checkpoint = checkpoint_of(cfg, id.nf, id.lambda, id.replicate);
   tc.after_batch = after_batch;
@@ -563,7 +573,7 @@ private:
   }
   /// Reference mode trains a size's dictionary once: its other points wait while one runs.
   bool waits_for_dictionary(const PointId& p) const {
-    if (cfg_.mode != "reference")
+    if (cfg_.mode != SweepMode::reference)
       return false;
     const auto same = [&](const auto& q) { return q.nf == p.nf && q.replicate == p.replicate; };
     return std::none_of(done_.points.begin(), done_.points.end(), same) &&
@@ -711,7 +721,7 @@ SweepRun lead(const SweepConfig& cfg, const ImageSet& train_set, const ImageSet&
   SweepRun run;
   Sweep& s = run.sweep;
   s.mode = cfg.mode;
-  s.reference_lambda = cfg.mode == "reference" ? cfg.reference_lambda : 0;
+  s.reference_lambda = cfg.mode == SweepMode::reference ? cfg.reference_lambda : 0;
   s.settings = sweep_settings(cfg, train_set, test_set);
   const std::string path = sweep_path(cfg.out_dir);
   const std::vector<PointId> selection = selected_points(cfg);
@@ -771,7 +781,8 @@ SweepRun lead(const SweepConfig& cfg, const ImageSet& train_set, const ImageSet&
         "gap %.2g (max %.2g)%s%s  (%.1f s%s)  %.1f points/h  ETA %s",
         rec.refine_round ? "refinement point" : "point", s.points.size(), selection.size(),
         describe_point(rec.nf, rec.lambda, rec.replicate).c_str(),
-        cfg.mode == "reference" ? (" (trained at " + fmt(rec.train_lambda) + ")").c_str() : "",
+        cfg.mode == SweepMode::reference ? (" (trained at " + fmt(rec.train_lambda) + ")").c_str()
+                                         : "",
         rec.error_mean, rec.error_se, rec.percent_active, rec.gap_mean, rec.gap_max,
         rec.unconverged > 0 ? " ABOVE --stop-gap" : "", plateau.c_str(), rec.seconds,
         g.count > 1 ? (", group " + std::to_string(group)).c_str() : "",
@@ -864,8 +875,6 @@ SweepRun run_sweep(const SweepConfig& cfg, const ImageSet& train_set, const Imag
                    MPI_Comm comm, std::ostream* progress) {
   if (cfg.sizes.empty() || cfg.lambdas.empty())
     throw InvalidArgument("the grid is empty: give sizes and lambdas");
-  if (cfg.mode != "full" && cfg.mode != "reference")
-    throw InvalidArgument("unknown sweep mode '" + cfg.mode + "' (full or reference)");
   if (cfg.train.preset == "custom")
     throw InvalidArgument(
         "a sweep varies lambda: use a named threshold preset, not custom vertices");

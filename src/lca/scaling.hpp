@@ -21,12 +21,19 @@
 
 namespace lca {
 
+/// How a sweep trains its dictionaries; --mode, sweep files and settings texts name it by its
+/// to_string text.
+enum class SweepMode {
+  full,     ///< one dictionary per (nf, lambda, replicate)
+  reference ///< one per (nf, replicate) at reference_lambda, tested at every lambda (cheaper)
+};
+/// "full" or "reference".
+const char* to_string(SweepMode m);
+
 struct SweepConfig {
-  std::vector<int> sizes;      ///< nf values
-  std::vector<double> lambdas; ///< lambda grid (tested at every size)
-  /// "full": train one dictionary per (nf, lambda); "reference": train once per nf at
-  /// reference_lambda and test it at every lambda (cheaper; labelled in every output).
-  std::string mode = "full";
+  std::vector<int> sizes;           ///< nf values
+  std::vector<double> lambdas;      ///< lambda grid (tested at every size)
+  SweepMode mode = SweepMode::full; ///< (labelled in every output)
   double reference_lambda = 0.5;
   /// Dictionaries per (nf, lambda), each with its own initialisation seed and training-image
   /// order (replicate 0 uses the given seeds, so one replicate is the classic sweep).
@@ -88,7 +95,8 @@ struct SweepRecord {
 };
 
 struct Sweep {
-  std::string mode, settings; ///< settings: a canonical description; reruns must match it
+  SweepMode mode = SweepMode::full;
+  std::string settings; ///< a canonical description; reruns must match it
   double reference_lambda = 0;
   std::vector<SweepRecord> points;
 };
@@ -112,7 +120,8 @@ std::string point_file(const SweepConfig& cfg, const PointId& p);
 std::vector<std::string> sweep_outputs(const SweepConfig& cfg);
 /// Canonical text of everything that defines the results of a grid point.
 std::string sweep_settings(const SweepConfig& cfg, const ImageSet& train, const ImageSet& test);
-Sweep read_sweep(const std::string& path); ///< throws IoError for a missing or foreign file
+/// Throws IoError for a missing or foreign file (or one with an unknown mode).
+Sweep read_sweep(const std::string& path);
 void write_sweep(const std::string& path, const Sweep& s); ///< atomic
 
 /// The sweep files in an out dir: sweep.h5 if it exists, then points/*/point.h5 in name order.
