@@ -3,6 +3,7 @@
 #include "lca/checkpoint.hpp"
 #include "lca/core.hpp"
 #include "lca/denoise.hpp"
+#include "lca/distributed.hpp"
 #include "no_overwrite.hpp"
 #include "options.hpp"
 #include "train_as_test.hpp"

@@ -6,6 +6,7 @@
 #include "app_main.hpp"
 #include "lca/analysis.hpp"
 #include "lca/core.hpp"
+#include "lca/distributed.hpp"
 #include "lca/format.hpp"
 #include "lca/scaling.hpp"
 #include "no_overwrite.hpp"
@@ -60,7 +61,7 @@ int analyze(const std::string& sweep_file, const std::string& out, int bootstrap
       "Sweep " + sweep_file + ": " + std::to_string(s.points.size()) + " points (" +
       std::to_string(refined) + " added by refinement, " + std::to_string(replicates) +
       " replicate" + (replicates == 1 ? "" : "s") + "), " +
-      (s.mode == "reference"
+      (s.mode == lca::SweepMode::reference
            ? "dictionaries trained once per size at reference lambda " +
                  lca::format_number(s.reference_lambda) + " and tested at every lambda"
            : "one dictionary trained per (nf, lambda, replicate)") +
@@ -208,10 +209,17 @@ int main(int argc, char** argv) {
     run->add_option("--lambda-min", lmin)->check(lca::app::greater_than(0))->capture_default_str();
     run->add_option("--lambda-max", lmax)->check(lca::app::greater_than(0))->capture_default_str();
     run->add_option("--lambda-count", lcount)->check(lca::app::at_least(2))->capture_default_str();
+    // transform() puts a validator first: IsMember checks the name (its help and error text:
+    // "x not in {full,reference}"), then CheckedTransformer makes it the enum.
     run->add_option("--mode", cfg.mode,
                     "full: train per point; reference: train once per size at --reference-lambda")
-        ->check(CLI::IsMember({"full", "reference"}))
-        ->capture_default_str();
+        ->transform(CLI::CheckedTransformer(std::map<std::string, lca::SweepMode>{
+                                                {"full", lca::SweepMode::full},
+                                                {"reference", lca::SweepMode::reference}})
+                        .description(""))
+        ->transform(CLI::IsMember({"full", "reference"}))
+        ->type_name("TEXT")
+        ->default_str(lca::to_string(cfg.mode));
     run->add_option("--reference-lambda", cfg.reference_lambda)
         ->check(lca::app::greater_than(0))
         ->capture_default_str();
@@ -378,7 +386,8 @@ int main(int argc, char** argv) {
           << "lca-scaling run: " << cfg.sizes.size() << " sizes x " << cfg.lambdas.size()
           << " lambdas x " << cfg.replicates << " replicate(s) = " << grid << " grid points"
           << (cfg.refine ? " + up to " + std::to_string(cfg.refine) + " refinement rounds" : "")
-          << " (" << cfg.mode << " mode), " << train.n << " training / " << test.n << " test images"
+          << " (" << lca::to_string(cfg.mode) << " mode), " << train.n << " training / " << test.n
+          << " test images"
           << (cfg.train.validation ? " / " + std::to_string(validation.n) + " validation" : "")
           << (cfg.train.auto_epochs
                   ? ", epochs auto (plateau " + lca::format_number(cfg.train.plateau_tol, "%.3g") +

@@ -2,6 +2,7 @@
 #include "app_main.hpp"
 #include "lca/checkpoint.hpp"
 #include "lca/core.hpp"
+#include "lca/distributed.hpp"
 #include "lca/format.hpp"
 #include "lca/mpi.hpp"
 #include "no_overwrite.hpp"

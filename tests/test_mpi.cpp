@@ -2,6 +2,7 @@
 // MPI_COMM_WORLD against one process doing everything (ctest runs these at 1, 2 and 4 ranks:
 // uneven shares, and ranks with no image).
 #include "lca/denoise.hpp"
+#include "lca/distributed.hpp"
 #include "lca/error.hpp"
 #include "lca/mpi.hpp"
 #include "lca/train.hpp"

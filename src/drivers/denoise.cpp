@@ -1,6 +1,7 @@
 #include "lca/denoise.hpp"
 
 #include "lca/core.hpp"
+#include "lca/distributed.hpp"
 #include "lca/error.hpp"
 #include "lca/format.hpp"
 #include "lca/h5.hpp"

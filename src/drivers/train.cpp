@@ -1,6 +1,7 @@
 #include "lca/train.hpp"
 
 #include "lca/core.hpp"
+#include "lca/distributed.hpp"
 #include "lca/error.hpp"
 #include "lca/format.hpp"
 #include "lca/image_png.hpp"

@@ -1,10 +1,9 @@
 #pragma once
 // The denoising test of algorithm.md §2 and §5 and the response function of §7: LCA
 // inference on noisy test images with a trained dictionary, scored against the clean ones.
+// denoise() itself, which takes an MPI communicator, is in lca/distributed.hpp.
 #include "lca/dataset.hpp"
 #include "lca/params.hpp"
-
-#include <mpi.h>
 
 #include <cstdint>
 #include <functional>
@@ -61,12 +60,6 @@ double max_of(const std::vector<double>& v);
 /// whatever the rank count or backend.
 void add_noise(float* image, std::int64_t n_pixels, std::int64_t image_index, double sigma,
                std::uint64_t seed);
-
-/// Runs the test on `data` (normalised) with dictionary (nf, c, k, k) `dictionary`.
-/// Collective over comm: each rank takes a contiguous share of the images.
-DenoiseResult denoise(const Geometry& g, const LcaParams& p, const std::vector<float>& dictionary,
-                      const ImageSet& data, const DenoiseConfig& cfg, MPI_Comm comm,
-                      std::ostream* progress);
 
 /// What a results file records beside the per-image values.
 struct DenoiseRecord {

@@ -3,14 +3,13 @@
 // each point trained and then denoise-tested, collected in one HDF5 sweep file that is
 // rewritten atomically after every point (so a kill never loses or corrupts finished points).
 // On a cluster the points run side by side in groups of MPI ranks (SweepConfig::groups), or
-// one scheduler job per point (SweepConfig::only_points, then merge_sweeps).
+// one scheduler job per point (SweepConfig::only_points, then merge_sweeps). run_sweep, which
+// takes an MPI communicator, is in lca/distributed.hpp.
 #include "lca/analysis.hpp"
 #include "lca/dataset.hpp"
 #include "lca/denoise.hpp"
 #include "lca/report.hpp"
 #include "lca/train.hpp"
-
-#include <mpi.h>
 
 #include <cmath>
 #include <cstddef>
@@ -22,12 +21,19 @@
 
 namespace lca {
 
+/// How a sweep trains its dictionaries; --mode, sweep files and settings texts name it by its
+/// to_string text.
+enum class SweepMode {
+  full,     ///< one dictionary per (nf, lambda, replicate)
+  reference ///< one per (nf, replicate) at reference_lambda, tested at every lambda (cheaper)
+};
+/// "full" or "reference".
+const char* to_string(SweepMode m);
+
 struct SweepConfig {
-  std::vector<int> sizes;      ///< nf values
-  std::vector<double> lambdas; ///< lambda grid (tested at every size)
-  /// "full": train one dictionary per (nf, lambda); "reference": train once per nf at
-  /// reference_lambda and test it at every lambda (cheaper; labelled in every output).
-  std::string mode = "full";
+  std::vector<int> sizes;           ///< nf values
+  std::vector<double> lambdas;      ///< lambda grid (tested at every size)
+  SweepMode mode = SweepMode::full; ///< (labelled in every output)
   double reference_lambda = 0.5;
   /// Dictionaries per (nf, lambda), each with its own initialisation seed and training-image
   /// order (replicate 0 uses the given seeds, so one replicate is the classic sweep).
@@ -89,7 +95,8 @@ struct SweepRecord {
 };
 
 struct Sweep {
-  std::string mode, settings; ///< settings: a canonical description; reruns must match it
+  SweepMode mode = SweepMode::full;
+  std::string settings; ///< a canonical description; reruns must match it
   double reference_lambda = 0;
   std::vector<SweepRecord> points;
 };
@@ -113,7 +120,8 @@ std::string point_file(const SweepConfig& cfg, const PointId& p);
 std::vector<std::string> sweep_outputs(const SweepConfig& cfg);
 /// Canonical text of everything that defines the results of a grid point.
 std::string sweep_settings(const SweepConfig& cfg, const ImageSet& train, const ImageSet& test);
-Sweep read_sweep(const std::string& path); ///< throws IoError for a missing or foreign file
+/// Throws IoError for a missing or foreign file (or one with an unknown mode).
+Sweep read_sweep(const std::string& path);
 void write_sweep(const std::string& path, const Sweep& s); ///< atomic
 
 /// The sweep files in an out dir: sweep.h5 if it exists, then points/*/point.h5 in name order.
@@ -126,23 +134,12 @@ std::vector<std::string> sweep_files_in(const std::string& out_dir);
 /// files.
 Sweep merge_sweeps(const std::vector<std::string>& files, std::ostream* log);
 
-/// What run_sweep did; complete on rank 0 of comm only.
+/// What run_sweep (lca/distributed.hpp) did; complete on rank 0 of its comm only.
 struct SweepRun {
   Sweep sweep;           ///< every finished point (with only_points: those of the selection)
   std::size_t added = 0; ///< points finished by this call
   bool interrupted = false;
 };
-
-/// Runs the grid, skipping finished points and resuming half-trained ones from their
-/// checkpoints, then the refinement rounds. Collective over comm, split into cfg.groups groups
-/// of consecutive ranks; rank 0 leads group 0 and keeps the work queue: it hands the next point
-/// to each group that asks (between the batches of its own point), records every finished
-/// point and rewrites the sweep file (or writes the point file). A refinement round is decided
-/// once every point of the earlier rounds has finished. SIGINT/SIGTERM: each group checkpoints
-/// its training and the call returns with interrupted = true. With one rank per group the
-/// results equal a one-rank run's bit for bit, whatever the number of groups.
-SweepRun run_sweep(const SweepConfig& cfg, const ImageSet& train, const ImageSet& test,
-                   MPI_Comm comm, std::ostream* progress);
 
 /// Sweep records as the analysis takes them, scored by `metric` (kPercentError or
 /// kSquaredError; throws InvalidArgument if the sweep lacks the metric). A point is flagged when

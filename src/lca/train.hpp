@@ -1,11 +1,10 @@
 #pragma once
 // The training loop of algorithm.md §4 over a dataset, with MPI batch decomposition,
-// progress, atomic checkpoints and exact resume. lca-train and lca-scaling both call it.
+// progress, atomic checkpoints and exact resume. lca-train and lca-scaling both call it;
+// train() itself, which takes an MPI communicator, is in lca/distributed.hpp.
 #include "lca/checkpoint.hpp"
 #include "lca/dataset.hpp"
 #include "lca/params.hpp"
-
-#include <mpi.h>
 
 #include <cmath>
 #include <cstdint>
@@ -77,13 +76,6 @@ struct TrainSummary {
   Plateau plateau = Plateau::running;
   std::vector<float> dictionary; ///< the final dictionary, (nf, c, k, k)
 };
-
-/// Train on `data` (already normalised, identical on every rank). With `resume`, continues
-/// exactly where that checkpoint left off (same dictionary, momentum, epoch order and next
-/// batch); it must have been checked with check_resume_compatible. Collective over comm.
-/// Writes the final checkpoint and a feature montage (<checkpoint stem>_features.png).
-TrainSummary train(const TrainConfig& cfg, const ImageSet& data,
-                   const std::optional<Checkpoint>& resume, MPI_Comm comm, std::ostream* progress);
 
 /// Where train() puts the feature montage: <checkpoint dir>/<checkpoint stem>_features.png.
 std::string features_png_path(const std::string& checkpoint);
