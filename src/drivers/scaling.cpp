@@ -251,7 +251,7 @@ std::string sweep_settings(const SweepConfig& cfg, const ImageSet& train, const 
   const auto& l = t.lca;
   if (l.solver != legacy.solver || l.timescale != legacy.timescale || l.stop_gap > 0) {
     os << " solver=" << l.solver;
-    if (l.timescale == "adaptive")
+    if (l.timescale == Timescale::adaptive)
       os << " timescale=adaptive ats=" << fmt(l.adaptive.base_min) << ","
          << fmt(l.adaptive.base_max) << "," << fmt(l.adaptive.tau_factor) << ","
          << fmt(l.adaptive.growth_factor);
@@ -865,7 +865,7 @@ SweepRun run_sweep(const SweepConfig& cfg, const ImageSet& train_set, const Imag
     throw InvalidArgument("the grid is empty: give sizes and lambdas");
   if (cfg.mode != "full" && cfg.mode != "reference")
     throw InvalidArgument("unknown sweep mode '" + cfg.mode + "' (full or reference)");
-  if (cfg.train.preset == "custom")
+  if (cfg.train.preset == Preset::custom)
     throw InvalidArgument(
         "a sweep varies lambda: use a named threshold preset, not custom vertices");
   if (cfg.replicates < 1 || cfg.refine < 0 || !(cfg.refine_width > 0))

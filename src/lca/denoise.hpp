@@ -72,7 +72,7 @@ DenoiseResult denoise(const Geometry& g, const LcaParams& p, const std::vector<f
 struct DenoiseRecord {
   std::string checkpoint, dataset_identity;
   bool test_is_training = false; ///< the data is the checkpoint's training data (allowed)
-  std::string preset;
+  Preset preset = Preset::soft_nonneg;
   Geometry geometry;
   LcaParams lca;
   DenoiseConfig config;
