@@ -114,7 +114,7 @@ DatasetIdentity DatasetIdentity::parse(const std::string& text) {
   id.split = parse_split(field(" split=", " "));
   if (id.format == DataFormat::png_tiles) {
     const std::string seed = field(" tile_seed=", " "), f = field(" test_photos_fraction=", " ");
-    Tiles& t = id.tiles.emplace();
+    TilesIdentity& t = id.tiles.emplace();
     const auto s = std::from_chars(seed.data(), seed.data() + seed.size(), t.seed);
     const auto r = std::from_chars(f.data(), f.data() + f.size(), t.test_photos_fraction);
     if (s.ec != std::errc() || r.ec != std::errc())

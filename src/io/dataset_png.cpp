@@ -272,7 +272,7 @@ public:
                             std::to_string(layout.photos.size()) + " " + to_string(spec.split) +
                             " photographs hold " + std::to_string(n));
     ImageSet set = cut_tiles(layout, spec, select(n, path));
-    DatasetIdentity::Tiles tiles{spec.tile_seed, spec.test_photos_fraction, {}};
+    TilesIdentity tiles{spec.tile_seed, spec.test_photos_fraction, {}};
     for (const std::string& photo : layout.photos)
       tiles.photos.emplace_back(photo, 0);
     for (const int p : set.labels)

@@ -13,20 +13,23 @@
 
 namespace lca::Impl {
 
+/// The png-tiles part of a DatasetIdentity. (Not nested: clang cannot default-construct a nested
+/// struct with member initializers inside std::optional.)
+struct TilesIdentity {
+  std::uint64_t seed = 1;
+  double test_photos_fraction = 0.25;
+  std::vector<std::pair<std::string, std::int64_t>> photos; ///< each with its tiles kept
+};
+
 /// ImageSet::identity of load_dataset as fields: text() is "format=F path=P split=S subset=SEL
 /// n=N CxHxW", and for png-tiles " tile_seed=T test_photos_fraction=F photos=P:N,...".
 struct DatasetIdentity {
   DataFormat format = DataFormat::fashion_mnist;
   std::string path; ///< absolute, normalised
   Split split = Split::train;
-  std::string subset = "all"; ///< "all", "N first" or "N random seed=S"
-  std::string shape;          ///< "n=N CxHxW"
-  struct Tiles {
-    std::uint64_t seed = 1;
-    double test_photos_fraction = 0.25;
-    std::vector<std::pair<std::string, std::int64_t>> photos; ///< each with its tiles kept
-  };
-  std::optional<Tiles> tiles; ///< png-tiles only
+  std::string subset = "all";         ///< "all", "N first" or "N random seed=S"
+  std::string shape;                  ///< "n=N CxHxW"
+  std::optional<TilesIdentity> tiles; ///< png-tiles only
 
   std::string text() const;
   /// Reads text() back, except subset, shape and photos (nothing needs them back). Throws
