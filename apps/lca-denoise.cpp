@@ -19,7 +19,7 @@ int main(int argc, char** argv) {
                  "percent reconstruction error against the clean ones."};
     lca::app::add_config(app);
     lca::DatasetSpec data_spec;
-    data_spec.split = "test";
+    data_spec.split = lca::Split::test;
     lca::DenoiseConfig cfg;
     std::string checkpoint, output = "results/denoise/results.h5";
     double lambda = NAN;
@@ -67,7 +67,7 @@ int main(int argc, char** argv) {
     const lca::Checkpoint ck = lca::read_checkpoint(checkpoint);
     lca::LcaParams p = ck.lca;
     if (!std::isnan(lambda)) {
-      if (ck.preset == "custom")
+      if (ck.preset == lca::Preset::custom)
         throw lca::InvalidArgument("--lambda cannot override a custom (vertex) transfer function");
       p.transfer = lca::make_transfer(ck.preset, lambda);
     }

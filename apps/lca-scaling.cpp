@@ -173,7 +173,8 @@ int main(int argc, char** argv) {
     lca::DatasetSpec data;
     lca::app::ModelOptions model;
     lca::SweepConfig cfg;
-    std::string test_format, test_path, test_split = "test";
+    lca::DataFormat test_format{};
+    std::string test_path, test_split = "test";
     std::int64_t test_subset = 0;
     bool allow_train_as_test = false;
     double lmin = 0.1, lmax = 1.0;
@@ -182,13 +183,14 @@ int main(int argc, char** argv) {
     // The study measures converged codes (certified by the duality gap) unless told otherwise:
     // FISTA with the exact support solve, training codes to a relative gap of 1e-2, test codes to
     // 1e-3.
-    model.cfg.lca.solver = "fista";
+    model.cfg.lca.solver = lca::Solver::fista;
     model.cfg.lca.stop_gap = 1e-2;
     model.cfg.lca.iterations = 2000;
     cfg.test_stop_gap = 1e-3;
     model.add(*run, true);
-    run->add_option("--test-data", test_format, "format of the test data (default: --data)")
-        ->check(CLI::IsMember(lca::app::kDataFormats));
+    lca::app::add_enum_option(*run, "--test-data", test_format, lca::kDataFormatNames,
+                              "format of the test data (default: --data)")
+        ->default_str(""); // the help's default is --data
     run->add_option("--test-data-path", test_path,
                     "test data (default: --data-path, or the --test-data format's default)");
     run->add_option("--test-split", test_split, "split used for the denoising test")
@@ -322,8 +324,8 @@ int main(int argc, char** argv) {
     // The test set: the training data's other split unless --test-data(-path) names other data
     // (png-list and idx have no splits: their "test split" is the training images).
     lca::DatasetSpec test_spec = data;
-    test_spec.split = test_split, test_spec.subset = test_subset;
-    if (!test_format.empty() && test_format != data.format)
+    test_spec.split = lca::parse_split(test_split), test_spec.subset = test_subset;
+    if (run->count("--test-data") > 0 && test_format != data.format)
       test_spec.format = test_format, test_spec.path.clear();
     if (!test_path.empty())
       test_spec.path = test_path;
@@ -362,7 +364,7 @@ int main(int argc, char** argv) {
     // classic fixed-step LCA for the given iterations.
     if (!lca::is_lasso(lca::make_transfer(model.threshold, model.lambda)) &&
         run->count("--solver") == 0 && run->count("--stop-gap") == 0) {
-      model.cfg.lca.solver = "lca", model.cfg.lca.stop_gap = 0, cfg.test_stop_gap = 0;
+      model.cfg.lca.solver = lca::Solver::lca, model.cfg.lca.stop_gap = 0, cfg.test_stop_gap = 0;
       if (lca::app::rank() == 0)
         std::cout << "lca-scaling run: " << model.threshold
                   << " has no duality-gap certificate; running fixed-step LCA for --iterations"

@@ -15,6 +15,7 @@
 #include <istream>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -95,26 +96,46 @@ inline void add_config(CLI::App& app) {
   app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
 }
 
-/// The values of --data (and of lca-scaling's --test-data).
-inline const std::vector<std::string> kDataFormats{"fashion-mnist", "mnist-idx", "idx",
-                                                   "cifar10",       "png-list",  "png-tiles"};
+/// The names of `table` but `except`: the values a flag takes.
+template <class E, std::size_t N>
+std::vector<std::string> choices(const EnumName<E> (&table)[N],
+                                 std::optional<E> except = std::nullopt) {
+  std::vector<std::string> names;
+  for (const auto& n : table)
+    if (n.value != except)
+      names.push_back(n.name);
+  return names;
+}
+
+/// A flag naming a value of an enum: CLI11 checks the text against `names` (so --help and the
+/// errors list them, as for any CLI::IsMember option; a config file's value goes the same way),
+/// then it is parsed once into `value`. The default shows as its name.
+template <class E, std::size_t N>
+CLI::Option* add_enum_option(CLI::App& app, const std::string& flag, E& value,
+                             const EnumName<E> (&table)[N], const std::string& help,
+                             const std::vector<std::string>& names) {
+  return app
+      .add_option_function<std::string>(
+          flag, [&value, &table](const std::string& text) { value = *value_of(table, text); }, help)
+      ->check(CLI::IsMember(names))
+      ->default_str(name_of(table, value));
+}
+template <class E, std::size_t N>
+CLI::Option* add_enum_option(CLI::App& app, const std::string& flag, E& value,
+                             const EnumName<E> (&table)[N], const std::string& help) {
+  return add_enum_option(app, flag, value, table, help, choices(table));
+}
 
 inline void add_dataset_options(CLI::App& app, DatasetSpec& d) {
-  app.add_option("--data", d.format, "dataset format")
-      ->check(CLI::IsMember(kDataFormats))
-      ->capture_default_str();
+  add_enum_option(app, "--data", d.format, kDataFormatNames, "dataset format");
   app.add_option("--data-path", d.path,
                  "dataset directory or file (fashion-mnist: /usr/share/datasets/fashion-mnist; "
                  "png-tiles: inputs/photos-skimage.txt)");
-  app.add_option("--split", d.split, "train or test")
-      ->check(CLI::IsMember({"train", "test"}))
-      ->capture_default_str();
+  add_enum_option(app, "--split", d.split, kSplitNames, "train or test");
   app.add_option("--subset", d.subset, "use only this many images (0: all)")
       ->check(at_least(0))
       ->capture_default_str();
-  app.add_option("--subset-mode", d.subset_mode, "first or random")
-      ->check(CLI::IsMember({"first", "random"}))
-      ->capture_default_str();
+  add_enum_option(app, "--subset-mode", d.subset_mode, kSubsetModeNames, "first or random");
   app.add_option("--data-seed", d.seed, "seed of a random subset")
       ->check(at_least(0))
       ->capture_default_str();
@@ -139,13 +160,10 @@ inline void add_dataset_options(CLI::App& app, DatasetSpec& d) {
 /// Solver and stopping flags (algorithm.md §9), shared by every app that runs inference.
 inline void add_solver_options(CLI::App& app, LcaParams& l) {
   auto* grp = app.add_option_group("Solver", "inference solver and certified stopping");
-  grp->add_option("--solver", l.solver, "lca or fista (fista: soft presets only)")
-      ->check(CLI::IsMember({"lca", "fista"}))
-      ->capture_default_str();
-  grp->add_option("--timescale", l.timescale,
-                  "LCA time step: fixed (--dt) or adaptive (PetaVision's adaptive time scale)")
-      ->check(CLI::IsMember({"fixed", "adaptive"}))
-      ->capture_default_str();
+  add_enum_option(*grp, "--solver", l.solver, kSolverNames,
+                  "lca or fista (fista: soft presets only)");
+  add_enum_option(*grp, "--timescale", l.timescale, kTimescaleNames,
+                  "LCA time step: fixed (--dt) or adaptive (PetaVision's adaptive time scale)");
   grp->add_option("--ats-base-min", l.adaptive.base_min, "adaptive time scale: baseMin")
       ->check(greater_than(0))
       ->capture_default_str();
@@ -176,9 +194,9 @@ inline void add_solver_options(CLI::App& app, LcaParams& l) {
 inline std::string describe_solver(const LcaParams& p) {
   std::ostringstream os;
   os << p.solver;
-  if (p.solver == "lca") {
+  if (p.solver == Solver::lca) {
     os << " tau " << p.tau;
-    if (p.timescale == "adaptive")
+    if (p.timescale == Timescale::adaptive)
       os << " adaptive time scale";
     else
       os << " dt " << p.dt;
@@ -221,7 +239,7 @@ struct ModelOptions {
   std::int64_t validation = 0;
   double eta_decay_epochs = NAN;
   double lambda = 0.5;
-  std::string threshold = "soft-nonneg";
+  Preset threshold = Preset::soft_nonneg; ///< not custom: that is the vertices' preset
   double vthresh = NAN, amin = NAN, amax = NAN, ashift = NAN, vwidth = NAN;
 
   void add(CLI::App& app, bool training) {
@@ -232,9 +250,8 @@ struct ModelOptions {
     app.add_option("--stride,-s", g.stride, "stride s (padding (k-s)/2)")->capture_default_str();
     app.add_option("--lambda", lambda, "sparsity lambda (threshold of the presets)")
         ->capture_default_str();
-    app.add_option("--threshold", threshold, "transfer preset")
-        ->check(CLI::IsMember({"soft-nonneg", "hard-nonneg", "soft", "hard"}))
-        ->capture_default_str();
+    add_enum_option(app, "--threshold", threshold, kPresetNames, "transfer preset",
+                    choices(kPresetNames, std::optional(Preset::custom)));
     auto* grp = app.add_option_group("PetaVision vertices",
                                      "custom transfer function (overrides --threshold)");
     grp->add_option("--vthresh", vthresh, "VThresh");
@@ -332,7 +349,7 @@ struct ModelOptions {
       t.lambda = t.vthresh;
       t.l0_penalty = t.ashift == 0; // hard-like thresholds are scored with the L0 energy
       cfg.lca.transfer = t;
-      cfg.preset = "custom";
+      cfg.preset = Preset::custom;
     } else {
       cfg.lca.transfer = make_transfer(threshold, lambda);
       cfg.preset = threshold;

@@ -27,7 +27,7 @@ CXXFLAGS=(-std=c++17 -g -O1 "${SAN[@]}" -Isrc -Iapps -Itests/fuzz
   -DLCA_BUILTIN_PHOTOS="\"$PWD/inputs/photos-skimage.txt\""
   $(pkg-config --cflags hdf5-openmpi libpng zlib))
 LIBS=($(pkg-config --libs hdf5-openmpi libpng zlib))
-SOURCES=(kernels/params io/dataset io/image_png io/h5 io/checkpoint io/atomic_file)
+SOURCES=(kernels/params io/dataset io/dataset_idx io/dataset_cifar10 io/dataset_png io/image_png io/h5 io/checkpoint io/atomic_file)
 
 echo "== fuzz: building ${TARGETS[*]} with $CXX"
 build_start=$(date +%s)

@@ -11,6 +11,7 @@
 #include "lca/error.hpp"
 #include "lca/solver.hpp"
 #include "lca/version.hpp"
+#include "options.hpp"
 
 #include <CLI/CLI.hpp>
 #include <mpi.h>
@@ -29,7 +30,9 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 struct Method {
-  std::string name, solver, timescale;
+  std::string name;
+  lca::Solver solver;
+  lca::Timescale timescale;
   double tau;
 };
 
@@ -66,7 +69,7 @@ int main(int argc, char** argv) {
     CLI::App app{"kokkos-lca time-to-certified-gap benchmark"};
     std::string checkpoint, json = "perf/results/gap.json", trace_file;
     lca::DatasetSpec spec;
-    spec.split = "test";
+    spec.split = lca::Split::test;
     int images = 64, batch = 16, cap = 4000;
     std::vector<double> levels{1e-2, 1e-3};
     std::vector<std::string> methods{"lca-tau100", "lca-tau50", "lca-adaptive", "fista"};
@@ -74,9 +77,9 @@ int main(int argc, char** argv) {
     double reference_gap = 1e-6;
     int reference_cap = 5000;
     app.add_option("--checkpoint,-c", checkpoint, "trained dictionary (lca-train)")->required();
-    app.add_option("--data", spec.format)->capture_default_str();
+    lca::app::add_enum_option(app, "--data", spec.format, lca::kDataFormatNames, "");
     app.add_option("--data-path", spec.path);
-    app.add_option("--split", spec.split)->capture_default_str();
+    lca::app::add_enum_option(app, "--split", spec.split, lca::kSplitNames, "");
     app.add_option("--png-channels", spec.channels);
     app.add_option("--png-height", spec.height);
     app.add_option("--png-width", spec.width);
@@ -119,7 +122,8 @@ int main(int argc, char** argv) {
         lca::Dictionary<double> d(g);
         d.from_host(ck.dictionary);
         lca::LcaParams p = ck.lca;
-        p.solver = "fista", p.timescale = "fixed", p.stop_gap = reference_gap;
+        p.solver = lca::Solver::fista, p.timescale = lca::Timescale::fixed;
+        p.stop_gap = reference_gap;
         p.iterations = reference_cap;
         lca::LcaSolver<double> s(g, p);
         int unconverged = 0;
@@ -152,10 +156,11 @@ int main(int argc, char** argv) {
       for (int k = 0; k < nbatches; ++k)
         xs.push_back(upload<float>(data, std::int64_t(k) * batch, batch, npix));
       const std::map<std::string, Method> known{
-          {"lca-tau100", {"LCA tau 100", "lca", "fixed", 100}},
-          {"lca-tau50", {"LCA tau 50", "lca", "fixed", 50}},
-          {"lca-adaptive", {"LCA adaptive (tau 100)", "lca", "adaptive", 100}},
-          {"fista", {"FISTA", "fista", "fixed", 100}}};
+          {"lca-tau100", {"LCA tau 100", lca::Solver::lca, lca::Timescale::fixed, 100}},
+          {"lca-tau50", {"LCA tau 50", lca::Solver::lca, lca::Timescale::fixed, 50}},
+          {"lca-adaptive",
+           {"LCA adaptive (tau 100)", lca::Solver::lca, lca::Timescale::adaptive, 100}},
+          {"fista", {"FISTA", lca::Solver::fista, lca::Timescale::fixed, 100}}};
       std::ostringstream js, tr;
       js << "{\"software_version\": \"" << lca::version << "\", \"backend\": \""
          << lca::backend_name() << "\", \"checkpoint\": \"" << checkpoint << "\", \"nf\": " << g.nf

@@ -210,7 +210,7 @@ int main(int argc, char** argv) {
       lca::LcaSolver<Scalar> s(g, p);
       for (int it = 0; it < 14; ++it) {
         lambda = std::sqrt(lo * hi);
-        s.set_lambda_transfer(lca::make_transfer("soft-nonneg", lambda));
+        s.set_lambda_transfer(lca::make_transfer(lca::Preset::soft_nonneg, lambda));
         s.reset(batch);
         s.solve(d, x);
         active = percent_active(s, x, g);

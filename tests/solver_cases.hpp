@@ -20,7 +20,7 @@ inline Geometry small_conv() {
   return g;
 }
 
-inline LcaParams converging(const std::string& preset, double lambda, int iterations) {
+inline LcaParams converging(Preset preset, double lambda, int iterations) {
   LcaParams p;
   p.tau = 10, p.dt = 1, p.iterations = iterations;
   p.transfer = make_transfer(preset, lambda);
@@ -88,7 +88,7 @@ struct SmallLasso {
   double lambda = 0.15;
   int B = 3;
   std::vector<double> dict, x, optimum; ///< optimum: P* per image
-  SmallLasso(const std::string& preset) {
+  SmallLasso(Preset preset) {
     g.channels = 2, g.height = 8, g.width = 8, g.kernel = 4, g.stride = 2, g.nf = 4;
     Dictionary<double> d(g); // the default space: instantiated on every build
     d.init_random(21);
@@ -98,7 +98,8 @@ struct SmallLasso {
     const auto D = dense_operator(g, dict);
     for (int b = 0; b < B; ++b) {
       const std::vector<double> xb(x.begin() + b * g.pixels(), x.begin() + (b + 1) * g.pixels());
-      const auto a = lasso_cd(D, g.pixels(), int(g.neurons()), xb, lambda, preset == "soft-nonneg");
+      const auto a =
+          lasso_cd(D, g.pixels(), int(g.neurons()), xb, lambda, preset == Preset::soft_nonneg);
       optimum.push_back(lasso_energy(D, g.pixels(), xb, a, lambda));
     }
   }

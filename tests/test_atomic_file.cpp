@@ -151,7 +151,7 @@ lca::Checkpoint big_checkpoint() {
   const std::size_t n = std::size_t(ck.geometry.nf) * ck.geometry.patch();
   ck.dictionary.assign(n, 0.5f);
   ck.momentum.assign(n, 0.0f);
-  ck.preset = "soft-nonneg";
+  ck.preset = lca::Preset::soft_nonneg;
   return ck;
 }
 

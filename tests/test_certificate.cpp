@@ -21,9 +21,9 @@ TYPED_TEST(Certify, CertificateBracketsTheOptimum) {
   using Sp = typename TypeParam::Device;
   using L = typename TypeParam::Layout;
   const bool is_float = std::is_same<S, float>::value;
-  for (const std::string preset : {"soft", "soft-nonneg"})
-    for (const std::string kind : {"lca", "fista"}) {
-      SCOPED_TRACE(preset + " " + kind);
+  for (const Preset preset : {Preset::soft, Preset::soft_nonneg})
+    for (const Solver kind : {Solver::lca, Solver::fista}) {
+      SCOPED_TRACE(std::string(to_string(preset)) + " " + to_string(kind));
       const SmallLasso prob(preset);
       const auto d = prob.dictionary<S, Sp, L>();
       const auto xin = prob.images<S, Sp>();
@@ -62,10 +62,10 @@ TYPED_TEST(Certify, StopGapStopsAndCountsImagesAtTheCap) {
   using S = typename TypeParam::Scalar;
   using Sp = typename TypeParam::Device;
   using L = typename TypeParam::Layout;
-  const SmallLasso prob("soft");
+  const SmallLasso prob(Preset::soft);
   const auto d = prob.dictionary<S, Sp, L>();
   const auto xin = prob.images<S, Sp>();
-  LcaParams p = converging("soft", prob.lambda, 5000);
+  LcaParams p = converging(Preset::soft, prob.lambda, 5000);
   p.stop_gap = 1e-3;
   LcaSolver<S, Sp, L> solver(prob.g, p);
   solver.reset(prob.B);
@@ -94,10 +94,10 @@ TYPED_TEST(Certify, StatsMatchPlainSums) {
   using S = typename TypeParam::Scalar;
   using Sp = typename TypeParam::Device;
   using L = typename TypeParam::Layout;
-  const SmallLasso prob("soft");
+  const SmallLasso prob(Preset::soft);
   const auto d = prob.dictionary<S, Sp, L>();
   const auto xin = prob.images<S, Sp>();
-  LcaSolver<S, Sp, L> solver(prob.g, converging("soft", prob.lambda, 1));
+  LcaSolver<S, Sp, L> solver(prob.g, converging(Preset::soft, prob.lambda, 1));
   solver.reset(prob.B);
   const auto a = random_vector(std::size_t(prob.B) * prob.g.neurons(), 8, 0.5);
   solver.set_activities(to_map<S, Sp, L>(prob.g, a, prob.B));

@@ -266,7 +266,7 @@ lca::Checkpoint sample_checkpoint() {
   ck.lca.dt = 0.5;
   ck.lca.iterations = 123;
   ck.lca.stop_tol = 1e-4;
-  ck.lca.transfer = lca::make_transfer("hard", 0.25);
+  ck.lca.transfer = lca::make_transfer(lca::Preset::hard, 0.25);
   ck.lca.transfer.amin = 0.0;
   ck.lca.transfer.vwidth = 0.125;
   ck.learn = {0.02, 12.5, 1e-3, 0xFFFFFFFFFFFFFFF1ull};
@@ -287,7 +287,7 @@ lca::Checkpoint sample_checkpoint() {
   ck.dataset_identity = "cifar10:data_batch_1..5:sha256=abc";
   ck.software_version = "0.1.0-test";
   ck.kokkos_backend = "Serial";
-  ck.preset = "hard";
+  ck.preset = lca::Preset::hard;
   ck.elapsed_seconds = 3600.25;
   return ck;
 }
@@ -472,7 +472,8 @@ TEST_F(H5Test, VersionTwoCheckpointsStillRead) {
 
 TEST_F(H5Test, CheckpointRoundTripsWarmStartCodes) {
   lca::Checkpoint in = sample_checkpoint();
-  in.lca.transfer = lca::make_transfer("soft", 0.25);
+  in.lca.transfer = lca::make_transfer(lca::Preset::soft, 0.25);
+  in.preset = lca::Preset::soft;
   in.warm_start = true;
   const auto neurons = std::int32_t(in.geometry.neurons());
   in.warm_train.resize(3);

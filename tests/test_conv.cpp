@@ -30,7 +30,7 @@ Geometry geometry(const Shape& sh) {
 
 LcaParams default_params() {
   LcaParams p;
-  p.transfer = make_transfer("soft", 0.1);
+  p.transfer = make_transfer(Preset::soft, 0.1);
   return p;
 }
 
@@ -147,7 +147,7 @@ TYPED_TEST(Conv, LcaTakesTheDenseProductWhenManyNeuronsAreActive) {
   using L = typename TypeParam::Layout;
   Geometry g = small_conv();
   g.channels = 3, g.nf = 6;
-  const LcaParams p = converging("soft", 0.02, 60);
+  const LcaParams p = converging(Preset::soft, 0.02, 60);
   Dictionary<S, Sp, L> d(g);
   d.init_random(4);
   const int B = 2;

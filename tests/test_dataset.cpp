@@ -220,10 +220,10 @@ TEST_F(DatasetTest, CifarDirectorySplits) {
     write_file(path("data_batch_" + std::to_string(b) + ".bin"), cifar_records(b, unsigned(b)));
   write_file(path("test_batch.bin"), cifar_records(4, 9));
   lca::DatasetSpec spec;
-  spec.format = "cifar10";
+  spec.format = lca::DataFormat::cifar10;
   spec.path = dir_.string();
   EXPECT_EQ(lca::load_dataset(spec).n, 1 + 2 + 3 + 4 + 5);
-  spec.split = "test";
+  spec.split = lca::Split::test;
   EXPECT_EQ(lca::load_dataset(spec).n, 4);
   spec.path = path("data_batch_2.bin"); // a single file
   EXPECT_EQ(lca::load_dataset(spec).n, 2);
@@ -268,10 +268,10 @@ TEST_F(DatasetTest, IdxDirectoryFormatFindsSplits) {
                  true);
   write_idx_pair(path("t10k-images-idx3-ubyte"), path("t10k-labels-idx1-ubyte"), 5, 4, 4, false);
   lca::DatasetSpec spec;
-  spec.format = "mnist-idx";
+  spec.format = lca::DataFormat::mnist_idx;
   spec.path = dir_.string();
   EXPECT_EQ(lca::load_dataset(spec).n, 9);
-  spec.split = "test";
+  spec.split = lca::Split::test;
   const lca::ImageSet test = lca::load_dataset(spec);
   EXPECT_EQ(test.n, 5);
   EXPECT_EQ(test.labels[4], 4);
@@ -474,9 +474,9 @@ std::map<std::string, Bytes> write_photos(const std::string& dir, int count) {
   return photos;
 }
 
-lca::DatasetSpec tile_spec(const std::string& path, const std::string& split) {
+lca::DatasetSpec tile_spec(const std::string& path, lca::Split split) {
   lca::DatasetSpec spec;
-  spec.format = "png-tiles";
+  spec.format = lca::DataFormat::png_tiles;
   spec.path = path;
   spec.split = split;
   spec.height = spec.width = 8;
@@ -494,12 +494,12 @@ std::set<std::string> identity_photos(const std::string& identity) {
 
 TEST_F(DatasetTest, PngTilesSplitByPhotograph) {
   const auto photos = write_photos(dir_.string(), 6);
-  const auto layout = [&](const std::string& split, std::uint64_t seed) {
+  const auto layout = [&](lca::Split split, std::uint64_t seed) {
     lca::DatasetSpec spec = tile_spec(dir_.string(), split);
     spec.tile_seed = seed;
     return lca::png_tile_layout(spec);
   };
-  const lca::TileLayout train = layout("train", 1), test = layout("test", 1);
+  const lca::TileLayout train = layout(lca::Split::train, 1), test = layout(lca::Split::test, 1);
   ASSERT_EQ(test.photos.size(), 2u); // round(0.25 * 6)
   ASSERT_EQ(train.photos.size(), 4u);
   std::set<std::string> all(train.photos.begin(), train.photos.end());
@@ -508,8 +508,8 @@ TEST_F(DatasetTest, PngTilesSplitByPhotograph) {
   EXPECT_TRUE(std::is_sorted(train.photos.begin(), train.photos.end()));
   // load_dataset keeps to the layout: each tile's label is its photograph, and the identities
   // list disjoint photographs.
-  const lca::ImageSet train_set = lca::load_dataset(tile_spec(dir_.string(), "train"));
-  const lca::ImageSet test_set = lca::load_dataset(tile_spec(dir_.string(), "test"));
+  const lca::ImageSet train_set = lca::load_dataset(tile_spec(dir_.string(), lca::Split::train));
+  const lca::ImageSet test_set = lca::load_dataset(tile_spec(dir_.string(), lca::Split::test));
   EXPECT_EQ(train_set.n, std::int64_t(train.tiles.size()));
   for (std::int64_t i = 0; i < train_set.n; ++i)
     EXPECT_EQ(train_set.labels[i], train.tiles[i].photo);
@@ -519,7 +519,7 @@ TEST_F(DatasetTest, PngTilesSplitByPhotograph) {
   EXPECT_EQ(train_photos, std::set<std::string>(train.photos.begin(), train.photos.end()));
 
   // Deterministic for a seed; another seed splits, places and orders otherwise.
-  const lca::TileLayout again = layout("train", 1);
+  const lca::TileLayout again = layout(lca::Split::train, 1);
   EXPECT_EQ(again.photos, train.photos);
   ASSERT_EQ(again.tiles.size(), train.tiles.size());
   for (std::size_t i = 0; i < train.tiles.size(); ++i)
@@ -527,9 +527,9 @@ TEST_F(DatasetTest, PngTilesSplitByPhotograph) {
                 again.tiles[i].y == train.tiles[i].y && again.tiles[i].x == train.tiles[i].x);
   bool other_split = false;
   for (std::uint64_t seed = 2; seed < 8; ++seed)
-    other_split |= layout("test", seed).photos != test.photos;
+    other_split |= layout(lca::Split::test, seed).photos != test.photos;
   EXPECT_TRUE(other_split);
-  lca::DatasetSpec seed2 = tile_spec(dir_.string(), "train");
+  lca::DatasetSpec seed2 = tile_spec(dir_.string(), lca::Split::train);
   seed2.tile_seed = 2;
   EXPECT_NE(lca::load_dataset(seed2).identity, train_set.identity);
 }
@@ -541,7 +541,7 @@ TEST_F(DatasetTest, PngTilesCutTheWholeGridOfEachPhotograph) {
   for (auto it = photos.rbegin(); it != photos.rend(); ++it)
     list += fs::path(it->first).filename().string() + "\n";
   write_list(path("photos.txt"), list);
-  for (const std::string split : {"train", "test"}) {
+  for (const lca::Split split : {lca::Split::train, lca::Split::test}) {
     const lca::TileLayout layout = lca::png_tile_layout(tile_spec(dir_.string(), split));
     const lca::ImageSet rgb = lca::load_dataset(tile_spec(path("photos.txt"), split));
     lca::DatasetSpec gray_spec = tile_spec(dir_.string(), split);
@@ -581,7 +581,7 @@ TEST_F(DatasetTest, PngTilesCutTheWholeGridOfEachPhotograph) {
 
 TEST_F(DatasetTest, PngTilesSubsetSpreadsOverPhotographs) {
   write_photos(dir_.string(), 8);
-  lca::DatasetSpec spec = tile_spec(dir_.string(), "train");
+  lca::DatasetSpec spec = tile_spec(dir_.string(), lca::Split::train);
   const lca::ImageSet all = lca::load_dataset(spec);
   spec.subset = 8;
   const lca::ImageSet first = lca::load_dataset(spec);
@@ -607,7 +607,7 @@ TEST_F(DatasetTest, PngTilesDropAlphaAndScale16Bit) {
     deep[i] = std::uint16_t(i * 3 % 256 * 257);
   write_png_format(path("a.png"), 9, 9, PNG_FORMAT_RGBA, rgba.data());
   write_png_format(path("b.png"), 9, 9, PNG_FORMAT_LINEAR_RGB, deep.data());
-  for (const std::string split : {"train", "test"}) {
+  for (const lca::Split split : {lca::Split::train, lca::Split::test}) {
     const lca::TileLayout layout = lca::png_tile_layout(tile_spec(dir_.string(), split));
     const lca::ImageSet set = lca::load_dataset(tile_spec(dir_.string(), split));
     ASSERT_EQ(set.n, 1);
@@ -636,7 +636,7 @@ template <class T, class F> std::string error_of(F f) {
 TEST_F(DatasetTest, PngTilesRejectBadPhotographs) {
   fs::create_directories(dir_ / "ok");
   write_photos((dir_ / "ok").string(), 3);
-  lca::DatasetSpec spec = tile_spec(path("ok"), "test");
+  lca::DatasetSpec spec = tile_spec(path("ok"), lca::Split::test);
   const auto load = [&](const lca::DatasetSpec& s) { return [s] { lca::load_dataset(s); }; };
   // More tiles than the split's photographs hold.
   const std::int64_t held = lca::load_dataset(spec).n;
@@ -672,13 +672,14 @@ TEST_F(DatasetTest, PngTilesRejectBadPhotographs) {
       {"twice.txt", "names the photograph " + path("ok/photo0.png") + " twice"}};
   for (const auto& [source, message] : cases) {
     std::string errors;
-    for (const std::string split : {"train", "test"})
+    for (const lca::Split split : {lca::Split::train, lca::Split::test})
       errors += error_of<lca::IoError>(load(tile_spec(path(source), split))) + "\n";
     EXPECT_NE(errors.find(message), std::string::npos) << source << ": " << errors;
   }
-  lca::DatasetSpec gray_tiles = tile_spec(path("gray"), "train"); // 1 channel: gray is fine
+  lca::DatasetSpec gray_tiles =
+      tile_spec(path("gray"), lca::Split::train); // 1 channel: gray is fine
   gray_tiles.channels = 1;
-  for (const std::string split : {"train", "test"}) {
+  for (const lca::Split split : {lca::Split::train, lca::Split::test}) {
     gray_tiles.split = split;
     EXPECT_NO_THROW(lca::load_dataset(gray_tiles));
   }
@@ -686,13 +687,13 @@ TEST_F(DatasetTest, PngTilesRejectBadPhotographs) {
 
 TEST_F(DatasetTest, SourcesAndIdentitiesNameTheFilesOfTheSplit) {
   const auto photos = write_photos(dir_.string(), 4);
-  for (const std::string split : {"train", "test"}) {
+  for (const lca::Split split : {lca::Split::train, lca::Split::test}) {
     lca::DatasetSpec spec = tile_spec(dir_.string(), split);
     spec.tile_seed = 3;
     spec.test_photos_fraction = 0.5;
     EXPECT_EQ(lca::dataset_sources(spec), lca::png_tile_layout(spec).photos);
     const lca::DatasetSpec back = lca::dataset_spec_of_identity(lca::load_dataset(spec).identity);
-    EXPECT_EQ(back.format, "png-tiles");
+    EXPECT_EQ(back.format, lca::DataFormat::png_tiles);
     EXPECT_EQ(back.split, split);
     EXPECT_EQ(back.tile_seed, 3u);
     EXPECT_EQ(back.test_photos_fraction, 0.5);
@@ -707,9 +708,9 @@ TEST_F(DatasetTest, SourcesAndIdentitiesNameTheFilesOfTheSplit) {
   write_idx_pair(path("with space/t10k-images-idx3-ubyte"),
                  path("with space/t10k-labels-idx1-ubyte"), 4, 2, 2, false);
   lca::DatasetSpec idx;
-  idx.format = "mnist-idx";
+  idx.format = lca::DataFormat::mnist_idx;
   idx.path = path("with space");
-  idx.split = "test";
+  idx.split = lca::Split::test;
   const lca::DatasetSpec back = lca::dataset_spec_of_identity(lca::load_dataset(idx).identity);
   EXPECT_EQ(back.path, idx.path);
   EXPECT_EQ(lca::dataset_sources(back),
@@ -738,7 +739,7 @@ TEST(SharedImages, CountsExactRepeatsOnly) {
 TEST_F(DatasetTest, SubsetsAreDeterministic) {
   write_idx_pair(path("train-images-idx3-ubyte"), path("train-labels-idx1-ubyte"), 50, 2, 3, false);
   lca::DatasetSpec spec;
-  spec.format = "idx";
+  spec.format = lca::DataFormat::idx;
   spec.path = path("train-images-idx3-ubyte");
   const lca::ImageSet all = lca::load_dataset(spec);
   spec.subset = 10;
@@ -747,7 +748,7 @@ TEST_F(DatasetTest, SubsetsAreDeterministic) {
   EXPECT_EQ(first.pixels, std::vector<float>(all.pixels.begin(), all.pixels.begin() + 60));
   EXPECT_NE(first.identity, all.identity);
 
-  spec.subset_mode = "random";
+  spec.subset_mode = lca::SubsetMode::random;
   spec.seed = 5;
   const lca::ImageSet r1 = lca::load_dataset(spec), r2 = lca::load_dataset(spec);
   spec.seed = 6;
@@ -776,10 +777,10 @@ TEST_F(DatasetTest, SubsetsAreDeterministic) {
 /// plainly): all n images read, then the first `subset`, or Fisher-Yates on the first `subset`
 /// positions of 0..n-1 from SplitMix64(hash_combine(seed, "SUBSET")), sorted.
 std::vector<std::int64_t> reference_subset(std::int64_t n, std::int64_t subset,
-                                           const std::string& mode, std::uint64_t seed) {
+                                           lca::SubsetMode mode, std::uint64_t seed) {
   std::vector<std::int64_t> keep(n);
   std::iota(keep.begin(), keep.end(), std::int64_t(0));
-  if (mode == "random") {
+  if (mode == lca::SubsetMode::random) {
     lca::SplitMix64 rng(lca::hash_combine(seed, 0x5355425345540000ULL));
     for (std::int64_t i = 0; i < subset && i + 1 < n; ++i)
       std::swap(keep[i], keep[i + std::int64_t(rng.bounded(std::uint64_t(n - i)))]);
@@ -815,23 +816,24 @@ TEST_F(DatasetTest, SubsetReadsOnlyTheChosenImagesAsAFullReadWould) {
   write_list(path("list.txt"), list);
 
   std::vector<lca::DatasetSpec> specs(5);
-  specs[0].format = "idx", specs[0].path = path("plain-images-idx3-ubyte");
-  specs[1].format = "idx", specs[1].path = path("gz-images-idx3-ubyte.gz");
-  specs[2].format = "cifar10", specs[2].path = path("b.bin"); // one file
-  specs[3].format = "png-list", specs[3].path = path("list.txt");
+  specs[0].format = lca::DataFormat::idx, specs[0].path = path("plain-images-idx3-ubyte");
+  specs[1].format = lca::DataFormat::idx, specs[1].path = path("gz-images-idx3-ubyte.gz");
+  specs[2].format = lca::DataFormat::cifar10, specs[2].path = path("b.bin"); // one file
+  specs[3].format = lca::DataFormat::png_list, specs[3].path = path("list.txt");
   specs[3].channels = 1, specs[3].height = 3, specs[3].width = 4;
-  specs[4].format = "mnist-idx", specs[4].path = dir_.string(); // train-images-idx3-ubyte
+  specs[4].format = lca::DataFormat::mnist_idx,
+  specs[4].path = dir_.string(); // train-images-idx3-ubyte
   write_idx_pair(path("train-images-idx3-ubyte"), path("train-labels-idx1-ubyte"), n, 2, 2, false);
   for (lca::DatasetSpec spec : specs) {
     const lca::ImageSet full = lca::load_dataset(spec);
-    for (const std::string mode : {"first", "random"})
+    for (const lca::SubsetMode mode : {lca::SubsetMode::first, lca::SubsetMode::random})
       for (const std::uint64_t seed : {1u, 5u, 123u})
         for (const std::int64_t subset : {std::int64_t(1), std::int64_t(7), full.n - 1, full.n}) {
           spec.subset = subset, spec.subset_mode = mode, spec.seed = seed;
           const lca::ImageSet sub = lca::load_dataset(spec);
           const auto keep = reference_subset(full.n, subset, mode, seed);
-          SCOPED_TRACE(spec.format + " " + spec.path + " subset " + std::to_string(subset) + " " +
-                       mode + " seed " + std::to_string(seed));
+          SCOPED_TRACE(testing::Message() << spec.format << " " << spec.path << " subset " << subset
+                                          << " " << mode << " seed " << seed);
           ASSERT_EQ(sub.n, subset);
           ASSERT_EQ(sub.image_size(), full.image_size());
           for (std::int64_t i = 0; i < subset; ++i) {
@@ -840,8 +842,9 @@ TEST_F(DatasetTest, SubsetReadsOnlyTheChosenImagesAsAFullReadWould) {
                 << "image " << i;
             ASSERT_EQ(sub.labels[i], full.labels[keep[i]]) << "image " << i;
           }
-          const std::string selected = "subset=" + std::to_string(subset) + " " + mode +
-                                       (mode == "random" ? " seed=" + std::to_string(seed) : "");
+          const std::string selected =
+              "subset=" + std::to_string(subset) +
+              (mode == lca::SubsetMode::random ? " random seed=" + std::to_string(seed) : " first");
           EXPECT_NE(sub.identity.find(selected), std::string::npos) << sub.identity;
         }
     spec.subset = full.n + 1;
@@ -876,8 +879,8 @@ TEST_F(DatasetTest, RandomSubsetsAreThoseOfEarlierVersions) {
       {123, {1, 19, 22, 23, 25, 28, 40, 41, 42, 44}}};
   for (const auto& [seed, images] : chosen) {
     lca::DatasetSpec spec;
-    spec.format = "idx", spec.path = path("x-images-idx3-ubyte");
-    spec.subset = 10, spec.subset_mode = "random", spec.seed = seed;
+    spec.format = lca::DataFormat::idx, spec.path = path("x-images-idx3-ubyte");
+    spec.subset = 10, spec.subset_mode = lca::SubsetMode::random, spec.seed = seed;
     const lca::ImageSet set = lca::load_dataset(spec);
     std::vector<int> got;
     for (std::int64_t i = 0; i < set.n; ++i)
@@ -895,7 +898,7 @@ TEST_F(DatasetTest, SubsetReadStopsEarlyButChecksPlainFileSize) {
   write_gz(path("short-images-idx3-ubyte.gz"), img);
   write_file(path("short-images-idx3-ubyte"), img);
   lca::DatasetSpec spec;
-  spec.format = "idx", spec.path = path("short-images-idx3-ubyte.gz");
+  spec.format = lca::DataFormat::idx, spec.path = path("short-images-idx3-ubyte.gz");
   spec.subset = 10;
   const lca::ImageSet set = lca::load_dataset(spec);
   EXPECT_EQ(set.n, 10);
@@ -916,22 +919,35 @@ TEST_F(DatasetTest, SubsetReadStopsEarlyButChecksPlainFileSize) {
 TEST_F(DatasetTest, LoadDatasetRejectsBadSpecs) {
   write_idx_pair(path("train-images-idx3-ubyte"), path("train-labels-idx1-ubyte"), 5, 2, 2, false);
   lca::DatasetSpec spec;
-  spec.format = "idx";
+  spec.format = lca::DataFormat::idx;
   spec.path = path("train-images-idx3-ubyte");
   spec.subset = 6;
   EXPECT_THROW(lca::load_dataset(spec), lca::InvalidArgument);
   spec.subset = -1;
   EXPECT_THROW(lca::load_dataset(spec), lca::InvalidArgument);
   spec.subset = 0;
-  for (auto bad :
-       {&lca::DatasetSpec::format, &lca::DatasetSpec::split, &lca::DatasetSpec::subset_mode}) {
-    lca::DatasetSpec s = spec;
-    s.*bad = "bogus";
-    EXPECT_THROW(lca::load_dataset(s), lca::InvalidArgument) << s.format << s.split;
-  }
-  spec.format = "cifar10";
+  spec.format = lca::DataFormat::cifar10;
   spec.path.clear();
   EXPECT_THROW(lca::load_dataset(spec), lca::InvalidArgument);
+}
+
+// The --data, --split and --subset-mode spellings, and the messages for other text.
+TEST(DatasetSpec, ModeNamesRoundTrip) {
+  for (const auto& n : lca::kDataFormatNames)
+    EXPECT_EQ(lca::parse_data_format(n.name), n.value);
+  for (const auto& n : lca::kSplitNames)
+    EXPECT_EQ(lca::parse_split(n.name), n.value);
+  for (const auto& n : lca::kSubsetModeNames)
+    EXPECT_EQ(lca::parse_subset_mode(n.name), n.value);
+  EXPECT_STREQ(lca::to_string(lca::DataFormat::fashion_mnist), "fashion-mnist");
+  EXPECT_STREQ(lca::to_string(lca::DataFormat::png_tiles), "png-tiles");
+  EXPECT_EQ(error_of<lca::InvalidArgument>([] { lca::parse_data_format("bogus"); }),
+            "unknown dataset format 'bogus' (expected fashion-mnist, mnist-idx, idx, cifar10, "
+            "png-list or png-tiles)");
+  EXPECT_EQ(error_of<lca::InvalidArgument>([] { lca::parse_split("dev"); }),
+            "dataset split must be train or test, got 'dev'");
+  EXPECT_EQ(error_of<lca::InvalidArgument>([] { lca::parse_subset_mode("last"); }),
+            "dataset subset mode must be first or random, got 'last'");
 }
 
 TEST(EpochOrder, IsADeterministicPermutationPerEpoch) {
@@ -1016,7 +1032,7 @@ TEST(FashionMnist, DefaultDirectoryLoadsBothSplits) {
   const auto [lo, hi] = std::minmax_element(train.pixels.begin(), train.pixels.end());
   EXPECT_EQ(*lo, 0.0f);
   EXPECT_EQ(*hi, 1.0f);
-  spec.split = "test";
+  spec.split = lca::Split::test;
   const lca::ImageSet test = lca::load_dataset(spec);
   EXPECT_EQ(test.n, 10000);
   EXPECT_EQ(test.height, 28);
@@ -1032,9 +1048,9 @@ TEST(PngTiles, BuiltInSkimagePhotographs) {
   if (!fs::exists("/usr/lib/python3/dist-packages/skimage/data/astronaut.png"))
     GTEST_SKIP() << "python3-skimage is not installed";
   lca::DatasetSpec spec; // no path: inputs/photos-skimage.txt; 3x32x32 tiles, seed 1
-  spec.format = "png-tiles";
+  spec.format = lca::DataFormat::png_tiles;
   const lca::TileLayout train = lca::png_tile_layout(spec);
-  spec.split = "test";
+  spec.split = lca::Split::test;
   const lca::TileLayout test = lca::png_tile_layout(spec);
   // The counts README.md quotes.
   EXPECT_EQ(train.photos.size(), 3u);

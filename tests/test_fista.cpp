@@ -23,12 +23,12 @@ TYPED_TEST(Fista, FistaReachesTheOptimumFasterThanLca) {
   using Sp = typename TypeParam::Device;
   using L = typename TypeParam::Layout;
   const double gap = std::is_same<S, float>::value ? 1e-5 : 1e-9;
-  const SmallLasso prob("soft-nonneg");
+  const SmallLasso prob(Preset::soft_nonneg);
   const auto d = prob.dictionary<S, Sp, L>();
   const auto xin = prob.images<S, Sp>();
-  std::map<std::string, int> needed;
-  for (const std::string kind : {"lca", "fista"}) {
-    LcaParams p = converging("soft-nonneg", prob.lambda, 20000);
+  std::map<Solver, int> needed;
+  for (const Solver kind : {Solver::lca, Solver::fista}) {
+    LcaParams p = converging(Preset::soft_nonneg, prob.lambda, 20000);
     p.solver = kind, p.stop_gap = gap, p.polish = false, p.check_every = 1;
     LcaSolver<S, Sp, L> solver(prob.g, p);
     solver.reset(prob.B);
@@ -41,8 +41,8 @@ TYPED_TEST(Fista, FistaReachesTheOptimumFasterThanLca) {
     }
     needed[kind] = info.iterations;
   }
-  EXPECT_LT(needed["fista"] * 3, needed["lca"])
-      << "fista " << needed["fista"] << ", lca " << needed["lca"];
+  EXPECT_LT(needed[Solver::fista] * 3, needed[Solver::lca])
+      << "fista " << needed[Solver::fista] << ", lca " << needed[Solver::lca];
 }
 
 // The Lipschitz estimate is ||Phi^T Phi|| (double power iteration on the explicit operator)
@@ -52,7 +52,7 @@ TYPED_TEST(Fista, LipschitzEstimateBoundsTheOperator) {
   using S = typename TypeParam::Scalar;
   using Sp = typename TypeParam::Device;
   using L = typename TypeParam::Layout;
-  const SmallLasso prob("soft");
+  const SmallLasso prob(Preset::soft);
   const auto d = prob.dictionary<S, Sp, L>();
   const int n = prob.g.pixels(), m = int(prob.g.neurons());
   const auto D = dense_operator(prob.g, prob.dict);
@@ -74,8 +74,8 @@ TYPED_TEST(Fista, LipschitzEstimateBoundsTheOperator) {
     for (double& x : v)
       x /= norm;
   }
-  LcaParams p = converging("soft", prob.lambda, 50);
-  p.solver = "fista";
+  LcaParams p = converging(Preset::soft, prob.lambda, 50);
+  p.solver = Solver::fista;
   LcaSolver<S, Sp, L> one(prob.g, p), three(prob.g, p);
   one.reset(1), three.reset(prob.B);
   const double estimate = one.estimate_lipschitz(d, LcaSolver<S, Sp, L>::kPowerIterations);

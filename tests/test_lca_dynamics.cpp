@@ -17,15 +17,16 @@ TYPED_TEST_SUITE(LcaDynamics, Configs, ConfigNames);
 
 TEST(Transfer, PresetsOnTabulatedInputs) {
   struct Row {
-    const char* preset;
+    Preset preset;
     double v, a;
   };
-  const Row rows[] = {
-      {"soft-nonneg", -1.0, 0.0}, {"soft-nonneg", 0.4, 0.0},  {"soft-nonneg", 0.5, 0.0},
-      {"soft-nonneg", 0.7, 0.2},  {"soft-nonneg", 2.0, 1.5},  {"hard-nonneg", 0.4, 0.0},
-      {"hard-nonneg", 0.7, 0.7},  {"hard-nonneg", -0.7, 0.0}, {"soft", -0.7, -0.2},
-      {"soft", 0.3, 0.0},         {"soft", -0.3, 0.0},        {"soft", 1.5, 1.0},
-      {"hard", -0.7, -0.7},       {"hard", 0.49, 0.0},        {"hard", -0.49, 0.0}};
+  constexpr Preset soft_nonneg = Preset::soft_nonneg, hard_nonneg = Preset::hard_nonneg,
+                   soft = Preset::soft, hard = Preset::hard;
+  const Row rows[] = {{soft_nonneg, -1.0, 0.0}, {soft_nonneg, 0.4, 0.0},  {soft_nonneg, 0.5, 0.0},
+                      {soft_nonneg, 0.7, 0.2},  {soft_nonneg, 2.0, 1.5},  {hard_nonneg, 0.4, 0.0},
+                      {hard_nonneg, 0.7, 0.7},  {hard_nonneg, -0.7, 0.0}, {soft, -0.7, -0.2},
+                      {soft, 0.3, 0.0},         {soft, -0.3, 0.0},        {soft, 1.5, 1.0},
+                      {hard, -0.7, -0.7},       {hard, 0.49, 0.0},        {hard, -0.49, 0.0}};
   for (const auto& r : rows) {
     const DeviceTransfer<double> t(make_transfer(r.preset, 0.5));
     EXPECT_NEAR(t(r.v), r.a, 1e-15) << r.preset << " at V=" << r.v;
@@ -57,8 +58,8 @@ TYPED_TEST(LcaDynamics, ConvergesToLassoKkt) {
   // How close 6000 steps get to the fixed point (convergence, not rounding).
   const double lambda = 0.2, converged = is_float ? 2e-4 : 1e-7;
   const Geometry g = small_conv();
-  for (const std::string preset : {"soft", "soft-nonneg"}) {
-    SCOPED_TRACE(preset);
+  for (const Preset preset : {Preset::soft, Preset::soft_nonneg}) {
+    SCOPED_TRACE(to_string(preset));
     Dictionary<S, Sp, L> d(g);
     d.init_random(7);
     const int B = 2;
@@ -74,9 +75,9 @@ TYPED_TEST(LcaDynamics, ConvergesToLassoKkt) {
       if (a[i] != 0) {
         ++active;
         EXPECT_NEAR(grad[i], lambda * (a[i] > 0 ? 1 : -1), converged) << "active neuron " << i;
-        if (preset == "soft-nonneg")
+        if (preset == Preset::soft_nonneg)
           EXPECT_GT(a[i], 0);
-      } else if (preset == "soft") {
+      } else if (preset == Preset::soft) {
         EXPECT_LE(std::abs(grad[i]), lambda + converged) << "inactive neuron " << i;
       } else {
         EXPECT_LE(grad[i], lambda + converged) << "inactive neuron " << i;
@@ -93,8 +94,8 @@ TYPED_TEST(LcaDynamics, EnergyNonIncreasingForSmallSteps) {
   using L = typename TypeParam::Layout;
   Geometry g = small_conv();
   g.channels = 3, g.nf = 6;
-  for (const std::string preset : {"soft", "soft-nonneg"}) {
-    SCOPED_TRACE(preset);
+  for (const Preset preset : {Preset::soft, Preset::soft_nonneg}) {
+    SCOPED_TRACE(to_string(preset));
     LcaParams p = converging(preset, 0.1, 1);
     p.tau = 100; // dt/tau = 0.01
     Dictionary<S, Sp, L> d(g);
@@ -125,7 +126,7 @@ TYPED_TEST(LcaDynamics, EarlyStopReportsIterations) {
   using Sp = typename TypeParam::Device;
   using L = typename TypeParam::Layout;
   const Geometry g = small_conv();
-  LcaParams p = converging("soft", 0.2, 100000);
+  LcaParams p = converging(Preset::soft, 0.2, 100000);
   p.stop_tol = 1e-4;
   Dictionary<S, Sp, L> d(g);
   d.init_random(1);
@@ -166,12 +167,12 @@ TYPED_TEST(LcaDynamics, AdaptiveTimeScaleConverges) {
   using S = typename TypeParam::Scalar;
   using Sp = typename TypeParam::Device;
   using L = typename TypeParam::Layout;
-  const SmallLasso prob("soft-nonneg");
+  const SmallLasso prob(Preset::soft_nonneg);
   const auto d = prob.dictionary<S, Sp, L>();
   const auto xin = prob.images<S, Sp>();
-  std::map<std::string, int> needed;
-  for (const std::string ts : {"fixed", "adaptive"}) {
-    LcaParams p = converging("soft-nonneg", prob.lambda, 20000);
+  std::map<Timescale, int> needed;
+  for (const Timescale ts : {Timescale::fixed, Timescale::adaptive}) {
+    LcaParams p = converging(Preset::soft_nonneg, prob.lambda, 20000);
     p.tau = 100, p.timescale = ts, p.stop_gap = 1e-3, p.polish = false;
     LcaSolver<S, Sp, L> solver(prob.g, p);
     solver.reset(prob.B);
@@ -179,7 +180,7 @@ TYPED_TEST(LcaDynamics, AdaptiveTimeScaleConverges) {
     EXPECT_EQ(info.unconverged, 0) << ts;
     needed[ts] = info.iterations;
   }
-  EXPECT_LT(needed["adaptive"], needed["fixed"]);
+  EXPECT_LT(needed[Timescale::adaptive], needed[Timescale::fixed]);
 }
 
 } // namespace

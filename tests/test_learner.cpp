@@ -25,7 +25,7 @@ TYPED_TEST(Learning, GradientMatchesReference) {
   Dictionary<S, Sp, L> d(g);
   d.init_random(4);
   LcaParams lp;
-  lp.transfer = make_transfer("soft", 0.1);
+  lp.transfer = make_transfer(Preset::soft, 0.1);
   LcaSolver<S, Sp, L> solver(g, lp);
   solver.reset(B);
   const auto a = random_vector(std::size_t(B) * g.neurons(), 21, 0.6);
@@ -113,7 +113,7 @@ TYPED_TEST(Learning, MomentumDecayAndNormalisation) {
 
 // Data made from known sparse codes of a random unit-norm dictionary: training must find
 // every planted atom (|cosine| >= 0.9 with some learned atom), with either solver.
-template <class S, class Sp, class L> void recover_planted(const std::string& solver_kind) {
+template <class S, class Sp, class L> void recover_planted(Solver solver_kind) {
   Geometry truth;
   truth.channels = 1, truth.height = 8, truth.width = 8, truth.kernel = 8, truth.stride = 8;
   truth.nf = 10;
@@ -132,7 +132,7 @@ template <class S, class Sp, class L> void recover_planted(const std::string& so
   }
   LcaParams lp;
   lp.tau = 10, lp.dt = 1, lp.iterations = 150;
-  lp.transfer = make_transfer("soft-nonneg", 0.1);
+  lp.transfer = make_transfer(Preset::soft_nonneg, 0.1);
   lp.solver = solver_kind;
   LearnParams learn;
   learn.eta = 0.5, learn.momentum_tau = 0, learn.seed = 5;
@@ -171,8 +171,8 @@ template <class S, class Sp, class L> void recover_planted(const std::string& so
 }
 
 TYPED_TEST(Learning, RecoversPlantedDictionary) {
-  for (const std::string solver_kind : {"lca", "fista"}) {
-    SCOPED_TRACE(solver_kind);
+  for (const Solver solver_kind : {Solver::lca, Solver::fista}) {
+    SCOPED_TRACE(to_string(solver_kind));
     recover_planted<typename TypeParam::Scalar, typename TypeParam::Device,
                     typename TypeParam::Layout>(solver_kind);
   }
@@ -188,7 +188,7 @@ TYPED_TEST(Learning, SumHookAddsTheParticipantsGradients) {
   Geometry g;
   g.channels = 1, g.height = 8, g.width = 8, g.kernel = 4, g.stride = 2, g.nf = 4;
   LcaParams lp;
-  lp.transfer = make_transfer("soft-nonneg", 0.05);
+  lp.transfer = make_transfer(Preset::soft_nonneg, 0.05);
   lp.iterations = 20;
   const int B = 2;
   const auto x = to_images<S, Sp>(random_vector(std::size_t(B) * g.pixels(), 9), B, g.pixels());
@@ -218,7 +218,7 @@ TEST(LearningMpi, ResultIndependentOfRankCount) {
   g.channels = 3, g.height = 8, g.width = 8, g.kernel = 4, g.stride = 2, g.nf = 6;
   LcaParams lp;
   lp.iterations = 30, lp.tau = 10;
-  lp.transfer = make_transfer("soft-nonneg", 0.05);
+  lp.transfer = make_transfer(Preset::soft_nonneg, 0.05);
   LearnParams learn;
   learn.eta = 0.1;
   const int B = 3;

@@ -71,7 +71,7 @@ TEST(MpiHelpers, EveryRankGetsRankZerosDecision) {
 TEST(TrainMpi, ResultIndependentOfRankCount) {
   TrainConfig cfg;
   cfg.geometry = small_gray();
-  cfg.lca.transfer = make_transfer("soft-nonneg", 0.05);
+  cfg.lca.transfer = make_transfer(Preset::soft_nonneg, 0.05);
   cfg.lca.iterations = 20, cfg.lca.tau = 10;
   cfg.learn.eta = 0.1;
   cfg.batch_size = 3;
@@ -126,8 +126,8 @@ ImageSet striped_images(const Geometry& g, std::int64_t n, unsigned seed) {
 TEST(TrainPlateau, StopsWhenTheValidationEnergyFlattens) {
   TrainConfig cfg;
   cfg.geometry = small_gray();
-  cfg.lca.transfer = make_transfer("soft-nonneg", 0.05);
-  cfg.lca.solver = "fista", cfg.lca.iterations = 500, cfg.lca.stop_gap = 1e-3;
+  cfg.lca.transfer = make_transfer(Preset::soft_nonneg, 0.05);
+  cfg.lca.solver = Solver::fista, cfg.lca.iterations = 500, cfg.lca.stop_gap = 1e-3;
   cfg.learn.eta = 0.5, cfg.learn.momentum_tau = 0, cfg.learn.eta_decay_epochs = 0.25;
   cfg.batch_size = 4;
   cfg.progress_seconds = 0;
@@ -165,8 +165,8 @@ TEST(TrainPlateau, StopsWhenTheValidationEnergyFlattens) {
 TEST(DenoiseMpi, ResultsIndependentOfRankCount) {
   const Geometry g = small_gray();
   LcaParams p;
-  p.transfer = make_transfer("soft", 0.1);
-  p.solver = "fista", p.iterations = 200, p.stop_gap = 1e-4;
+  p.transfer = make_transfer(Preset::soft, 0.1);
+  p.solver = Solver::fista, p.iterations = 200, p.stop_gap = 1e-4;
   const auto w = random_vector(std::size_t(g.nf) * g.patch(), 41);
   const std::vector<float> dictionary(w.begin(), w.end());
   DenoiseConfig cfg;

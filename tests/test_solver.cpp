@@ -19,9 +19,9 @@ template <class T> struct Solver : ::testing::Test {};
 TYPED_TEST_SUITE(Solver, Configs, ConfigNames);
 
 TEST(Params, InvalidValuesThrowWithClearMessages) {
-  EXPECT_THROW(make_transfer("bogus", 0.1), InvalidArgument);
-  EXPECT_THROW(make_transfer("soft", -0.1), InvalidArgument);
-  EXPECT_THROW(make_transfer("soft", std::nan("")), InvalidArgument);
+  EXPECT_THROW(make_transfer(Preset::custom, 0.1), InvalidArgument);
+  EXPECT_THROW(make_transfer(Preset::soft, -0.1), InvalidArgument);
+  EXPECT_THROW(make_transfer(Preset::soft, std::nan("")), InvalidArgument);
   LcaParams p;
   p.iterations = 0;
   try {
@@ -56,8 +56,8 @@ TYPED_TEST(Solver, MatchesCoordinateDescentOnDenseProblem) {
   g.channels = 1, g.height = 4, g.width = 4, g.kernel = 4, g.stride = 4, g.nf = 8;
   // How close 5000 steps get (convergence, not rounding).
   const double lambda = 0.15, converged = std::is_same<S, float>::value ? 3e-4 : 1e-7;
-  for (const std::string preset : {"soft", "soft-nonneg"}) {
-    SCOPED_TRACE(preset);
+  for (const Preset preset : {Preset::soft, Preset::soft_nonneg}) {
+    SCOPED_TRACE(to_string(preset));
     Dictionary<S, Sp, L> d(g);
     d.init_random(3);
     const auto w = d.to_host();
@@ -70,7 +70,7 @@ TYPED_TEST(Solver, MatchesCoordinateDescentOnDenseProblem) {
     const auto a = from_map(g, solver.activities());
     for (int b = 0; b < B; ++b) {
       const std::vector<double> xb(x.begin() + b * g.pixels(), x.begin() + (b + 1) * g.pixels());
-      const auto ref = lasso_cd(D, g.pixels(), g.nf, xb, lambda, preset == "soft-nonneg");
+      const auto ref = lasso_cd(D, g.pixels(), g.nf, xb, lambda, preset == Preset::soft_nonneg);
       for (int j = 0; j < g.nf; ++j)
         EXPECT_NEAR(a[b * g.nf + j], ref[j], converged) << "image " << b << " atom " << j;
     }
@@ -87,23 +87,19 @@ TEST(Params, SolverSettingsAreValidated) {
     }
   };
   LcaParams p;
-  p.transfer = make_transfer("hard", 0.1);
-  p.solver = "fista";
+  p.transfer = make_transfer(Preset::hard, 0.1);
+  p.solver = lca::Solver::fista;
   expect_message(p, "soft-nonneg, soft");
-  p.solver = "lca", p.stop_gap = 1e-3;
+  p.solver = lca::Solver::lca, p.stop_gap = 1e-3;
   expect_message(p, "no duality-gap certificate");
-  p.transfer = make_transfer("soft", 0.1);
+  p.transfer = make_transfer(Preset::soft, 0.1);
   p.stop_gap = -1;
   expect_message(p, "stop gap");
   p.stop_gap = std::nan("");
   expect_message(p, "stop gap");
   p.stop_gap = 1; // a relative gap of 1 or more certifies nothing
   expect_message(p, "stop gap must be in [0, 1)");
-  p.stop_gap = 0, p.solver = "newton";
-  expect_message(p, "unknown solver");
-  p.solver = "lca", p.timescale = "sometimes";
-  expect_message(p, "unknown time scale");
-  p.timescale = "adaptive", p.adaptive.base_min = 0;
+  p.stop_gap = 0, p.timescale = Timescale::adaptive, p.adaptive.base_min = 0;
   expect_message(p, "baseMin");
   p.adaptive = AdaptiveTimeScale{}, p.adaptive.base_max = 0.01;
   expect_message(p, "baseMax");
@@ -111,10 +107,39 @@ TEST(Params, SolverSettingsAreValidated) {
   expect_message(p, "tauFactor");
   p.adaptive = AdaptiveTimeScale{}, p.adaptive.growth_factor = std::nan("");
   expect_message(p, "growthFactor");
-  p.adaptive = AdaptiveTimeScale{}, p.solver = "fista";
+  p.adaptive = AdaptiveTimeScale{}, p.solver = lca::Solver::fista;
   expect_message(p, "LCA option");
-  EXPECT_TRUE(is_lasso(make_transfer("soft-nonneg", 0.3)));
-  EXPECT_FALSE(is_lasso(make_transfer("hard-nonneg", 0.3)));
+  EXPECT_TRUE(is_lasso(make_transfer(Preset::soft_nonneg, 0.3)));
+  EXPECT_FALSE(is_lasso(make_transfer(Preset::hard_nonneg, 0.3)));
+}
+
+// Flags, configs and checkpoints name the modes by text: every name reads back as its value,
+// anything else is refused with the message the apps print.
+TEST(Params, ModeNamesRoundTrip) {
+  for (const auto& n : kSolverNames)
+    EXPECT_EQ(parse_solver(n.name), n.value);
+  for (const auto& n : kTimescaleNames)
+    EXPECT_EQ(parse_timescale(n.name), n.value);
+  for (const auto& n : kPresetNames)
+    EXPECT_EQ(parse_preset(n.name), n.value);
+  EXPECT_STREQ(to_string(lca::Solver::fista), "fista");
+  EXPECT_STREQ(to_string(Timescale::adaptive), "adaptive");
+  EXPECT_STREQ(to_string(Preset::soft_nonneg), "soft-nonneg");
+  EXPECT_STREQ(to_string(Preset::custom), "custom");
+  const auto expect_message = [](const auto& parse, const std::string& message) {
+    try {
+      parse();
+      ADD_FAILURE() << "accepted, expected: " << message;
+    } catch (const InvalidArgument& e) {
+      EXPECT_EQ(e.what(), message);
+    }
+  };
+  expect_message([] { parse_solver("newton"); }, "unknown solver 'newton' (lca, fista)");
+  expect_message([] { parse_timescale("sometimes"); },
+                 "unknown time scale 'sometimes' (fixed, adaptive)");
+  expect_message([] { parse_preset("bogus"); },
+                 "unknown threshold preset 'bogus' (soft-nonneg, hard-nonneg, soft, hard)");
+  expect_message([] { parse_solver("FISTA"); }, "unknown solver 'FISTA' (lca, fista)");
 }
 
 // Warm starts: codes() and warm_start() round-trip exactly; a solve started from an optimal code
@@ -125,12 +150,12 @@ TYPED_TEST(Solver, WarmStartFromTheOptimumCertifiesAtOnce) {
   using Sp = typename TypeParam::Device;
   using L = typename TypeParam::Layout;
   const double tight = std::is_same<S, float>::value ? 1e-5 : 1e-9;
-  for (const std::string preset : {"soft", "soft-nonneg"}) {
+  for (const Preset preset : {Preset::soft, Preset::soft_nonneg}) {
     const SmallLasso prob(preset);
     const auto d = prob.dictionary<S, Sp, L>();
     const auto x = prob.images<S, Sp>();
-    for (const std::string kind : {"lca", "fista"}) {
-      SCOPED_TRACE(preset + " " + kind);
+    for (const lca::Solver kind : {lca::Solver::lca, lca::Solver::fista}) {
+      SCOPED_TRACE(std::string(to_string(preset)) + " " + to_string(kind));
       LcaParams p = converging(preset, prob.lambda, 20000);
       p.solver = kind, p.stop_gap = tight;
       LcaSolver<S, Sp, L> cold(prob.g, p);
@@ -172,7 +197,7 @@ TYPED_TEST(Solver, WarmStartFromTheOptimumCertifiesAtOnce) {
 
 TEST(Solver, WarmStartRefusesBadCodes) {
   const Geometry g = small_conv();
-  LcaParams p = converging("soft", 0.1, 10);
+  LcaParams p = converging(Preset::soft, 0.1, 10);
   LcaSolver<double> s(g, p);
   s.reset(2);
   SparseCode bad;
@@ -181,7 +206,7 @@ TEST(Solver, WarmStartRefusesBadCodes) {
   bad.index = {0, 1};
   EXPECT_THROW(s.warm_start({&bad, nullptr}), InvalidArgument); // 2 indices, 1 value
   EXPECT_THROW(s.warm_start({nullptr}), InvalidArgument);       // 1 code for 2 images
-  LcaSolver<double> hard(g, converging("hard", 0.1, 10));
+  LcaSolver<double> hard(g, converging(Preset::hard, 0.1, 10));
   hard.reset(1);
   EXPECT_THROW(hard.warm_start({nullptr}), InvalidArgument);
 }

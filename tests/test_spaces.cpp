@@ -29,8 +29,8 @@ TYPED_TEST(Spaces, EveryKernelRunsOnTheInstantiationsSpace) {
   Geometry g;
   g.channels = 2, g.height = 8, g.width = 8, g.kernel = 4, g.stride = 2, g.nf = 4;
   LcaParams p;
-  p.transfer = make_transfer("soft", 0.1);
-  p.solver = "fista", p.iterations = 20, p.stop_gap = 1e-6, p.check_every = 5;
+  p.transfer = make_transfer(Preset::soft, 0.1);
+  p.solver = Solver::fista, p.iterations = 20, p.stop_gap = 1e-6, p.check_every = 5;
   const int B = 2;
   const auto x = to_images<S, Sp>(random_vector(std::size_t(B) * g.pixels(), 5), B, g.pixels());
   Dictionary<S, Sp, L> d(g);

@@ -134,8 +134,8 @@ constexpr double kGenerous = 1e4;
 
 LcaParams lasso(bool nonneg, double lambda, int iterations) {
   LcaParams p;
-  p.iterations = iterations, p.solver = "fista";
-  p.transfer = make_transfer(nonneg ? "soft-nonneg" : "soft", lambda);
+  p.iterations = iterations, p.solver = Solver::fista;
+  p.transfer = make_transfer(nonneg ? Preset::soft_nonneg : Preset::soft, lambda);
   return p;
 }
 
@@ -292,9 +292,9 @@ TYPED_TEST(Support, SolverCertifiesTightGapsWithIt) {
   using L = typename TypeParam::Layout;
   const bool is_float = std::is_same<S, float>::value;
   const double eps = is_float ? 1e-5 : 1e-10;
-  for (const std::string solver : {"lca", "fista"})
-    for (const std::string preset : {"soft", "soft-nonneg"}) {
-      SCOPED_TRACE(solver + " " + preset);
+  for (const Solver solver : {Solver::lca, Solver::fista})
+    for (const Preset preset : {Preset::soft, Preset::soft_nonneg}) {
+      SCOPED_TRACE(std::string(to_string(solver)) + " " + to_string(preset));
       const SmallLasso prob(preset);
       const auto d = prob.dictionary<S, Sp, L>();
       const auto xin = prob.images<S, Sp>();

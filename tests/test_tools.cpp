@@ -53,18 +53,18 @@ bool global(const std::string& fence_name) {
 
 struct Case {
   const char* name;
-  const char* solver;
-  const char* timescale;
+  Solver solver;
+  Timescale timescale;
   double stop_gap, stop_tol;
 };
 // Every flag of solve(): fixed and adaptive LCA, the early stop, FISTA, the gap stop with
 // polishing on both solvers.
-const Case cases[] = {{"lca", "lca", "fixed", 0, 0},
-                      {"lca-adaptive", "lca", "adaptive", 0, 0},
-                      {"lca-stop-tol", "lca", "fixed", 0, 1e-9},
-                      {"fista", "fista", "fixed", 0, 0},
-                      {"lca-polish", "lca", "fixed", 1e-7, 0},
-                      {"fista-polish", "fista", "fixed", 1e-7, 0}};
+const Case cases[] = {{"lca", Solver::lca, Timescale::fixed, 0, 0},
+                      {"lca-adaptive", Solver::lca, Timescale::adaptive, 0, 0},
+                      {"lca-stop-tol", Solver::lca, Timescale::fixed, 0, 1e-9},
+                      {"fista", Solver::fista, Timescale::fixed, 0, 0},
+                      {"lca-polish", Solver::lca, Timescale::fixed, 1e-7, 0},
+                      {"fista-polish", Solver::fista, Timescale::fixed, 1e-7, 0}};
 
 template <class T> struct Tools : ::testing::Test {};
 TYPED_TEST_SUITE(Tools, Configs, ConfigNames);
@@ -92,7 +92,7 @@ TYPED_TEST(Tools, SolvesNeitherAllocateNorFenceGlobally) {
   for (const auto& c : cases) {
     SCOPED_TRACE(c.name);
     LcaParams p;
-    p.transfer = make_transfer("soft", 0.05);
+    p.transfer = make_transfer(Preset::soft, 0.05);
     p.solver = c.solver, p.timescale = c.timescale, p.stop_gap = c.stop_gap;
     p.stop_tol = c.stop_tol, p.iterations = 120, p.check_every = 5, p.tau = 10;
     LcaSolver<S, Sp, L> solver(g, p);

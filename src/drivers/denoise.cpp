@@ -240,7 +240,7 @@ void write_denoise_results(const std::string& path, const DenoiseRecord& rec,
     set("checkpoint", rec.checkpoint);
     set("dataset_identity", rec.dataset_identity);
     set("test_is_training", std::int64_t(rec.test_is_training));
-    set("preset", rec.preset);
+    set("preset", to_string(rec.preset));
     set("nf", std::int64_t(rec.geometry.nf));
     set("system_size", std::int64_t(rec.geometry.neurons()));
     set("lambda", rec.lca.transfer.lambda);
@@ -250,8 +250,8 @@ void write_denoise_results(const std::string& path, const DenoiseRecord& rec,
     set("polish_iterations_mean", mean_se(res.polish_iterations).mean);
     set("tau", rec.lca.tau);
     set("dt", rec.lca.dt);
-    set("solver", rec.lca.solver);
-    set("timescale", rec.lca.timescale);
+    set("solver", to_string(rec.lca.solver));
+    set("timescale", to_string(rec.lca.timescale));
     set("stop_gap", rec.lca.stop_gap);
     set("polish", std::int64_t(rec.lca.polish));
     set("certificate", is_lasso(rec.lca.transfer) ? "duality gap" : "none (hard threshold)");

@@ -346,7 +346,7 @@ SweepRun run_sweep(const SweepConfig& cfg, const ImageSet& train_set, const Imag
                    MPI_Comm comm, std::ostream* progress) {
   if (cfg.sizes.empty() || cfg.lambdas.empty())
     throw InvalidArgument("the grid is empty: give sizes and lambdas");
-  if (cfg.train.preset == "custom")
+  if (cfg.train.preset == Preset::custom)
     throw InvalidArgument(
         "a sweep varies lambda: use a named threshold preset, not custom vertices");
   if (cfg.replicates < 1 || cfg.refine < 0 || !(cfg.refine_width > 0))

@@ -233,7 +233,7 @@ std::string sweep_settings(const SweepConfig& cfg, const ImageSet& train, const 
   const auto& l = t.lca;
   if (l.solver != legacy.solver || l.timescale != legacy.timescale || l.stop_gap > 0) {
     os << " solver=" << l.solver;
-    if (l.timescale == "adaptive")
+    if (l.timescale == Timescale::adaptive)
       os << " timescale=adaptive ats=" << fmt(l.adaptive.base_min) << ","
          << fmt(l.adaptive.base_max) << "," << fmt(l.adaptive.tau_factor) << ","
          << fmt(l.adaptive.growth_factor);

@@ -105,15 +105,34 @@ template <class C, class F> void visit_fields(C& ck, F&& f) {
 template <class T>
 constexpr bool stored_as_int64 = std::is_same_v<T, int> || std::is_same_v<T, bool>;
 
+// Enums are stored as their names (the flags' spelling).
+void parse(const std::string& text, Solver& v) {
+  v = parse_solver(text);
+}
+void parse(const std::string& text, Timescale& v) {
+  v = parse_timescale(text);
+}
+void parse(const std::string& text, Preset& v) {
+  v = parse_preset(text);
+}
+
 template <class T> void put(h5::File& file, const char* name, const T& value) {
   if constexpr (stored_as_int64<T>)
     file.set_attribute("/", name, std::int64_t(value));
+  else if constexpr (std::is_enum_v<T>)
+    file.set_attribute("/", name, to_string(value));
   else
     file.set_attribute("/", name, value);
 }
 
 template <class T> void get(const h5::File& file, const char* name, T& value) {
-  if constexpr (stored_as_int64<T>) {
+  if constexpr (std::is_enum_v<T>) {
+    try {
+      parse(file.attribute<std::string>("/", name), value);
+    } catch (const InvalidArgument& e) {
+      throw IoError(file.name() + ": invalid checkpoint: " + e.what());
+    }
+  } else if constexpr (stored_as_int64<T>) {
     const auto v = file.attribute<std::int64_t>("/", name);
     constexpr std::int64_t lo = std::is_same_v<T, bool> ? 0 : INT_MIN;
     constexpr std::int64_t hi = std::is_same_v<T, bool> ? 1 : INT_MAX;
@@ -144,7 +163,10 @@ std::string show(double v) {
   }
 }
 template <class T> std::string show(T v) {
-  return std::to_string(v);
+  if constexpr (std::is_enum_v<T>)
+    return show(std::string(to_string(v)));
+  else
+    return std::to_string(v);
 }
 
 h5::Dims dictionary_dims(const Geometry& g) {

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <limits>
+#include <ostream>
 #include <sstream>
 
 namespace lca {
@@ -15,28 +16,70 @@ template <class... Parts> [[noreturn]] void fail(const Parts&... parts) {
 }
 } // namespace
 
-Transfer make_transfer(const std::string& preset, double lambda) {
+const char* to_string(Preset p) {
+  return name_of(kPresetNames, p);
+}
+std::ostream& operator<<(std::ostream& os, Preset p) {
+  return os << to_string(p);
+}
+Preset parse_preset(const std::string& text) {
+  if (const auto p = value_of(kPresetNames, text))
+    return *p;
+  fail("unknown threshold preset '", text, "' (soft-nonneg, hard-nonneg, soft, hard)");
+}
+
+const char* to_string(Solver s) {
+  return name_of(kSolverNames, s);
+}
+std::ostream& operator<<(std::ostream& os, Solver s) {
+  return os << to_string(s);
+}
+Solver parse_solver(const std::string& text) {
+  if (const auto s = value_of(kSolverNames, text))
+    return *s;
+  fail("unknown solver '", text, "' (lca, fista)");
+}
+
+const char* to_string(Timescale t) {
+  return name_of(kTimescaleNames, t);
+}
+std::ostream& operator<<(std::ostream& os, Timescale t) {
+  return os << to_string(t);
+}
+Timescale parse_timescale(const std::string& text) {
+  if (const auto t = value_of(kTimescaleNames, text))
+    return *t;
+  fail("unknown time scale '", text, "' (fixed, adaptive)");
+}
+
+Transfer make_transfer(Preset preset, double lambda) {
   if (!std::isfinite(lambda) || lambda < 0)
     fail("lambda must be finite and >= 0 (got ", lambda, ")");
   Transfer t;
   t.vthresh = lambda;
   t.lambda = lambda;
-  if (preset == "soft-nonneg") {
+  switch (preset) {
+  case Preset::soft_nonneg:
     t.ashift = lambda;
-  } else if (preset == "hard-nonneg") {
+    return t;
+  case Preset::hard_nonneg:
     t.ashift = 0;
     t.l0_penalty = true;
-  } else if (preset == "soft") {
+    return t;
+  case Preset::soft:
     t.ashift = lambda;
     t.symmetric = true;
-  } else if (preset == "hard") {
+    return t;
+  case Preset::hard:
     t.ashift = 0;
     t.symmetric = true;
     t.l0_penalty = true;
-  } else {
-    fail("unknown threshold preset '", preset, "' (soft-nonneg, hard-nonneg, soft, hard)");
+    return t;
+  case Preset::custom:
+    break;
   }
-  return t;
+  fail("threshold preset '", to_string(preset),
+       "' has no fixed shape (soft-nonneg, hard-nonneg, soft, hard)");
 }
 
 void validate(const Transfer& t) {
@@ -82,15 +125,11 @@ void validate(const LcaParams& p) {
   if (!(p.stop_tol >= 0) || !std::isfinite(p.stop_tol))
     fail("stop tolerance must be >= 0 (got ", p.stop_tol, ")");
   validate(p.transfer);
-  if (p.solver != "lca" && p.solver != "fista")
-    fail("unknown solver '", p.solver, "' (lca, fista)");
-  if (p.timescale != "fixed" && p.timescale != "adaptive")
-    fail("unknown time scale '", p.timescale, "' (fixed, adaptive)");
   const bool lasso = is_lasso(p.transfer);
-  if (p.solver == "fista" && !lasso)
+  if (p.solver == Solver::fista && !lasso)
     fail("the fista solver needs a soft threshold (presets soft-nonneg, soft); this transfer "
          "function has no LASSO energy");
-  if (p.solver == "fista" && p.timescale != "fixed")
+  if (p.solver == Solver::fista && p.timescale != Timescale::fixed)
     fail("--timescale adaptive is an LCA option; fista takes its step from the dictionary");
   const auto& a = p.adaptive;
   if (!std::isfinite(a.base_min) || !(a.base_min > 0))

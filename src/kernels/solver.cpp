@@ -39,7 +39,8 @@ template <class Scalar, class Device, class Layout>
 void LcaSolver<Scalar, Device, Layout>::reset(int batch) {
   if (batch < 1)
     throw InvalidArgument("batch size must be >= 1 (got " + std::to_string(batch) + ")");
-  const bool fista = params_.solver == "fista", polishing = params_.stop_gap > 0 && params_.polish;
+  const bool fista = params_.solver == Solver::fista,
+             polishing = params_.stop_gap > 0 && params_.polish;
   if (batch != batch_) {
     const int n = batch * geom_.positions(), nf = geom_.nf;
     // Buffers that every iteration overwrites before reading skip the zero fill.
@@ -175,7 +176,7 @@ void LcaSolver<Scalar, Device, Layout>::warm_start(const std::vector<const Spars
   }
   Kokkos::deep_copy(exec_, a_, a_h_);
   rebuild_active_lists(a_);
-  if (params_.solver == "lca")
+  if (params_.solver == Solver::lca)
     Impl::potentials_from_codes(exec_, v_, a_, Scalar(tf.lambda), all_images_.d, npos);
 }
 
@@ -270,7 +271,7 @@ std::vector<int> LcaSolver<Scalar, Device, Layout>::support_round(const Dict& di
   bool any = false;
   for (int b = 0; b < batch_; ++b)
     any |= (changed[b] = r.status[b] == Status::solved || r.status[b] == Status::capped) != 0;
-  if (any && params_.solver == "lca") {
+  if (any && params_.solver == Solver::lca) {
     Impl::upload(exec_, support_buffers_.changed, changed);
     Impl::potentials_from_codes(exec_, v_, a_, Scalar(tf.lambda), support_buffers_.changed.d,
                                 geom_.positions());
@@ -288,8 +289,8 @@ SolveInfo LcaSolver<Scalar, Device, Layout>::solve(const Dict& dict, const Const
                           std::to_string(batch_) + "x" + std::to_string(geom_.pixels()));
   const int B = batch_;
   const Transfer& tf = params_.transfer;
-  const bool lasso = is_lasso(tf), fista = params_.solver == "fista";
-  const bool adaptive = !fista && params_.timescale == "adaptive";
+  const bool lasso = is_lasso(tf), fista = params_.solver == Solver::fista;
+  const bool adaptive = !fista && params_.timescale == Timescale::adaptive;
   const double eps = params_.stop_gap;
   const bool polishing = eps > 0 && params_.polish;
   const bool track_dv = !fista && params_.stop_tol > 0;

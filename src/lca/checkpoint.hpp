@@ -87,7 +87,7 @@ struct Checkpoint {
   std::vector<float> momentum;   ///< same shape
   std::vector<CurvePoint> curve; ///< /training_curve: one row per validated epoch
   std::string dataset_identity, software_version, kokkos_backend;
-  std::string preset; ///< transfer preset name or "custom"
+  Preset preset = Preset::soft_nonneg;
   double elapsed_seconds = 0;
 };
 

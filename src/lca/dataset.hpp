@@ -2,12 +2,43 @@
 // Dataset readers (CIFAR-10 binary, IDX/MNIST, PNG lists, tiles of photographs), subsetting,
 // the per-image normalisation of algorithm.md §2 and the deterministic epoch order. Host-side
 // only: the solver copies batches to the device.
+#include "lca/enum_names.hpp"
+
 #include <cstdint>
 #include <functional>
+#include <iosfwd>
 #include <string>
 #include <vector>
 
 namespace lca {
+
+/// Dataset formats, the values of the apps' --data (see DatasetSpec::path).
+enum class DataFormat { fashion_mnist, mnist_idx, idx, cifar10, png_list, png_tiles };
+inline constexpr EnumName<DataFormat> kDataFormatNames[] = {
+    {"fashion-mnist", DataFormat::fashion_mnist},
+    {"mnist-idx", DataFormat::mnist_idx},
+    {"idx", DataFormat::idx},
+    {"cifar10", DataFormat::cifar10},
+    {"png-list", DataFormat::png_list},
+    {"png-tiles", DataFormat::png_tiles}};
+const char* to_string(DataFormat f);
+std::ostream& operator<<(std::ostream& os, DataFormat f);
+DataFormat parse_data_format(const std::string& text); ///< throws InvalidArgument for other text
+
+/// Which split of a directory-based dataset.
+enum class Split { train, test };
+inline constexpr EnumName<Split> kSplitNames[] = {{"train", Split::train}, {"test", Split::test}};
+const char* to_string(Split s);
+std::ostream& operator<<(std::ostream& os, Split s);
+Split parse_split(const std::string& text); ///< throws InvalidArgument for other text
+
+/// Which images a subset keeps: the first ones, or a random choice (kept in file order).
+enum class SubsetMode { first, random };
+inline constexpr EnumName<SubsetMode> kSubsetModeNames[] = {{"first", SubsetMode::first},
+                                                            {"random", SubsetMode::random}};
+const char* to_string(SubsetMode m);
+std::ostream& operator<<(std::ostream& os, SubsetMode m);
+SubsetMode parse_subset_mode(const std::string& text); ///< throws InvalidArgument for other text
 
 /// Host images, float32, layout [n][c][h][w] contiguous.
 struct ImageSet {
@@ -52,17 +83,16 @@ ImageSet read_png_list(const std::string& list_path, int channels, int height, i
 
 /// What to load, as the apps' --dataset flags describe it.
 struct DatasetSpec {
-  /// fashion-mnist | mnist-idx | idx | cifar10 | png-list | png-tiles
-  std::string format = "fashion-mnist";
+  DataFormat format = DataFormat::fashion_mnist;
   /// fashion-mnist, mnist-idx: directory (fashion-mnist defaults to
   /// /usr/share/datasets/fashion-mnist); idx: the images file; cifar10: a directory holding
   /// data_batch_1..5.bin / test_batch.bin, or a single .bin file; png-list: the list file;
   /// png-tiles: a directory of PNG photographs or a list file like png-list's (default: the
   /// source tree's inputs/photos-skimage.txt, compiled in).
   std::string path;
-  std::string split = "train";               ///< train | test (for directory-based formats)
-  std::int64_t subset = 0;                   ///< 0 = all images; else keep this many
-  std::string subset_mode = "first";         ///< first | random (a random subset keeps file order)
+  Split split = Split::train; ///< for directory-based formats
+  std::int64_t subset = 0;    ///< 0 = all images; else keep this many
+  SubsetMode subset_mode = SubsetMode::first;
   std::uint64_t seed = 1;                    ///< for a random subset
   int channels = 3, height = 32, width = 32; ///< png-list images, png-tiles tiles
   std::uint64_t tile_seed = 1;               ///< png-tiles: photo split, tile grids, tile order
@@ -90,8 +120,8 @@ struct TileLayout {
 /// than 2 photographs or one named twice; InvalidArgument for bad sizes or fraction.
 TileLayout png_tile_layout(const DatasetSpec& spec);
 
-/// Reads the dataset `spec` names and applies the subset. Throws InvalidArgument for an
-/// unknown format, split or subset mode, or a subset larger than the dataset; IoError from
+/// Reads the dataset `spec` names and applies the subset. Throws InvalidArgument for a format
+/// without its path or a subset larger than the dataset; IoError from
 /// the readers. png-tiles cuts the tiles of png_tile_layout, converting channels as png-list
 /// does except that gray is not replicated to RGB (the set is meant to be natural colour); a
 /// tile's label is the index of its photograph in the layout's photos, and the identity lists

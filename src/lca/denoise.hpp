@@ -65,7 +65,7 @@ void add_noise(float* image, std::int64_t n_pixels, std::int64_t image_index, do
 struct DenoiseRecord {
   std::string checkpoint, dataset_identity;
   bool test_is_training = false; ///< the data is the checkpoint's training data (allowed)
-  std::string preset;
+  Preset preset = Preset::soft_nonneg;
   Geometry geometry;
   LcaParams lca;
   DenoiseConfig config;

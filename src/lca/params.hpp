@@ -1,7 +1,10 @@
 #pragma once
 // Run parameters of algorithm.md §1, §3, §4: one struct each, shared by the solver, the
 // learner, the apps (CLI11 flags) and the HDF5 checkpoints (attributes).
+#include "lca/enum_names.hpp"
+
 #include <cstdint>
+#include <iosfwd>
 #include <limits>
 #include <string>
 
@@ -23,8 +26,21 @@ struct Transfer {
   double lambda = 0.1; ///< the sparsity parameter the penalty uses
 };
 
-/// Build a named preset: soft-nonneg, hard-nonneg, soft, hard. Throws InvalidArgument.
-Transfer make_transfer(const std::string& preset, double lambda);
+/// Transfer presets; custom: PetaVision vertices given by hand (a checkpoint records which).
+enum class Preset { soft_nonneg, hard_nonneg, soft, hard, custom };
+inline constexpr EnumName<Preset> kPresetNames[] = {{"soft-nonneg", Preset::soft_nonneg},
+                                                    {"hard-nonneg", Preset::hard_nonneg},
+                                                    {"soft", Preset::soft},
+                                                    {"hard", Preset::hard},
+                                                    {"custom", Preset::custom}};
+const char* to_string(Preset p);
+std::ostream& operator<<(std::ostream& os, Preset p);
+/// Any name of kPresetNames, custom included. Throws InvalidArgument for other text.
+Preset parse_preset(const std::string& text);
+
+/// Build a named preset: soft-nonneg, hard-nonneg, soft, hard (not custom). Throws
+/// InvalidArgument.
+Transfer make_transfer(Preset preset, double lambda);
 /// Check a user-built transfer function (finite thresholds, amax >= amin, vwidth >= 0, ...).
 void validate(const Transfer& t);
 
@@ -61,6 +77,21 @@ struct AdaptiveTimeScale {
   double growth_factor = 0.025;
 };
 
+/// Inference solver, algorithm.md §3 and §9; fista for soft presets only.
+enum class Solver { lca, fista };
+inline constexpr EnumName<Solver> kSolverNames[] = {{"lca", Solver::lca}, {"fista", Solver::fista}};
+const char* to_string(Solver s);
+std::ostream& operator<<(std::ostream& os, Solver s);
+Solver parse_solver(const std::string& text); ///< throws InvalidArgument for other text
+
+/// LCA time step: fixed (dt) or adaptive (PetaVision's adaptive time scale).
+enum class Timescale { fixed, adaptive };
+inline constexpr EnumName<Timescale> kTimescaleNames[] = {{"fixed", Timescale::fixed},
+                                                          {"adaptive", Timescale::adaptive}};
+const char* to_string(Timescale t);
+std::ostream& operator<<(std::ostream& os, Timescale t);
+Timescale parse_timescale(const std::string& text); ///< throws InvalidArgument for other text
+
 /// Inference, algorithm.md §3 and §9.
 struct LcaParams {
   double tau = 100.0;
@@ -68,8 +99,8 @@ struct LcaParams {
   int iterations = 400;  ///< the cap when stop_gap > 0
   double stop_tol = 0.0; ///< LCA: stop early once max|dV| < stop_tol (0: never)
   Transfer transfer;
-  std::string solver = "lca";      ///< "lca" or "fista" (soft presets only)
-  std::string timescale = "fixed"; ///< LCA: "fixed" (dt) or "adaptive" (PetaVision)
+  Solver solver = Solver::lca;
+  Timescale timescale = Timescale::fixed; ///< LCA only
   AdaptiveTimeScale adaptive;
   /// Stop a batch once every image's relative duality gap is <= stop_gap (0: never; soft
   /// presets only), checked every check_every iterations.

@@ -20,8 +20,8 @@ struct TrainConfig {
   Geometry geometry; ///< channels/height/width must match the data
   LcaParams lca;
   LearnParams learn;
-  std::string preset = "soft-nonneg"; ///< recorded in checkpoints ("custom" for vertices)
-  int batch_size = 16;                ///< global batch, split across ranks
+  Preset preset = Preset::soft_nonneg; ///< recorded in checkpoints (custom for vertices)
+  int batch_size = 16;                 ///< global batch, split across ranks
   std::int64_t epochs = 1;
   std::int64_t max_images = 0; ///< 0: epochs * n; else stop after this many images
   /// --epochs auto: train epoch after epoch until the plateau rule (plateau_status) stops, at

@@ -15,8 +15,8 @@ int main(int argc, char** argv) {
     lca::Geometry g;
     g.channels = 1, g.height = 8, g.width = 8, g.kernel = 4, g.stride = 2, g.nf = 4;
     lca::LcaParams p;
-    p.solver = "fista", p.stop_gap = 1e-3, p.iterations = 5000;
-    p.transfer = lca::make_transfer("soft-nonneg", 0.1);
+    p.solver = lca::Solver::fista, p.stop_gap = 1e-3, p.iterations = 5000;
+    p.transfer = lca::make_transfer(lca::Preset::soft_nonneg, 0.1);
     lca::Dictionary<float> d(g);
     d.init_random(1);
     lca::LcaSolver<float> s(g, p);
