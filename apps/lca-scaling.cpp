@@ -395,6 +395,7 @@ int main(int argc, char** argv) {
                   ? ", epochs auto (plateau " + lca::format_number(cfg.train.plateau_tol, "%.3g") +
                         ", cap " + std::to_string(cfg.train.max_epochs) + ")"
                   : "")
+          << (cfg.train.warm_start ? ", warm starts" : "")
           << (cfg.test_is_training ? " (test=training, allowed by --allow-train-as-test)" : "")
           << ", solver " << lca::app::describe_solver(cfg.train.lca) << ", backend "
           << lca::backend_name();

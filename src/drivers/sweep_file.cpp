@@ -257,6 +257,8 @@ std::string sweep_settings(const SweepConfig& cfg, const ImageSet& train, const 
     os << " | eta_decay_epochs=" << fmt(t.learn.eta_decay_epochs);
   if (t.validation)
     os << " | validation: " << t.validation->identity;
+  if (t.warm_start)
+    os << " | warm_start";
   return os.str();
 }
 

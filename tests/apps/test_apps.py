@@ -692,6 +692,29 @@ class Apps(unittest.TestCase):
         _, md, _ = run([app("lca-scaling"), "analyze", f"{done}/sweep.h5", "--bootstrap", "0"])
         self.assertNotIn("Flagged points", md)
 
+    def test_scaling_warm_start(self):
+        """--warm-start in a sweep: its settings say so, each point's checkpoint keeps the codes,
+        the minima stay those of cold starts to the certificate's precision, and a rerun
+        without the flag is refused."""
+        cold, warm = f"{self.tmp}/cold", f"{self.tmp}/warm"
+        run(self.scaling_auto_args(cold, "--max-epochs", "4"))
+        run(self.scaling_auto_args(warm, "--max-epochs", "4", "--warm-start"))
+        with h5py.File(f"{cold}/sweep.h5") as c, h5py.File(f"{warm}/sweep.h5") as w:
+            self.assertTrue(w.attrs["settings"].endswith(" | warm_start"))
+            self.assertNotIn("warm_start", c.attrs["settings"])
+            # Both certified to --stop-gap 0.01 in training and the test: the validation energies
+            # agree to about that, and the test error to a few times its 1e-3 test gap.
+            np.testing.assert_allclose(w["training_curve"][:, 3], c["training_curve"][:, 3],
+                                       rtol=0.02)
+            np.testing.assert_allclose(w["points/error_mean"][...], c["points/error_mean"][...],
+                                       rtol=0.01)
+        with h5py.File(f"{warm}/points/nf4_lambda0.3/checkpoint.h5") as f:
+            self.assertEqual(f.attrs["warm_start"], 1)
+            self.assertEqual(f["warm_start/train/offsets"].shape, (41,))  # 48 less 8 held out
+        rc, _, err = run(self.scaling_auto_args(warm, "--max-epochs", "4"), check=False)
+        self.assertNotEqual(rc, 0)
+        self.assertIn("other settings", err)
+
     def test_scaling_epochs_auto_rerun_after_kill_matches(self):
         """SIGKILL in the middle of a point's second epoch; the rerun resumes it from its
         checkpoint and the sweep file equals an uninterrupted run's (the seconds excepted)."""
