@@ -82,9 +82,9 @@ inline void collective_check(const std::function<std::string()>& check) {
 
 /// Kokkos' own flags, mentioned at the end of every --help.
 constexpr const char* kKokkosFooter =
-    "Kokkos flags (--kokkos-threads=N, --kokkos-numa=N, --kokkos-device-id=N (GPU builds: by "
-    "default the node-local rank mod the visible GPUs), --kokkos-disable-warnings, ...) are "
-    "passed to Kokkos; --kokkos-help lists them.";
+    "Kokkos flags (--kokkos-num-threads=N or --kokkos-threads=N, --kokkos-device-id=N (GPU "
+    "builds: by default the node-local rank mod the visible GPUs), --kokkos-disable-warnings, "
+    "...) are passed to Kokkos; --kokkos-help lists them.";
 
 /// Parses the flags (every rank sees the same ones, so all agree). Returns -1 to go on, or
 /// the exit code: 0 after --help, 2 after a bad flag (one line on stderr from rank 0).
@@ -236,8 +236,11 @@ template <class Body> int run(const char* name, int argc, char** argv, Body body
       if (me == 0)
         std::cerr << name << ": " << (rc == 2 ? "error: " : "") << error << std::endl;
     } else {
-      std::cerr << name << ": error: " << error
-                << (size > 1 ? " (rank " + std::to_string(me) + ")" : std::string()) << std::endl;
+      // One write: std::cerr is unbuffered, and mpirun forwards each write of a rank on its own,
+      // so a line written in pieces could be split by the MPI_Abort notice below.
+      std::cerr << (name + std::string(": error: ") + error +
+                    (size > 1 ? " (rank " + std::to_string(me) + ")" : std::string()) + "\n")
+                << std::flush;
       if (size > 1)
         MPI_Abort(MPI_COMM_WORLD, rc); // does not return: not checked
     }

@@ -72,7 +72,7 @@ void widen_to_openmp_places() {
 }
 
 /// True when pinning OpenMP threads cannot hurt: the threads cover every CPU this process may
-/// use (OMP_NUM_THREADS / --kokkos-threads not below that), and no other rank on this node
+/// use (OMP_NUM_THREADS / --kokkos-(num-)threads not below that), and no other rank on this node
 /// shares those CPUs (one local rank, or the launcher bound each rank to its own CPUs).
 bool pinning_is_safe(int argc, char** argv) {
   const int cpus = int(my_cpus().size());
@@ -82,8 +82,9 @@ bool pinning_is_safe(int argc, char** argv) {
   if (const char* n = std::getenv("OMP_NUM_THREADS"))
     threads = std::atoi(n);
   for (int i = 1; i < argc; ++i)
-    if (std::strncmp(argv[i], "--kokkos-threads=", 17) == 0)
-      threads = std::atoi(argv[i] + 17);
+    for (const char* flag : {"--kokkos-threads=", "--kokkos-num-threads="}) // kokkos_args.hpp
+      if (std::strncmp(argv[i], flag, std::strlen(flag)) == 0)
+        threads = std::atoi(argv[i] + std::strlen(flag));
   if (threads < cpus)
     return false;
   int local_ranks = 1;

@@ -185,14 +185,14 @@ int main(int argc, char** argv) {
                                  : on_device ? measure_device_peak()
                                              : lca::perf::measure_peak();
     std::printf("backend %s, threads %d, CPU %s\n", lca::backend_name().c_str(),
-                Kokkos::DefaultExecutionSpace::concurrency(), cpu_model().c_str());
+                Kokkos::DefaultExecutionSpace().concurrency(), cpu_model().c_str());
     if (!no_peak)
       std::printf("measured %s peak: FP32 %.1f GFLOP/s, triad %.1f GB/s\n",
                   on_device ? "device" : "CPU", peak.fp32_gflops, peak.stream_gbs);
     std::ostringstream js;
     js << "{\n  \"context\": {\"version\": \"" << lca::version << "\", \"git\": \"" << LCA_GIT_HASH
        << "\", \"kokkos\": " << KOKKOS_VERSION << ", \"backend\": \"" << lca::backend_name()
-       << "\", \"threads\": " << Kokkos::DefaultExecutionSpace::concurrency()
+       << "\", \"threads\": " << Kokkos::DefaultExecutionSpace().concurrency()
        << ", \"OMP_NUM_THREADS\": \"" << env("OMP_NUM_THREADS") << "\", \"OMP_PROC_BIND\": \""
        << env("OMP_PROC_BIND") << "\", \"cpu\": \"" << cpu_model() << "\", \"peak_of\": \""
        << (on_device ? "device" : "cpu") << "\", \"peak_fp32_gflops\": " << peak.fp32_gflops
