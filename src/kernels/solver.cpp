@@ -6,6 +6,7 @@
 #include "lca/solver.hpp"
 
 #include "certificate.hpp"
+#include "codes.hpp"
 #include "conv.hpp"
 #include "fista.hpp"
 #include "lca/error.hpp"
@@ -150,50 +151,25 @@ void LcaSolver<Scalar, Device, Layout>::set_activities(const Matrix& a) {
 
 template <class Scalar, class Device, class Layout>
 void LcaSolver<Scalar, Device, Layout>::warm_start(const std::vector<const SparseCode*>& codes) {
-  const Transfer& tf = params_.transfer;
-  if (!is_lasso(tf))
-    throw InvalidArgument("warm starts need a soft threshold (soft-nonneg, soft)");
-  if (codes.size() != std::size_t(batch_))
-    throw InvalidArgument("warm_start: " + std::to_string(codes.size()) + " codes for a batch of " +
-                          std::to_string(batch_));
-  const int npos = geom_.positions(), nf = geom_.nf;
+  if (!is_lasso(params_.transfer) || codes.size() != std::size_t(batch_))
+    throw InvalidArgument(is_lasso(params_.transfer)
+                              ? "warm_start: " + std::to_string(codes.size()) +
+                                    " codes for a batch of " + std::to_string(batch_)
+                              : "warm starts need a soft threshold (soft-nonneg, soft)");
   exec_.fence(); // on a host space a_h_ is a_ itself, which earlier kernels may still use
-  Kokkos::deep_copy(a_h_, Scalar(0));
-  for (int b = 0; b < batch_; ++b) {
-    if (!codes[b])
-      continue;
-    const SparseCode& c = *codes[b];
-    if (c.value.size() != c.index.size())
-      throw InvalidArgument("warm_start: a code has " + std::to_string(c.index.size()) +
-                            " indices and " + std::to_string(c.value.size()) + " values");
-    for (std::size_t i = 0; i < c.index.size(); ++i) {
-      const std::int32_t k = c.index[i];
-      if (k < 0 || k >= npos * nf)
-        throw InvalidArgument("warm_start: code index " + std::to_string(k) + " is outside [0, " +
-                              std::to_string(npos * nf) + ")");
-      a_h_(std::int64_t(b) * npos + k / nf, k % nf) = Scalar(c.value[i]);
-    }
-  }
+  Impl::load_codes(codes, geom_.positions(), geom_.nf, a_h_);
   Kokkos::deep_copy(exec_, a_, a_h_);
   rebuild_active_lists(a_);
   if (params_.solver == Solver::lca)
-    Impl::potentials_from_codes(exec_, v_, a_, Scalar(tf.lambda), all_images_.d, npos);
+    Impl::potentials_from_codes(exec_, v_, a_, Scalar(params_.transfer.lambda), all_images_.d,
+                                geom_.positions());
 }
 
 template <class Scalar, class Device, class Layout>
 std::vector<SparseCode> LcaSolver<Scalar, Device, Layout>::codes() {
   Kokkos::deep_copy(exec_, a_h_, a_);
   exec_.fence();
-  const int npos = geom_.positions(), nf = geom_.nf;
-  std::vector<SparseCode> out(batch_);
-  for (int b = 0; b < batch_; ++b)
-    for (int p = 0; p < npos; ++p)
-      for (int m = 0; m < nf; ++m)
-        if (const Scalar a = a_h_(std::int64_t(b) * npos + p, m); a != Scalar(0)) {
-          out[b].index.push_back(p * nf + m);
-          out[b].value.push_back(float(a));
-        }
-  return out;
+  return Impl::sparse_codes(a_h_, batch_, geom_.positions(), geom_.nf);
 }
 
 template <class Scalar, class Device, class Layout>
