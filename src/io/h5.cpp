@@ -419,6 +419,18 @@ Dims File::shape(const std::string& path) const {
   return dims_of(dataset, name_, what);
 }
 
+void File::require_stored(const std::string& path, Type type, const Dims& dims) const {
+  const std::string what = dataset_what(path);
+  Handle dataset = open_dataset(id_, name_, path, type);
+  const Dims actual = dims_of(dataset, name_, what);
+  if (actual != dims)
+    throw IoError(name_ + ": " + what + " has shape " + show(actual) + ", expected " + show(dims));
+  const unsigned long long stored = H5Dget_storage_size(dataset), size = H5Tget_size(native(type));
+  if (count(dims) > stored / size)
+    throw IoError(name_ + ": " + what + " has " + std::to_string(count(dims)) +
+                  " values but the file stores " + std::to_string(stored) + " bytes of it");
+}
+
 void File::read_raw(const std::string& path, Type type, void* data, const Dims& dims) const {
   const std::string what = dataset_what(path);
   Handle dataset = open_dataset(id_, name_, path, type);

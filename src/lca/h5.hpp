@@ -89,14 +89,20 @@ public:
   }
 
   Dims shape(const std::string& path) const;
+  /// Throws IoError unless the dataset has this type and shape and the file stores all of its
+  /// bytes (H5Dget_storage_size; this project writes uncompressed): checked before a read
+  /// allocates, so a crafted or fill-valued shape never allocates what the file does not hold.
+  void require_stored(const std::string& path, Type type, const Dims& dims) const;
   template <class T> Array<T> read(const std::string& path) const {
     Array<T> a{{}, shape(path)};
+    require_stored(path, type_of<T>(), a.dims);
     a.data.resize(count(a.dims));
     read_raw(path, type_of<T>(), a.data.data(), a.dims);
     return a;
   }
   /// Reads a dataset that must have exactly the shape `dims`.
   template <class T> std::vector<T> read(const std::string& path, const Dims& dims) const {
+    require_stored(path, type_of<T>(), dims);
     std::vector<T> data(count(dims));
     read_raw(path, type_of<T>(), data.data(), dims);
     return data;
