@@ -219,20 +219,9 @@ void write_codes(h5::File& file, const std::string& group, const std::vector<Spa
 /// "" if every code is what a solve leaves (and warm_start() accepts): indices ascending in
 /// [0, neurons) and as many finite nonzero values; else the first problem.
 std::string codes_problem(const std::vector<SparseCode>& codes, std::int64_t neurons) {
-  for (std::size_t i = 0; i < codes.size(); ++i) {
-    const SparseCode& c = codes[i];
-    const std::string image = "image " + std::to_string(i);
-    if (c.index.size() != c.value.size())
-      return image + " has " + std::to_string(c.index.size()) + " indices and " +
-             std::to_string(c.value.size()) + " values";
-    for (std::size_t k = 0; k < c.index.size(); ++k) {
-      if (c.index[k] < 0 || c.index[k] >= neurons || (k > 0 && c.index[k] <= c.index[k - 1]))
-        return image + " has the index " + std::to_string(c.index[k]) + " (not ascending in [0, " +
-               std::to_string(neurons) + "))";
-      if (!std::isfinite(c.value[k]) || c.value[k] == 0)
-        return image + " has the value " + show(double(c.value[k]));
-    }
-  }
+  for (std::size_t i = 0; i < codes.size(); ++i)
+    if (const std::string p = lca::problem(codes[i], neurons); !p.empty())
+      return "image " + std::to_string(i) + " has " + p;
   return "";
 }
 

@@ -10,7 +10,7 @@
 
 namespace lca::Impl {
 
-/// a_h = the codes (zero where codes[b] is null), after checking each entry.
+/// a_h = the codes (zero where codes[b] is null), each checked first.
 template <class HostMatrix>
 void load_codes(const std::vector<const SparseCode*>& codes, int npos, int nf,
                 const HostMatrix& a_h) {
@@ -20,14 +20,10 @@ void load_codes(const std::vector<const SparseCode*>& codes, int npos, int nf,
     if (!codes[b])
       continue;
     const SparseCode& c = *codes[b];
-    if (c.value.size() != c.index.size())
-      throw InvalidArgument("warm_start: a code has " + std::to_string(c.index.size()) +
-                            " indices and " + std::to_string(c.value.size()) + " values");
+    if (const std::string p = lca::problem(c, std::int64_t(npos) * nf); !p.empty())
+      throw InvalidArgument("warm_start: the code of image " + std::to_string(b) + " has " + p);
     for (std::size_t i = 0; i < c.index.size(); ++i) {
       const std::int32_t k = c.index[i];
-      if (k < 0 || k >= npos * nf)
-        throw InvalidArgument("warm_start: code index " + std::to_string(k) + " is outside [0, " +
-                              std::to_string(npos * nf) + ")");
       a_h(std::int64_t(b) * npos + k / nf, k % nf) = Scalar(c.value[i]);
     }
   }
