@@ -113,4 +113,16 @@ template <class H> Certificate certify(double lambda, const H& m, int b) {
                  m(b, Measure::gmax));
 }
 
+/// The statistics of a host measure table's first `batch` rows (a kInput measure).
+template <class H> BatchStats batch_stats(const H& m, int batch) {
+  BatchStats st;
+  for (int b = 0; b < batch; ++b) {
+    st.sq_residual.push_back(m(b, Measure::rr));
+    st.sq_input.push_back(m(b, Measure::xx));
+    st.l1.push_back(m(b, Measure::l1));
+    st.nnz.push_back(m(b, Measure::nnz));
+  }
+  return st;
+}
+
 } // namespace lca::Impl

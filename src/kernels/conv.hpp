@@ -21,6 +21,18 @@ KOKKOS_INLINE_FUNCTION int end_column_in(int j0, int k, int W) {
   return W - j0 < k ? W - j0 : k;
 }
 
+/// The operator's batch buffers for `batch` images (the dictionary rows are per geometry):
+/// the patches are overwritten before every read; the active lists start empty.
+template <class Scalar, class Device, class Layout, class Exec>
+void allocate(const Exec& space, const Geometry& geom, int batch,
+              ConvBuffers<Scalar, Device, Layout>& c) {
+  const int n = batch * geom.positions();
+  c.patches = decltype(c.patches)(scratch(space, "lca::LcaSolver::patches"), n, geom.patch());
+  c.act_idx = decltype(c.act_idx)(scratch(space, "lca::LcaSolver::act_idx"), n, geom.nf);
+  c.act_val = decltype(c.act_val)(scratch(space, "lca::LcaSolver::act_val"), n, geom.nf);
+  c.act_cnt = decltype(c.act_cnt)(alloc(space, "lca::LcaSolver::act_cnt"), n);
+}
+
 /// rows(m, e) = d(e, m): features as contiguous rows, so that a scatter reads each kernel row
 /// in order.
 template <class Exec, class Dict, class Rows>

@@ -49,10 +49,7 @@ void LcaSolver<Scalar, Device, Layout>::reset(int batch) {
     a_ = Matrix(alloc(exec_, "lca::LcaSolver::A"), n, nf);
     g_ = Matrix(scratch(exec_, "lca::LcaSolver::G"), n, nf);
     r_ = Images(scratch(exec_, "lca::LcaSolver::R"), batch, geom_.pixels());
-    conv_.patches = Matrix(scratch(exec_, "lca::LcaSolver::patches"), n, geom_.patch());
-    conv_.act_idx = typename V::IndexMatrix(scratch(exec_, "lca::LcaSolver::act_idx"), n, nf);
-    conv_.act_val = Matrix(scratch(exec_, "lca::LcaSolver::act_val"), n, nf);
-    conv_.act_cnt = typename V::IndexVector(alloc(exec_, "lca::LcaSolver::act_cnt"), n);
+    Impl::allocate(exec_, geom_, batch, conv_);
     a_h_ = Kokkos::create_mirror_view(a_);
     decay_ = Impl::per_image<Scalar, Device>(exec_, "lca::LcaSolver::decay", batch);
     all_images_ = Impl::per_image<int, Device>(exec_, "lca::LcaSolver::all_images", batch);
@@ -61,14 +58,11 @@ void LcaSolver<Scalar, Device, Layout>::reset(int batch) {
       Impl::allocate(exec_, geom_, batch, fista_);
     if (fista && fista_.power.extent(0) == 0)
       Impl::allocate_power(exec_, geom_, fista_);
-    if (polishing) {
-      support_buffers_.support = Matrix(alloc(exec_, "lca::LcaSolver::support"), n, nf);
-      support_buffers_.changed =
-          Impl::per_image<int, Device>(exec_, "lca::LcaSolver::support_changed", batch);
-      if (!support_)
-        support_ = std::make_shared<SupportSolve<Scalar, Device, Layout>>(
-            geom_, kSupportCostIterations, exec_);
-    }
+    if (polishing)
+      Impl::allocate(exec_, geom_, batch, support_buffers_);
+    if (polishing && !support_)
+      support_ = std::make_shared<SupportSolve<Scalar, Device, Layout>>(
+          geom_, kSupportCostIterations, exec_);
     measures_ =
         decltype(measures_)(scratch(exec_, "lca::LcaSolver::measures"), batch, Impl::n_measures);
     measures_h_ = Kokkos::create_mirror_view(measures_);
@@ -217,14 +211,7 @@ template <class Scalar, class Device, class Layout>
 BatchStats LcaSolver<Scalar, Device, Layout>::stats(const ConstImages& x_ref) {
   Region region("lca::LcaSolver::stats");
   measure(x_ref, Impl::kInput);
-  BatchStats st;
-  for (int b = 0; b < batch_; ++b) {
-    st.sq_residual.push_back(measures_h_(b, Impl::rr));
-    st.sq_input.push_back(measures_h_(b, Impl::xx));
-    st.l1.push_back(measures_h_(b, Impl::l1));
-    st.nnz.push_back(measures_h_(b, Impl::nnz));
-  }
-  return st;
+  return Impl::batch_stats(measures_h_, batch_);
 }
 
 template <class Scalar, class Device, class Layout>
@@ -277,12 +264,10 @@ SolveInfo LcaSolver<Scalar, Device, Layout>::solve(const Dict& dict, const Const
     ats.emplace(params_.adaptive, B);
   Impl::Momentum momentum(B);
   std::vector<double> energy(B), gap(B, std::numeric_limits<double>::infinity());
-  // The support solve: an attempt of up to kMaxSupportRounds rounds on the images whose
-  // support has settled, each round on those still open whose code the last one changed.
-  std::vector<int> tried(B, 0), attempt(B, 0), changed(B, 0);
+  Impl::SupportAttempts attempts(B, kMaxSupportRounds, kSupportSlack);
   SolveInfo info;
   use_dense(false);
-  int cap = params_.iterations, it = 0, rounds = 0;
+  int cap = params_.iterations, it = 0;
   bool after_polish = false;
   for (;;) {
     compute_residual(dict, x_in);
@@ -309,30 +294,16 @@ SolveInfo LcaSolver<Scalar, Device, Layout>::solve(const Dict& dict, const Const
       if (all)
         break;
       if (polishing && !last) {
-        std::vector<int> mask(B, 0);
-        int ready = 0;
-        if (rounds == 0) {
-          mask = Impl::support_mask(measures_h_, gap, eps, kSupportSlack, tried, ready);
-          attempt = mask;
-        } else if (rounds < kMaxSupportRounds) {
-          for (int b = 0; b < B; ++b)
-            ready += (mask[b] = attempt[b] && changed[b] && gap[b] > eps);
-        }
-        if (ready > 0) {
-          changed = support_round(dict, mask);
+        const std::vector<int> mask = attempts.next(measures_h_, gap, eps);
+        if (std::any_of(mask.begin(), mask.end(), [](int m) { return m != 0; })) {
+          const std::vector<int> changed = support_round(dict, mask);
           for (int b = 0; b < B; ++b)
             if (changed[b]) // restart the momentum from the new code
               momentum.restart(b);
-          info.polishes += rounds == 0;
+          info.polishes += attempts.record(changed);
           ++info.polish_iterations;
-          ++rounds;
           after_polish = true; // the top of the loop refreshes and certifies
           continue;
-        }
-        if (rounds > 0) { // the attempt ends: no retry on the same support
-          for (int b = 0; b < B; ++b)
-            tried[b] |= attempt[b];
-          rounds = 0;
         }
       }
     }

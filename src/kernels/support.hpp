@@ -33,6 +33,7 @@
 // Kernels 3.4 has no batched Cholesky.
 #include "certificate.hpp"
 #include "lca/dictionary.hpp"
+#include "per_image.hpp"
 
 #include <algorithm>
 #include <cstdint>
@@ -131,23 +132,65 @@ private:
 };
 
 namespace Impl {
-/// The images to solve on their support: not converged, support barely moved since the last
-/// check (at most `slack` of its active neurons, or one; measures m from a support-tracking
-/// measure) and not tried on this support (a retry would give the same result). Counts the
-/// ready images.
-template <class H>
-std::vector<int> support_mask(const H& m, const std::vector<double>& gap, double eps, double slack,
-                              std::vector<int>& tried, int& ready) {
-  std::vector<int> mask(gap.size(), 0);
-  for (std::size_t b = 0; b < gap.size(); ++b) {
-    const double moved = m(b, Measure::changes), active = m(b, Measure::nnz);
-    if (moved > 0)
-      tried[b] = 0;
-    mask[b] = gap[b] > eps && !tried[b] && active > 0 && moved <= std::max(1.0, slack * active);
-    ready += mask[b];
-  }
-  return mask;
+/// The support solve's buffers for `batch` images: the code at the last support check (zero:
+/// no support yet) and the images whose code the last round set.
+template <class Scalar, class Device, class Layout, class Exec>
+void allocate(const Exec& space, const Geometry& geom, int batch,
+              SupportBuffers<Scalar, Device, Layout>& s) {
+  s.support = decltype(s.support)(alloc(space, "lca::LcaSolver::support"), batch * geom.positions(),
+                                  geom.nf);
+  s.changed = per_image<int, Device>(space, "lca::LcaSolver::support_changed", batch);
 }
+
+/// When the support solve runs within one solve. An attempt of up to `max_rounds` rounds
+/// starts on the images to solve on their support: not converged, support barely moved since
+/// the last check (at most `slack` of its active neurons, or one; measures from a
+/// support-tracking measure) and not tried on this support (a retry would give the same
+/// result). Each later round takes the images of the attempt still open whose code the last
+/// round changed; when none is left the attempt ends and its images count as tried.
+class SupportAttempts {
+public:
+  SupportAttempts(int batch, int max_rounds, double slack)
+      : tried_(batch, 0), attempt_(batch, 0), changed_(batch, 0), max_rounds_(max_rounds),
+        slack_(slack) {}
+
+  /// The images of this check's round (none: all zero), from the measures m and the gaps.
+  template <class H> std::vector<int> next(const H& m, const std::vector<double>& gap, double eps) {
+    const std::size_t B = gap.size();
+    std::vector<int> mask(B, 0);
+    int ready = 0;
+    for (std::size_t b = 0; b < B; ++b) {
+      if (rounds_ == 0) {
+        const double moved = m(b, Measure::changes), active = m(b, Measure::nnz);
+        if (moved > 0)
+          tried_[b] = 0;
+        mask[b] =
+            gap[b] > eps && !tried_[b] && active > 0 && moved <= std::max(1.0, slack_ * active);
+      } else if (rounds_ < max_rounds_) {
+        mask[b] = attempt_[b] && changed_[b] && gap[b] > eps;
+      }
+      ready += mask[b];
+    }
+    if (rounds_ == 0)
+      attempt_ = mask;
+    else if (ready == 0) { // the attempt ends: no retry on the same support
+      for (std::size_t b = 0; b < B; ++b)
+        tried_[b] |= attempt_[b];
+      rounds_ = 0;
+    }
+    return mask;
+  }
+  /// A round ran and set the codes of `changed`; true when it began an attempt.
+  bool record(const std::vector<int>& changed) {
+    changed_ = changed;
+    return rounds_++ == 0;
+  }
+
+private:
+  std::vector<int> tried_, attempt_, changed_;
+  int rounds_ = 0, max_rounds_;
+  double slack_;
+};
 } // namespace Impl
 
 } // namespace lca
