@@ -138,15 +138,16 @@ int main(int argc, char** argv) {
             active_star.push_back(100.0 * st.nnz[b] / double(g.neurons()));
           }
         }
+        const auto mean = [](const std::vector<double>& v) {
+          double m = 0;
+          for (double e : v)
+            m += e;
+          return m / double(v.size());
+        };
         std::printf("reference: double FISTA + support solve to gap %g in %.1f s (%d images "
-                    "above), mean %% active %.4f\n",
+                    "above), mean energy %.6g, mean %% active %.4f\n",
                     reference_gap, std::chrono::duration<double>(Clock::now() - t0).count(),
-                    unconverged, [&] {
-                      double m = 0;
-                      for (double a : active_star)
-                        m += a;
-                      return m / active_star.size();
-                    }());
+                    unconverged, mean(pstar), mean(active_star));
       }
 
       lca::Dictionary<float> d(g);

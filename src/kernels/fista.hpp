@@ -16,18 +16,22 @@ namespace lca::Impl {
 /// FISTA's step (algorithm.md §9), fused with the active lists like the LCA update: from
 /// y = a + beta (a - a_prev) with gradient G + beta (G - G_prev) (linearity: Phi y is never
 /// formed), a_new = prox(y + G_y / L). a_new goes into A_prev's storage; the caller swaps.
-template <class Scalar, class Matrix, class IndexMatrix, class IndexVector, class BetaView>
+/// Each position also sums <y - a_new, a_new - a>, the gradient restart's test.
+template <class Scalar, class Matrix, class IndexMatrix, class IndexVector, class BetaView,
+          class TurnView>
 struct FistaStep {
   Matrix A, A_prev, G, G_prev, val;
   IndexMatrix idx;
   IndexVector cnt;
   BetaView beta;
+  TurnView turn;
   Scalar inv_l, threshold;
   bool symmetric;
   int nf, npos;
   KOKKOS_INLINE_FUNCTION void operator()(int pos, std::int64_t& active) const {
     const Scalar be = beta(pos / npos);
     int n = 0;
+    double t = 0;
     for (int m = 0; m < nf; ++m) {
       const Scalar a = A(pos, m), g = G(pos, m);
       const Scalar y = a + be * (a - A_prev(pos, m));
@@ -36,6 +40,7 @@ struct FistaStep {
                            : symmetric && z < -threshold ? z + threshold
                                                          : Scalar(0);
       A_prev(pos, m) = a_new;
+      t += double(y - a_new) * double(a_new - a);
       if (a_new != Scalar(0)) {
         idx(pos, n) = m;
         val(pos, n) = a_new;
@@ -43,17 +48,28 @@ struct FistaStep {
       }
     }
     cnt(pos) = n;
+    turn(pos) = t;
     active += n;
   }
 };
 
-/// FISTA's per-image momentum: t_k, t_{k-1}, the last energy and beta (O'Donoghue-Candes
-/// restart when the energy rises by more than `slack`, relative: rounding is not a rise).
+/// FISTA's per-image momentum: t_k, t_{k-1}, the last energy and beta. The momentum
+/// restarts by O'Donoghue and Candes' gradient test (turned()): on real dictionaries it
+/// certifies 1e-3 in half the iterations of their function-value test, which restarts
+/// late, on the energy's rounding-level rises near the optimum. The energy still guards
+/// the step: a rise by more than `slack` (relative: rounding is not a rise) restarts too.
 struct Momentum {
   std::vector<double> t, t_prev, e_prev, beta;
   explicit Momentum(int batch)
       : t(batch, 1.0), t_prev(batch, 1.0), e_prev(batch, 0.0), beta(batch, 0.0) {}
   void restart(int b) { t[b] = t_prev[b] = 1.0, beta[b] = 0.0, e_prev[b] = 0.0; }
+  /// The last step's restart sums <y - a_new, a_new - a>: a positive one means the
+  /// momentum carried the code against the descent direction, so the next step starts over.
+  void turned(const std::vector<double>& turn) {
+    for (std::size_t b = 0; b < t.size(); ++b)
+      if (turn[b] > 0)
+        t[b] = t_prev[b] = 1.0;
+  }
   /// The next momenta from this iteration's energies; returns whether 1/L must shrink.
   bool advance(const std::vector<double>& energy, bool first, double slack) {
     bool raise_l = false;
@@ -83,6 +99,8 @@ void allocate(const Exec& space, const Geometry& geom, int batch,
   f.a_prev = Matrix(alloc(space, "lca::LcaSolver::A_prev"), n, geom.nf);
   f.g_prev = Matrix(alloc(space, "lca::LcaSolver::G_prev"), n, geom.nf);
   f.beta = per_image<Scalar, Device>(space, "lca::LcaSolver::beta", batch);
+  f.turn_rows = Kokkos::View<double*, Device>(scratch(space, "lca::LcaSolver::turn_rows"), n);
+  f.turn = per_image<double, Device>(space, "lca::LcaSolver::turn", batch);
 }
 
 /// The power iteration's one-image buffers (once per geometry) and its start, a portable
@@ -108,18 +126,19 @@ void allocate_power(const Exec& space, const Geometry& geom,
 
 /// One FISTA step with per-image momentum beta and step 1/L = inv_l; a becomes the new
 /// code and a_prev the old one (swapped handles), g_prev the drive of the old code. Returns
-/// the number of active neurons of the new code (a reduction: waits for the instance).
+/// the number of active neurons of the new code and each image's restart sum
+/// <y - a_new, a_new - a> (summed in a fixed order: the same restarts on every run).
 template <class Exec, class Scalar, class Device, class Layout, class Conv>
 std::int64_t fista_update(const Exec& space, FistaBuffers<Scalar, Device, Layout>& f,
                           typename Views<Scalar, Device, Layout>::Matrix& a,
                           typename Views<Scalar, Device, Layout>::Matrix& g, const Conv& conv,
                           const Transfer& transfer, int npos, Scalar inv_l,
-                          const std::vector<double>& beta) {
+                          const std::vector<double>& beta, std::vector<double>& turn) {
   Region region("lca::LcaSolver::fista_update");
   upload(space, f.beta, beta);
   using Matrix = typename Views<Scalar, Device, Layout>::Matrix;
-  using Step =
-      FistaStep<Scalar, Matrix, decltype(conv.act_idx), decltype(conv.act_cnt), decltype(f.beta.d)>;
+  using Step = FistaStep<Scalar, Matrix, decltype(conv.act_idx), decltype(conv.act_cnt),
+                         decltype(f.beta.d), decltype(f.turn_rows)>;
   const Step step{a,
                   f.a_prev,
                   g,
@@ -128,6 +147,7 @@ std::int64_t fista_update(const Exec& space, FistaBuffers<Scalar, Device, Layout
                   conv.act_idx,
                   conv.act_cnt,
                   f.beta.d,
+                  f.turn_rows,
                   inv_l,
                   Scalar(inv_l * transfer.lambda),
                   transfer.symmetric,
@@ -136,6 +156,20 @@ std::int64_t fista_update(const Exec& space, FistaBuffers<Scalar, Device, Layout
   std::int64_t active = 0;
   Kokkos::parallel_reduce("lca::LcaSolver::fista_update",
                           Kokkos::RangePolicy<Exec>(space, 0, int(a.extent(0))), step, active);
+  using team_policy = Kokkos::TeamPolicy<Exec>;
+  const auto rows = f.turn_rows;
+  const auto out = f.turn.d;
+  Kokkos::parallel_for(
+      "lca::LcaSolver::fista_restart_test", team_policy(space, int(out.extent(0)), Kokkos::AUTO),
+      KOKKOS_LAMBDA(const typename team_policy::member_type& team) {
+        const int b = team.league_rank();
+        double sum = 0;
+        Kokkos::parallel_reduce(
+            Kokkos::TeamThreadRange(team, npos),
+            [&](int q, double& s) { s += rows(std::int64_t(b) * npos + q); }, sum);
+        Kokkos::single(Kokkos::PerTeam(team), [&]() { out(b) = sum; });
+      });
+  turn = download(space, f.turn);
   std::swap(a, f.a_prev); // a = a_{k+1}, a_prev = a_k
   std::swap(g, f.g_prev); // g_prev = G_k; g is overwritten by the next drive
   return active;

@@ -263,7 +263,7 @@ SolveInfo LcaSolver<Scalar, Device, Layout>::solve(const Dict& dict, const Const
   if (adaptive)
     ats.emplace(params_.adaptive, B);
   Impl::Momentum momentum(B);
-  std::vector<double> energy(B), gap(B, std::numeric_limits<double>::infinity());
+  std::vector<double> energy(B), gap(B, std::numeric_limits<double>::infinity()), turn(B);
   Impl::SupportAttempts attempts(B, kMaxSupportRounds, kSupportSlack);
   SolveInfo info;
   use_dense(false);
@@ -316,7 +316,8 @@ SolveInfo LcaSolver<Scalar, Device, Layout>::solve(const Dict& dict, const Const
         lipschitz_ *= 1.5;
       // FISTA's early codes are dense, and small lambdas keep them so.
       choose_reconstruction(Impl::fista_update(exec_, fista_, a_, g_, conv_, tf, geom_.positions(),
-                                               Scalar(1 / lipschitz_), momentum.beta));
+                                               Scalar(1 / lipschitz_), momentum.beta, turn));
+      momentum.turned(turn);
     } else {
       if (adaptive)
         set_decay(ats->update(energy));

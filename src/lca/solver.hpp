@@ -135,7 +135,9 @@ template <class Scalar, class Device, class Layout> struct FistaBuffers {
   using V = Views<Scalar, Device, Layout>;
   typename V::Matrix a_prev, g_prev; ///< a_{k-1}, G_{k-1}
   PerImage<Scalar, Device> beta;
-  typename V::Images power, power_start; ///< (1, c*H*W): the iterate and its fixed start
+  Kokkos::View<double*, Device> turn_rows; ///< (B*positions): each position's restart sum
+  PerImage<double, Device> turn;           ///< <y - a_new, a_new - a> per image
+  typename V::Images power, power_start;   ///< (1, c*H*W): the iterate and its fixed start
   typename V::Matrix power_patches, power_drive;
   PerImage<double, Device> power_norm; ///< extent 1
 };
