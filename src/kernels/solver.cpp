@@ -276,7 +276,9 @@ SolveInfo LcaSolver<Scalar, Device, Layout>::solve(const Dict& dict, const Const
     const bool check =
         (eps > 0 || (trace_ && lasso)) && (last || after_polish || it % params_.check_every == 0);
     if (fista || adaptive || check || (last && lasso)) {
-      measure(x_in, Impl::kDrive | (check && polishing && !after_polish ? Impl::kSupport : 0));
+      // The energy needs no pass over the drive; only a certificate reads max |G|.
+      measure(x_in, (check || last ? Impl::kDrive : 0) |
+                        (check && polishing && !after_polish ? Impl::kSupport : 0));
       for (int b = 0; b < B; ++b)
         energy[b] = lca::energy(tf, measures_h_(b, Impl::rr), measures_h_(b, Impl::l1),
                                 measures_h_(b, Impl::nnz));
