@@ -145,11 +145,11 @@ void LcaSolver<Scalar, Device, Layout>::set_activities(const Matrix& a) {
 
 template <class Scalar, class Device, class Layout>
 void LcaSolver<Scalar, Device, Layout>::warm_start(const std::vector<const SparseCode*>& codes) {
-  if (!is_lasso(params_.transfer) || codes.size() != std::size_t(batch_))
-    throw InvalidArgument(is_lasso(params_.transfer)
-                              ? "warm_start: " + std::to_string(codes.size()) +
-                                    " codes for a batch of " + std::to_string(batch_)
-                              : "warm starts need a soft threshold (soft-nonneg, soft)");
+  if (!is_lasso(params_.transfer))
+    throw InvalidArgument("warm starts need a soft threshold (soft-nonneg, soft)");
+  if (codes.size() != std::size_t(batch_))
+    throw InvalidArgument("warm_start: " + std::to_string(codes.size()) + " codes for a batch of " +
+                          std::to_string(batch_));
   exec_.fence(); // on a host space a_h_ is a_ itself, which earlier kernels may still use
   Impl::load_codes(codes, geom_.positions(), geom_.nf, a_h_);
   Kokkos::deep_copy(exec_, a_, a_h_);
