@@ -37,7 +37,7 @@ std::ostream& operator<<(std::ostream& os, Solver s) {
 Solver parse_solver(const std::string& text) {
   if (const auto s = value_of(kSolverNames, text))
     return *s;
-  fail("unknown solver '", text, "' (lca, fista)");
+  fail("unknown solver '", text, "' (lca, fista, cd)");
 }
 
 const char* to_string(Timescale t) {
@@ -126,11 +126,11 @@ void validate(const LcaParams& p) {
     fail("stop tolerance must be >= 0 (got ", p.stop_tol, ")");
   validate(p.transfer);
   const bool lasso = is_lasso(p.transfer);
-  if (p.solver == Solver::fista && !lasso)
-    fail("the fista solver needs a soft threshold (presets soft-nonneg, soft); this transfer "
-         "function has no LASSO energy");
-  if (p.solver == Solver::fista && p.timescale != Timescale::fixed)
-    fail("--timescale adaptive is an LCA option; fista takes its step from the dictionary");
+  if (p.solver != Solver::lca && !lasso)
+    fail("the ", p.solver, " solver needs a soft threshold (presets soft-nonneg, soft); this "
+         "transfer function has no LASSO energy");
+  if (p.solver != Solver::lca && p.timescale != Timescale::fixed)
+    fail("--timescale adaptive is an LCA option; ", p.solver, " has no time step");
   const auto& a = p.adaptive;
   if (!std::isfinite(a.base_min) || !(a.base_min > 0))
     fail("adaptive time scale: baseMin must be > 0 (got ", a.base_min, ")");

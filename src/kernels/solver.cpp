@@ -1,10 +1,12 @@
 // LcaSolver: the orchestration of one batch's solve (algorithm.md §3, §9) over the
 // algorithms of this folder: conv.hpp (the operator Phi), lca_dynamics.hpp (LCA's update and
-// time scale), fista.hpp (FISTA and its Lipschitz estimate), certificate.hpp (the per-image
-// sums, the certificate and the statistics) and support.hpp (the exact support solve). It owns
-// their buffers, allocated once per batch size on its instance.
+// time scale), fista.hpp (FISTA and its Lipschitz estimate), cd.hpp (coordinate descent),
+// certificate.hpp (the per-image sums, the certificate and the statistics) and support.hpp
+// (the exact support solve). It owns their buffers, allocated once per batch size on its
+// instance.
 #include "lca/solver.hpp"
 
+#include "cd.hpp"
 #include "certificate.hpp"
 #include "codes.hpp"
 #include "conv.hpp"
@@ -60,6 +62,10 @@ void LcaSolver<Scalar, Device, Layout>::reset(int batch) {
       Impl::allocate_power(exec_, geom_, fista_);
     if (polishing)
       Impl::allocate(exec_, geom_, batch, support_buffers_);
+    if (params_.solver == Solver::cd)
+      open_ = Impl::per_image<int, Device>(exec_, "lca::LcaSolver::open", batch);
+    if (params_.solver == Solver::cd && !cd_)
+      cd_ = std::make_shared<CoordinateDescent<Scalar, Device, Layout>>(geom_, exec_);
     if (polishing && !support_)
       support_ = std::make_shared<SupportSolve<Scalar, Device, Layout>>(
           geom_, kSupportCostIterations, exec_);
@@ -252,13 +258,16 @@ SolveInfo LcaSolver<Scalar, Device, Layout>::solve(const Dict& dict, const Const
                           std::to_string(batch_) + "x" + std::to_string(geom_.pixels()));
   const int B = batch_;
   const Transfer& tf = params_.transfer;
-  const bool lasso = is_lasso(tf), fista = params_.solver == Solver::fista;
-  const bool adaptive = !fista && params_.timescale == Timescale::adaptive;
+  const bool lasso = is_lasso(tf), fista = params_.solver == Solver::fista,
+             cd = params_.solver == Solver::cd;
+  const bool adaptive = params_.solver == Solver::lca && params_.timescale == Timescale::adaptive;
   const double eps = params_.stop_gap;
   const bool polishing = eps > 0 && params_.polish;
-  const bool track_dv = !fista && params_.stop_tol > 0;
+  const bool track_dv = params_.solver == Solver::lca && params_.stop_tol > 0;
   if (fista)
     estimate_lipschitz(dict, kPowerIterations);
+  if (cd)
+    cd_->set_dictionary(dict);
   std::optional<AdaptiveTimeScaleController> ats;
   if (adaptive)
     ats.emplace(params_.adaptive, B);
@@ -270,11 +279,13 @@ SolveInfo LcaSolver<Scalar, Device, Layout>::solve(const Dict& dict, const Const
   int cap = params_.iterations, it = 0;
   bool after_polish = false;
   for (;;) {
-    compute_residual(dict, x_in);
-    apply_drive(dict);
     const bool last = it >= cap;
     const bool check =
         (eps > 0 || (trace_ && lasso)) && (last || after_polish || it % params_.check_every == 0);
+    if (!cd || check || last || it == 0) { // cd keeps its own drive between checks
+      compute_residual(dict, x_in);
+      apply_drive(dict);
+    }
     if (fista || adaptive || check || (last && lasso)) {
       // The energy needs no pass over the drive; only a certificate reads max |G|.
       measure(x_in, (check || last ? Impl::kDrive : 0) |
@@ -312,6 +323,18 @@ SolveInfo LcaSolver<Scalar, Device, Layout>::solve(const Dict& dict, const Const
     after_polish = false;
     if (last)
       break;
+    if (cd) { // to the next check in one kernel, on the images still open
+      const int n = std::min(cap - it, params_.check_every - it % params_.check_every);
+      std::vector<int> open(B);
+      for (int b = 0; b < B; ++b)
+        open[b] = !(gap[b] <= eps);
+      Impl::upload(exec_, open_, open);
+      cd_->run(a_, g_, tf.lambda, !tf.symmetric, open_.d, n);
+      rebuild_active_lists(a_);
+      choose_reconstruction(active_count());
+      it += n;
+      continue;
+    }
     if (fista) {
       const bool raise_l = momentum.advance(energy, it == 0, kRestartSlack);
       if (raise_l)

@@ -1,6 +1,7 @@
 #include "support.hpp"
 
 #include "lca/error.hpp"
+#include "overlap.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -15,15 +16,6 @@ void dpbtrs_(const char* uplo, const int* n, const int* kd, const int* nrhs, con
 }
 
 namespace lca {
-
-namespace {
-/// The host space that runs the factorisations: Device's own when the host can reach its
-/// memory (Serial stays serial), else the default host space.
-template <class Device>
-using HostExec = std::conditional_t<
-    Kokkos::SpaceAccessibility<Kokkos::HostSpace, typename Device::memory_space>::accessible,
-    typename Device::execution_space, Kokkos::DefaultHostExecutionSpace>;
-} // namespace
 
 template <class Scalar, class Device, class Layout>
 SupportSolve<Scalar, Device, Layout>::SupportSolve(const Geometry& g, double max_cost_iterations,
@@ -60,7 +52,7 @@ void SupportSolve<Scalar, Device, Layout>::set_dictionary(const Dict& dict) {
   // = <phi_g, phi_f shifted by -o>, and offset index span^2 - 1 - o is -o: half of them.
   const int offsets = span * span;
   Kokkos::parallel_for("lca::SupportSolve::taps",
-                       Kokkos::RangePolicy<HostExec<Device>>(0, (offsets + 1) / 2 * nf),
+                       Kokkos::RangePolicy<Impl::HostExec<Device>>(0, (offsets + 1) / 2 * nf),
                        [&](int t) {
                          const int o = t / nf, f = t % nf, mirror = offsets - 1 - o;
                          const int dy = o / span - reach_, dx = o % span - reach_;
@@ -71,33 +63,16 @@ void SupportSolve<Scalar, Device, Layout>::set_dictionary(const Dict& dict) {
                              taps_[(std::size_t(mirror) * nf + g) * nf + f] = v;
                          }
                        });
-  HostExec<Device>().fence();
+  Impl::HostExec<Device>().fence();
   ready_ = true;
 }
 
 template <class Scalar, class Device, class Layout>
 double SupportSolve<Scalar, Device, Layout>::product(int f, int g, int y, int x, int dy, int dx,
                                                      bool clip) const {
-  const int k = geom_.kernel, s = geom_.stride, p = geom_.pad(), C = geom_.channels;
-  // Kernel rows of atom (y, x) that atom (y + dy, x + dx) covers, within the image if clip:
-  // atom (y, x)'s row ky is image row s*y - p + ky, the other atom's ky - s*dy.
-  int ky_lo = std::max(0, s * dy), ky_hi = std::min(k, k + s * dy);
-  int kx_lo = std::max(0, s * dx), kx_hi = std::min(k, k + s * dx);
-  if (clip) {
-    ky_lo = std::max(ky_lo, p - s * y), ky_hi = std::min(ky_hi, geom_.height + p - s * y);
-    kx_lo = std::max(kx_lo, p - s * x), kx_hi = std::min(kx_hi, geom_.width + p - s * x);
-  }
-  const double* a = &dict_[std::size_t(f) * geom_.patch()];
-  const double* b = &dict_[std::size_t(g) * geom_.patch()];
-  const int shift = s * dy * k + s * dx;
-  double sum = 0;
-  for (int ch = 0; ch < C; ++ch)
-    for (int ky = ky_lo; ky < ky_hi; ++ky) {
-      const int row = (ch * k + ky) * k;
-      for (int kx = kx_lo; kx < kx_hi; ++kx)
-        sum += a[row + kx] * b[row + kx - shift];
-    }
-  return sum;
+  return Impl::atom_product(geom_, dict_.data(), f, g, dy, dx,
+                            Impl::overlap_rows(geom_, y, dy, geom_.height, clip),
+                            Impl::overlap_rows(geom_, x, dx, geom_.width, clip));
 }
 
 template <class Scalar, class Device, class Layout>
@@ -398,7 +373,7 @@ SupportSolve<Scalar, Device, Layout>::round(const Matrix& A, const Matrix& G, do
   exec_.fence();
   const auto hA = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), A);
   const auto hG = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), G);
-  using Host = HostExec<Device>;
+  using Host = Impl::HostExec<Device>;
   // One image per thread, each factorisation single-threaded (OpenBLAS's OpenMP build runs
   // one thread inside a parallel region): the banded factorisation's small blocks gain
   // nothing from LAPACK's own threads.

@@ -77,9 +77,11 @@ struct AdaptiveTimeScale {
   double growth_factor = 0.025;
 };
 
-/// Inference solver, algorithm.md §3 and §9; fista for soft presets only.
-enum class Solver { lca, fista };
-inline constexpr EnumName<Solver> kSolverNames[] = {{"lca", Solver::lca}, {"fista", Solver::fista}};
+/// Inference solver, algorithm.md §3 and §9; fista and cd (coordinate descent) for soft
+/// presets only.
+enum class Solver { lca, fista, cd };
+inline constexpr EnumName<Solver> kSolverNames[] = {
+    {"lca", Solver::lca}, {"fista", Solver::fista}, {"cd", Solver::cd}};
 const char* to_string(Solver s);
 std::ostream& operator<<(std::ostream& os, Solver s);
 Solver parse_solver(const std::string& text); ///< throws InvalidArgument for other text

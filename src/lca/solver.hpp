@@ -10,6 +10,9 @@
 // Dense Phi^T r is a GEMM because that is where the flops are; Phi a only touches active
 // neurons (~3 % at the study's sparsities), as PetaVision does.
 //
+// Coordinate descent (soft presets, src/kernels/cd.hpp) keeps the drive G up to date through
+// the atoms' overlaps and recomputes it by steps 1-3 only at the gap checks.
+//
 // FISTA (soft presets) reuses steps 1-3 at the code a_k itself, never at the momentum point
 // y_k = a_k + beta (a_k - a_{k-1}): by linearity its gradient is G_k + beta (G_k - G_{k-1}),
 // so the scatter stays sparse and the certificate of a_k comes with every iteration.
@@ -56,7 +59,9 @@ struct Certificate {
 
 /// What one solve() did.
 struct SolveInfo {
-  int iterations = 0; ///< solver iterations (LCA or FISTA steps)
+  /// Solver iterations: LCA or FISTA steps; for cd, as many coordinate updates per image as
+  /// it has code positions.
+  int iterations = 0;
   /// Support-solve rounds (each costs about one iteration: a residual, a drive and the
   /// certificate, plus the open images' factorisations).
   int polish_iterations = 0;
@@ -151,6 +156,7 @@ template <class Scalar, class Device, class Layout> struct SupportBuffers {
 } // namespace Impl
 
 template <class Scalar, class Device, class Layout> class SupportSolve;
+template <class Scalar, class Device, class Layout> class CoordinateDescent;
 
 /// The solver of one batch on Device (a Kokkos::Device), matrices in Layout. Its kernels and
 /// BLAS calls run on the execution-space instance it is built with; the dictionary it is given
@@ -281,6 +287,8 @@ private:
   Impl::FistaBuffers<Scalar, Device, Layout> fista_;
   Impl::SupportBuffers<Scalar, Device, Layout> support_buffers_;
   std::shared_ptr<SupportSolve<Scalar, Device, Layout>> support_;
+  std::shared_ptr<CoordinateDescent<Scalar, Device, Layout>> cd_;
+  Impl::PerImage<int, Device> open_; ///< cd: the images still above the stop gap
   Kokkos::View<double**, Kokkos::LayoutRight, Device> measures_;
   typename Kokkos::View<double**, Kokkos::LayoutRight, Device>::HostMirror measures_h_;
   double lipschitz_ = 0;

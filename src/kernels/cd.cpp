@@ -1,0 +1,231 @@
+#include "cd.hpp"
+
+#include "lca/error.hpp"
+#include "overlap.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <sstream>
+
+namespace lca {
+
+namespace {
+/// The distinct (offset, clipped kernel range) pairs of one axis and, per atom row y and
+/// offset d, which of them it takes: slot[y * span + d + reach]. Empty overlaps share a slot.
+struct AxisSlots {
+  std::vector<int> slot;
+  std::vector<int> offset;
+  std::vector<Impl::KernelRange> range;
+};
+AxisSlots axis_slots(const Geometry& g, int n_out, int extent, int reach) {
+  AxisSlots a;
+  const int span = 2 * reach + 1;
+  a.slot.assign(std::size_t(n_out) * span, 0);
+  for (int y = 0; y < n_out; ++y)
+    for (int d = -reach; d <= reach; ++d) {
+      Impl::KernelRange r = Impl::overlap_rows(g, y, d, extent, true);
+      const int off = r.lo < r.hi ? d : 0;
+      if (r.lo >= r.hi)
+        r = {0, 0};
+      int s = 0;
+      while (s < int(a.offset.size()) &&
+             !(a.offset[s] == off && a.range[s].lo == r.lo && a.range[s].hi == r.hi))
+        ++s;
+      if (s == int(a.offset.size()))
+        a.offset.push_back(off), a.range.push_back(r);
+      a.slot[std::size_t(y) * span + d + reach] = s;
+    }
+  return a;
+}
+
+/// Kokkos 3.4 has no MaxFirstLoc: a candidate is one key, |delta| (as float bits, which order
+/// like the values for non-negative floats) above the complement of its index, so the largest
+/// move wins and a tie goes to the first index, the same on every backend and thread count.
+KOKKOS_INLINE_FUNCTION std::uint64_t candidate_key(float move, int index) {
+  union {
+    float f;
+    std::uint32_t u;
+  } bits{move};
+  return (std::uint64_t(bits.u) << 32) | std::uint64_t(0xffffffffu - std::uint32_t(index));
+}
+KOKKOS_INLINE_FUNCTION int candidate_index(std::uint64_t key) {
+  return int(0xffffffffu - std::uint32_t(key & 0xffffffffu));
+}
+
+/// The exact minimiser over one coordinate: prox(a + g / n, lambda / n) (a itself for a
+/// zero atom).
+template <class Scalar>
+KOKKOS_INLINE_FUNCTION Scalar coordinate_min(Scalar a, Scalar g, Scalar n, Scalar lambda,
+                                             bool symmetric) {
+  if (!(n > Scalar(0)))
+    return a;
+  const Scalar z = a + g / n, t = lambda / n;
+  return z > t ? z - t : symmetric && z < -t ? z + t : Scalar(0);
+}
+} // namespace
+
+template <class Scalar, class Device, class Layout>
+CoordinateDescent<Scalar, Device, Layout>::CoordinateDescent(const Geometry& g,
+                                                             const exec_space& exec)
+    : geom_((validate(g), g)), exec_(exec) {
+  reach_ = (g.kernel + g.stride - 1) / g.stride - 1;
+  span_ = 2 * reach_ + 1;
+  tile_ = reach_ + 1;
+  tiles_y_ = (g.out_h() + tile_ - 1) / tile_;
+  tiles_x_ = (g.out_w() + tile_ - 1) / tile_;
+  passes_ = std::max(1, (g.positions() + tiles_y_ * tiles_x_ / 2) / (tiles_y_ * tiles_x_));
+  const AxisSlots ys = axis_slots(g, g.out_h(), g.height, reach_);
+  const AxisSlots xs = axis_slots(g, g.out_w(), g.width, reach_);
+  slots_x_ = int(xs.offset.size());
+  const double bytes = double(ys.offset.size()) * slots_x_ * g.nf * g.nf * sizeof(Scalar);
+  if (bytes > kMaxTableBytes) {
+    std::ostringstream os;
+    os << "the cd solver's overlap table would take " << bytes / (1 << 20) << " MiB at nf "
+       << g.nf << ", kernel " << g.kernel << ", stride " << g.stride
+       << " (limit 1024 MiB): use --solver fista";
+    throw InvalidArgument(os.str());
+  }
+  slot_y_h_ = ys.slot, slot_x_h_ = xs.slot;
+  const auto upload = [&](const std::vector<int>& h, const char* label) {
+    Kokkos::View<int*, Device> d(scratch(exec, label), h.size());
+    const auto m = Kokkos::create_mirror_view(d);
+    std::copy(h.begin(), h.end(), m.data());
+    Kokkos::deep_copy(exec, d, m);
+    exec.fence(); // m is a temporary
+    return d;
+  };
+  slot_y_ = upload(ys.slot, "lca::CoordinateDescent::slot_y");
+  slot_x_ = upload(xs.slot, "lca::CoordinateDescent::slot_x");
+  table_ = decltype(table_)(scratch(exec, "lca::CoordinateDescent::overlaps"),
+                            ys.offset.size() * slots_x_, g.nf, g.nf);
+  table_h_ = Kokkos::create_mirror_view(table_);
+}
+
+template <class Scalar, class Device, class Layout>
+void CoordinateDescent<Scalar, Device, Layout>::set_dictionary(const Dict& dict) {
+  Region region("lca::CoordinateDescent::set_dictionary");
+  const int nf = geom_.nf, patch = geom_.patch();
+  exec_.fence();
+  const auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), dict.matrix());
+  bool same = ready_;
+  for (int m = 0; same && m < nf; ++m)
+    for (int e = 0; same && e < patch; ++e)
+      same = dict_[std::size_t(m) * patch + e] == double(h(e, m));
+  if (same)
+    return;
+  dict_.resize(std::size_t(nf) * patch);
+  for (int m = 0; m < nf; ++m)
+    for (int e = 0; e < patch; ++e)
+      dict_[std::size_t(m) * patch + e] = double(h(e, m));
+  const AxisSlots ys = axis_slots(geom_, geom_.out_h(), geom_.height, reach_);
+  const AxisSlots xs = axis_slots(geom_, geom_.out_w(), geom_.width, reach_);
+  const auto table = table_h_;
+  const int nsx = slots_x_;
+  Kokkos::parallel_for(
+      "lca::CoordinateDescent::overlaps",
+      Kokkos::RangePolicy<Impl::HostExec<Device>>(0, int(table.extent(0)) * nf), [&](int t) {
+        const int slot = t / nf, f = t % nf, sy = slot / nsx, sx = slot % nsx;
+        for (int g = 0; g < nf; ++g)
+          table(slot, f, g) = Scalar(Impl::atom_product(geom_, dict_.data(), f, g, ys.offset[sy],
+                                                        xs.offset[sx], ys.range[sy], xs.range[sx]));
+      });
+  Impl::HostExec<Device>().fence();
+  Kokkos::deep_copy(exec_, table_, table_h_);
+  exec_.fence();
+  ready_ = true;
+}
+
+template <class Scalar, class Device, class Layout>
+double CoordinateDescent<Scalar, Device, Layout>::overlap(int y, int x, int f, int dy, int dx,
+                                                          int g) const {
+  if (!ready_)
+    throw InvalidArgument("CoordinateDescent: set_dictionary first");
+  const int sy = slot_y_h_[std::size_t(y) * span_ + dy + reach_];
+  const int sx = slot_x_h_[std::size_t(x) * span_ + dx + reach_];
+  return double(table_h_(sy * slots_x_ + sx, f, g));
+}
+
+template <class Scalar, class Device, class Layout>
+void CoordinateDescent<Scalar, Device, Layout>::run(const Matrix& A, const Matrix& G,
+                                                    double lambda, bool nonneg,
+                                                    const Kokkos::View<int*, Device>& open,
+                                                    int iterations) {
+  Region region("lca::CoordinateDescent::run");
+  if (!ready_)
+    throw InvalidArgument("CoordinateDescent: set_dictionary first");
+  using team_policy = Kokkos::TeamPolicy<exec_space>;
+  using member = typename team_policy::member_type;
+  using Key = std::uint64_t;
+  const auto table = table_;
+  const auto slot_y = slot_y_, slot_x = slot_x_;
+  const int nf = geom_.nf, Hs = geom_.out_h(), Ws = geom_.out_w(), npos = geom_.positions();
+  const int reach = reach_, span = span_, tile = tile_, tiles_x = tiles_x_, nsx = slots_x_;
+  const int tiles = tiles_y_ * tiles_x_, passes = iterations * passes_;
+  const Scalar lam = Scalar(lambda);
+  const bool symmetric = !nonneg;
+  Kokkos::parallel_for(
+      "lca::CoordinateDescent::run", team_policy(exec_, int(open.extent(0)), Kokkos::AUTO),
+      KOKKOS_LAMBDA(const member& team) {
+        const int b = team.league_rank();
+        if (!open(b))
+          return;
+        const std::int64_t row0 = std::int64_t(b) * npos;
+        for (int pass = 0; pass < passes; ++pass)
+          for (int t = 0; t < tiles; ++t) {
+            const int y0 = t / tiles_x * tile, x0 = t % tiles_x * tile;
+            const int nx = Ws - x0 < tile ? Ws - x0 : tile;
+            const int ny = Hs - y0 < tile ? Hs - y0 : tile;
+            // The tile's largest move (one team-wide reduction).
+            Key best = 0;
+            Kokkos::parallel_reduce(
+                Kokkos::TeamThreadRange(team, ny * nx),
+                [&](int q, Key& m) {
+                  const int y = y0 + q / nx, x = x0 + q % nx;
+                  const std::int64_t row = row0 + y * Ws + x;
+                  const int centre = slot_y(y * span + reach) * nsx + slot_x(x * span + reach);
+                  Key mq = 0;
+                  Kokkos::parallel_reduce(
+                      Kokkos::ThreadVectorRange(team, nf),
+                      [&](int f, Key& v) {
+                        const Scalar a = A(row, f);
+                        const Scalar d = coordinate_min(a, G(row, f), table(centre, f, f), lam,
+                                                        symmetric) -
+                                         a;
+                        const Key k = candidate_key(float(d < Scalar(0) ? -d : d), q * nf + f);
+                        v = k > v ? k : v;
+                      },
+                      Kokkos::Max<Key>(mq));
+                  m = mq > m ? mq : m;
+                },
+                Kokkos::Max<Key>(best));
+            if ((best >> 32) == 0)
+              continue; // nothing moves in this tile (every thread sees the same best)
+            const int i = candidate_index(best), f = i % nf;
+            const int y = y0 + i / nf / nx, x = x0 + i / nf % nx;
+            const std::int64_t row = row0 + y * Ws + x;
+            const Scalar a = A(row, f);
+            const Scalar a_new = coordinate_min(
+                a, G(row, f), table(slot_y(y * span + reach) * nsx + slot_x(x * span + reach), f, f),
+                lam, symmetric);
+            const Scalar d = a_new - a;
+            team.team_barrier(); // every thread has read A(row, f) and G(row, f)
+            Kokkos::single(Kokkos::PerTeam(team), [&]() { A(row, f) = a_new; });
+            // G_j -= d <phi_j, phi_i> over the neighbours j (i's own drive included).
+            Kokkos::parallel_for(Kokkos::TeamThreadRange(team, span * span), [&](int o) {
+              const int oy = o / span, ox = o % span;
+              const int yy = y + oy - reach, xx = x + ox - reach;
+              if (yy < 0 || yy >= Hs || xx < 0 || xx >= Ws)
+                return;
+              const int slot = slot_y(y * span + oy) * nsx + slot_x(x * span + ox);
+              const std::int64_t r = row0 + yy * Ws + xx;
+              Kokkos::parallel_for(Kokkos::ThreadVectorRange(team, nf),
+                                   [&](int g) { G(r, g) -= d * table(slot, f, g); });
+            });
+            team.team_barrier();
+          }
+      });
+}
+
+LCA_INSTANTIATE(class, CoordinateDescent)
+
+} // namespace lca
