@@ -87,7 +87,7 @@ int main(int argc, char** argv) {
     app.add_option("--batch", batch)->capture_default_str();
     app.add_option("--cap", cap, "iteration cap")->capture_default_str();
     app.add_option("--levels", levels, "certified gap levels")->delimiter(',');
-    app.add_option("--methods", methods, "lca-tau100, lca-tau50, lca-adaptive, fista")
+    app.add_option("--methods", methods, "lca-tau100, lca-tau50, lca-adaptive, fista, cd")
         ->delimiter(',');
     app.add_flag("--no-polish", no_polish, "without the exact support solve");
     app.add_option("--reference-gap", reference_gap, "gap of the double-precision reference")
@@ -161,7 +161,8 @@ int main(int argc, char** argv) {
           {"lca-tau50", {"LCA tau 50", lca::Solver::lca, lca::Timescale::fixed, 50}},
           {"lca-adaptive",
            {"LCA adaptive (tau 100)", lca::Solver::lca, lca::Timescale::adaptive, 100}},
-          {"fista", {"FISTA", lca::Solver::fista, lca::Timescale::fixed, 100}}};
+          {"fista", {"FISTA", lca::Solver::fista, lca::Timescale::fixed, 100}},
+          {"cd", {"CD", lca::Solver::cd, lca::Timescale::fixed, 100}}};
       std::ostringstream js, tr;
       js << "{\"software_version\": \"" << lca::version << "\", \"backend\": \""
          << lca::backend_name() << "\", \"checkpoint\": \"" << checkpoint << "\", \"nf\": " << g.nf

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstring>
 #include <sstream>
+#include <type_traits>
 
 namespace lca {
 
@@ -52,15 +53,22 @@ KOKKOS_INLINE_FUNCTION int candidate_index(std::uint64_t key) {
   return int(0xffffffffu - std::uint32_t(key & 0xffffffffu));
 }
 
-/// The exact minimiser over one coordinate: prox(a + g / n, lambda / n) (a itself for a
-/// zero atom).
+/// The exact minimisation over one coordinate moves a to prox(a + g / n, lambda / n), n the
+/// atom's squared norm (inv = 1 / n; 0 for an atom that the image edge cuts away): returns the
+/// step. neg is 1 for soft codes, 0 for non-negative ones. Branch-free, so that the host
+/// compiler vectorises the choice.
 template <class Scalar>
-KOKKOS_INLINE_FUNCTION Scalar coordinate_min(Scalar a, Scalar g, Scalar n, Scalar lambda,
-                                             bool symmetric) {
-  if (!(n > Scalar(0)))
-    return a;
-  const Scalar z = a + g / n, t = lambda / n;
-  return z > t ? z - t : symmetric && z < -t ? z + t : Scalar(0);
+KOKKOS_INLINE_FUNCTION Scalar step(Scalar a, Scalar g, Scalar inv, Scalar lambda, Scalar neg) {
+  const Scalar z = a + g * inv, t = lambda * inv;
+  const Scalar up = z - t > Scalar(0) ? z - t : Scalar(0);
+  const Scalar down = z + t < Scalar(0) ? z + t : Scalar(0);
+  return up + neg * down - a; // t >= 0: at most one of up and down is not 0
+}
+/// The size of that step.
+template <class Scalar>
+KOKKOS_INLINE_FUNCTION Scalar move(Scalar a, Scalar g, Scalar inv, Scalar lambda, Scalar neg) {
+  const Scalar d = step(a, g, inv, lambda, neg);
+  return d > -d ? d : -d;
 }
 } // namespace
 
@@ -70,7 +78,7 @@ CoordinateDescent<Scalar, Device, Layout>::CoordinateDescent(const Geometry& g,
     : geom_((validate(g), g)), exec_(exec) {
   reach_ = (g.kernel + g.stride - 1) / g.stride - 1;
   span_ = 2 * reach_ + 1;
-  tile_ = reach_ + 1;
+  tile_ = 1;
   tiles_y_ = (g.out_h() + tile_ - 1) / tile_;
   tiles_x_ = (g.out_w() + tile_ - 1) / tile_;
   passes_ = std::max(1, (g.positions() + tiles_y_ * tiles_x_ / 2) / (tiles_y_ * tiles_x_));
@@ -96,9 +104,12 @@ CoordinateDescent<Scalar, Device, Layout>::CoordinateDescent(const Geometry& g,
   };
   slot_y_ = upload(ys.slot, "lca::CoordinateDescent::slot_y");
   slot_x_ = upload(xs.slot, "lca::CoordinateDescent::slot_x");
-  table_ = decltype(table_)(scratch(exec, "lca::CoordinateDescent::overlaps"),
-                            ys.offset.size() * slots_x_, g.nf, g.nf);
+  table_ = decltype(table_)(scratch(exec, "lca::CoordinateDescent::overlaps"), g.nf,
+                            ys.offset.size() * slots_x_, g.nf);
   table_h_ = Kokkos::create_mirror_view(table_);
+  inv_norm_ = decltype(inv_norm_)(scratch(exec, "lca::CoordinateDescent::inverse_norms"),
+                                  table_.extent(1), g.nf);
+  inv_norm_h_ = Kokkos::create_mirror_view(inv_norm_);
 }
 
 template <class Scalar, class Device, class Layout>
@@ -120,17 +131,23 @@ void CoordinateDescent<Scalar, Device, Layout>::set_dictionary(const Dict& dict)
   const AxisSlots ys = axis_slots(geom_, geom_.out_h(), geom_.height, reach_);
   const AxisSlots xs = axis_slots(geom_, geom_.out_w(), geom_.width, reach_);
   const auto table = table_h_;
+  const auto inv_norm = inv_norm_h_;
   const int nsx = slots_x_;
   Kokkos::parallel_for(
       "lca::CoordinateDescent::overlaps",
-      Kokkos::RangePolicy<Impl::HostExec<Device>>(0, int(table.extent(0)) * nf), [&](int t) {
+      Kokkos::RangePolicy<Impl::HostExec<Device>>(0, int(table.extent(1)) * nf), [&](int t) {
         const int slot = t / nf, f = t % nf, sy = slot / nsx, sx = slot % nsx;
-        for (int g = 0; g < nf; ++g)
-          table(slot, f, g) = Scalar(Impl::atom_product(geom_, dict_.data(), f, g, ys.offset[sy],
-                                                        xs.offset[sx], ys.range[sy], xs.range[sx]));
+        for (int g = 0; g < nf; ++g) {
+          const double v = Impl::atom_product(geom_, dict_.data(), f, g, ys.offset[sy],
+                                              xs.offset[sx], ys.range[sy], xs.range[sx]);
+          table(f, slot, g) = Scalar(v);
+          if (g == f)
+            inv_norm(slot, f) = v > 0 ? Scalar(1 / v) : Scalar(0);
+        }
       });
   Impl::HostExec<Device>().fence();
   Kokkos::deep_copy(exec_, table_, table_h_);
+  Kokkos::deep_copy(exec_, inv_norm_, inv_norm_h_);
   exec_.fence();
   ready_ = true;
 }
@@ -142,7 +159,7 @@ double CoordinateDescent<Scalar, Device, Layout>::overlap(int y, int x, int f, i
     throw InvalidArgument("CoordinateDescent: set_dictionary first");
   const int sy = slot_y_h_[std::size_t(y) * span_ + dy + reach_];
   const int sx = slot_x_h_[std::size_t(x) * span_ + dx + reach_];
-  return double(table_h_(sy * slots_x_ + sx, f, g));
+  return double(table_h_(f, sy * slots_x_ + sx, g));
 }
 
 template <class Scalar, class Device, class Layout>
@@ -157,12 +174,16 @@ void CoordinateDescent<Scalar, Device, Layout>::run(const Matrix& A, const Matri
   using member = typename team_policy::member_type;
   using Key = std::uint64_t;
   const auto table = table_;
+  const auto inv_norm = inv_norm_;
   const auto slot_y = slot_y_, slot_x = slot_x_;
   const int nf = geom_.nf, Hs = geom_.out_h(), Ws = geom_.out_w(), npos = geom_.positions();
   const int reach = reach_, span = span_, tile = tile_, tiles_x = tiles_x_, nsx = slots_x_;
   const int tiles = tiles_y_ * tiles_x_, passes = iterations * passes_;
   const Scalar lam = Scalar(lambda);
-  const bool symmetric = !nonneg;
+  // The features' stride: a compile-time 1 in LayoutRight, so that the host loops vectorise.
+  constexpr bool rows = std::is_same<Layout, Kokkos::LayoutRight>::value;
+  const std::size_t gs = rows ? 1 : G.stride(1), as = rows ? 1 : A.stride(1);
+  const Scalar neg = nonneg ? Scalar(0) : Scalar(1);
   Kokkos::parallel_for(
       "lca::CoordinateDescent::run", team_policy(exec_, int(open.extent(0)), Kokkos::AUTO),
       KOKKOS_LAMBDA(const member& team) {
@@ -183,19 +204,33 @@ void CoordinateDescent<Scalar, Device, Layout>::run(const Matrix& A, const Matri
                   const int y = y0 + q / nx, x = x0 + q % nx;
                   const std::int64_t row = row0 + y * Ws + x;
                   const int centre = slot_y(y * span + reach) * nsx + slot_x(x * span + reach);
-                  Key mq = 0;
+                  const Scalar* KOKKOS_RESTRICT ap = &A(row, 0);
+                  const Scalar* KOKKOS_RESTRICT gp = &G(row, 0);
+                  const Scalar* KOKKOS_RESTRICT inv = &inv_norm(centre, 0);
+                  // The largest move first (a max reduction that vectorises), then its first
+                  // feature.
+                  Scalar most = 0;
                   Kokkos::parallel_reduce(
                       Kokkos::ThreadVectorRange(team, nf),
-                      [&](int f, Key& v) {
-                        const Scalar a = A(row, f);
-                        const Scalar d = coordinate_min(a, G(row, f), table(centre, f, f), lam,
-                                                        symmetric) -
-                                         a;
-                        const Key k = candidate_key(float(d < Scalar(0) ? -d : d), q * nf + f);
-                        v = k > v ? k : v;
+                      [=](int f, Scalar& v) {
+                        const Scalar d = move(ap[f * (rows ? 1 : as)], gp[f * (rows ? 1 : gs)], inv[f], lam, neg);
+                        v = d > v ? d : v;
                       },
-                      Kokkos::Max<Key>(mq));
-                  m = mq > m ? mq : m;
+                      Kokkos::Max<Scalar>(most));
+                  if (!(most > Scalar(0)))
+                    return;
+                  int first = nf;
+                  Kokkos::parallel_reduce(
+                      Kokkos::ThreadVectorRange(team, nf),
+                      [=](int f, int& v) {
+                        const bool hit = move(ap[f * (rows ? 1 : as)], gp[f * (rows ? 1 : gs)], inv[f], lam, neg) >= most;
+                        v = hit && f < v ? f : v;
+                      },
+                      Kokkos::Min<int>(first));
+                  if (first == nf) // cannot happen (the same arithmetic twice); never a wrong index
+                    return;
+                  const Key k = candidate_key(float(most), q * nf + first);
+                  m = k > m ? k : m;
                 },
                 Kokkos::Max<Key>(best));
             if ((best >> 32) == 0)
@@ -204,10 +239,9 @@ void CoordinateDescent<Scalar, Device, Layout>::run(const Matrix& A, const Matri
             const int y = y0 + i / nf / nx, x = x0 + i / nf % nx;
             const std::int64_t row = row0 + y * Ws + x;
             const Scalar a = A(row, f);
-            const Scalar a_new = coordinate_min(
-                a, G(row, f), table(slot_y(y * span + reach) * nsx + slot_x(x * span + reach), f, f),
-                lam, symmetric);
-            const Scalar d = a_new - a;
+            const int centre = slot_y(y * span + reach) * nsx + slot_x(x * span + reach);
+            const Scalar d = step(a, G(row, f), inv_norm(centre, f), lam, neg);
+            const Scalar a_new = a + d;
             team.team_barrier(); // every thread has read A(row, f) and G(row, f)
             Kokkos::single(Kokkos::PerTeam(team), [&]() { A(row, f) = a_new; });
             // G_j -= d <phi_j, phi_i> over the neighbours j (i's own drive included).
@@ -217,9 +251,11 @@ void CoordinateDescent<Scalar, Device, Layout>::run(const Matrix& A, const Matri
               if (yy < 0 || yy >= Hs || xx < 0 || xx >= Ws)
                 return;
               const int slot = slot_y(y * span + oy) * nsx + slot_x(x * span + ox);
-              const std::int64_t r = row0 + yy * Ws + xx;
+              // Raw pointers with restrict, captured by value: the host compiler vectorises.
+              Scalar* KOKKOS_RESTRICT out = &G(row0 + yy * Ws + xx, 0);
+              const Scalar* KOKKOS_RESTRICT in = &table(f, slot, 0);
               Kokkos::parallel_for(Kokkos::ThreadVectorRange(team, nf),
-                                   [&](int g) { G(r, g) -= d * table(slot, f, g); });
+                                   [=](int g) { out[g * (rows ? 1 : gs)] -= d * in[g]; });
             });
             team.team_barrier();
           }

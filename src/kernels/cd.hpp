@@ -62,9 +62,15 @@ private:
   int reach_, span_, tile_, tiles_y_, tiles_x_, passes_;
   int slots_x_ = 0;
   std::vector<double> dict_; ///< the dictionary the table was built from, (nf, c*k*k) row-major
-  /// (slot, f, g): <phi_f at a position, phi_g at an offset>, slot = slot_y * slots_x + slot_x
+  /// (f, slot, g): <phi_f at a position, phi_g at an offset>, slot = slot_y * slots_x + slot_x.
+  /// An update reads the rows of one f: feature-major keeps them within 270 KB at W128 (the
+  /// cache), where slot-major spread them over the whole table (a 2x slower update).
   Kokkos::View<Scalar***, Kokkos::LayoutRight, Device> table_;
   typename Kokkos::View<Scalar***, Kokkos::LayoutRight, Device>::HostMirror table_h_;
+  /// (slot, f): 1 / <phi_f, phi_f> of the slot's clipped atom (0 for one the edge cuts away);
+  /// the offset-0 slots are read.
+  Kokkos::View<Scalar**, Kokkos::LayoutRight, Device> inv_norm_;
+  typename Kokkos::View<Scalar**, Kokkos::LayoutRight, Device>::HostMirror inv_norm_h_;
   /// slot_y_(y * span + dy + reach): the row slot of atom row y and offset dy (x likewise).
   Kokkos::View<int*, Device> slot_y_, slot_x_;
   std::vector<int> slot_y_h_, slot_x_h_;
