@@ -161,7 +161,7 @@ inline void add_dataset_options(CLI::App& app, DatasetSpec& d) {
 inline void add_solver_options(CLI::App& app, LcaParams& l) {
   auto* grp = app.add_option_group("Solver", "inference solver and certified stopping");
   add_enum_option(*grp, "--solver", l.solver, kSolverNames,
-                  "lca or fista (fista: soft presets only)");
+                  "lca, fista or cd (coordinate descent); fista and cd: soft presets only");
   add_enum_option(*grp, "--timescale", l.timescale, kTimescaleNames,
                   "LCA time step: fixed (--dt) or adaptive (PetaVision's adaptive time scale)");
   grp->add_option("--ats-base-min", l.adaptive.base_min, "adaptive time scale: baseMin")

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Time to a certified gap, kokkos-lca against the PyTorch FISTA peer (perf/README.md, "FISTA's
-# restart rule, and the PyTorch FISTA peer"): bench_gap (FISTA with and without the support
-# solve) and perf/bench_torch.py --solver fista alternate REPS times on the same checkpoint and
-# images; prints the median images/s of each at each level. Needs python3-torch and h5py.
+# restart rule, and the PyTorch FISTA peer"): bench_gap (FISTA and coordinate descent, with and
+# without the support solve) and perf/bench_torch.py --solver fista alternate REPS times on the
+# same checkpoint and images; prints the median images/s of each at each level. Needs
+# python3-torch and h5py.
 #   bash perf/run_peer_fista.sh CHECKPOINT IMAGES_FILE FORMAT N [REPS=3]
 #   FORMAT: cifar10 (a CIFAR-10 binary batch) or fashion-mnist (t10k-images-idx3-ubyte.gz)
 set -euo pipefail
@@ -25,8 +26,9 @@ log=$(mktemp)
 for r in $(seq "$reps"); do
   for polish in "" --no-polish; do
     OMP_PROC_BIND=spread OMP_PLACES=threads "$bin" -c "$ck" "${data[@]}" --images "$n" \
-      --methods fista $polish --levels 1e-2,1e-3 --json /dev/null |
-      awk -v m="kokkos-lca${polish:+ --no-polish}" -F'|' '/^\| FISTA/ {print m "|" $3 "|" $6}' >>"$log"
+      --methods fista,cd $polish --levels 1e-2,1e-3 --json /dev/null |
+      awk -v p="${polish:+ --no-polish}" -F'|' '/^\| (FISTA|CD) / {
+        gsub(/ /, "", $2); print "kokkos-lca " tolower($2) p "|" $3 "|" $6}' >>"$log"
   done
   /usr/bin/python3 perf/bench_torch.py --solver fista -c "$ck" --data-path "$images" \
     --images "$n" --levels 1e-2,1e-3 | awk -F'|' '/^\| 0\./ {print "pytorch|" $2 "|" $5}' >>"$log"

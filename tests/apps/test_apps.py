@@ -232,6 +232,29 @@ class Apps(unittest.TestCase):
             np.testing.assert_allclose(a["dictionary"][...], b["dictionary"][...], atol=1e-4)
             self.assertEqual(a["warm_start/train/offsets"].shape, b["warm_start/train/offsets"].shape)
 
+    def test_cd_trains_and_denoises_certified(self):
+        """--solver cd end to end: training certifies every image, the denoising test certifies
+        1e-4 with and without the support solve at the same energies, records the solver, and
+        two ranks match one."""
+        ck = f"{self.tmp}/cd.h5"
+        args = [a if a != "fista" else "cd" for a in self.AUTO]
+        _, out, _ = self.train(ck, *args, "--epochs", "2", "--progress", "0")
+        self.assertIn("every image certified", out)
+        base = [app("lca-denoise"), "-c", ck, "--subset", "40", "--sigma", "0.4", "--batch", "8",
+                "--stop-gap", "1e-4", "--progress", "0"]
+        files = {n: f"{self.tmp}/{n}.h5" for n in ("one", "two", "nopolish")}
+        run([*base, "-o", files["one"]])
+        run([*MPIRUN, "-np", "2", *base, "-o", files["two"]])
+        run([*base, "--no-polish", "-o", files["nopolish"]])
+        with h5py.File(files["one"]) as a, h5py.File(files["two"]) as b, \
+                h5py.File(files["nopolish"]) as c:
+            for f in (a, b, c):
+                self.assertEqual(f.attrs["solver"], "cd")
+                self.assertEqual(f.attrs["unconverged"], 0)
+                self.assertLessEqual(f.attrs["gap_max"], 1e-4)
+            np.testing.assert_allclose(a["images/energy"][...], b["images/energy"][...], rtol=1e-5)
+            np.testing.assert_allclose(a["images/energy"][...], c["images/energy"][...], rtol=2e-4)
+
     def test_two_ranks_match_one(self):
         one, two = f"{self.tmp}/one.h5", f"{self.tmp}/two.h5"
         self.train(one, "--images", "48")
