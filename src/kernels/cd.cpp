@@ -138,13 +138,14 @@ void CoordinateDescent<Scalar, Device, Layout>::set_dictionary(const Dict& dict)
   const Host host;
   const int k = geom_.kernel, s = geom_.stride, C = geom_.channels;
   HostMatrix T("lca::CoordinateDescent::block", nf, nf);
+  std::vector<double> a_buf(std::size_t(nf) * patch), b_buf(a_buf.size());
   for (int slot = 0; slot < int(table_h_.extent(1)); ++slot) {
     const int sy = slot / slots_x_, sx = slot % slots_x_;
     const Impl::KernelRange ry = ys.range[sy], rx = xs.range[sx];
     const int w = rx.hi - rx.lo, m = C * (ry.hi - ry.lo) * w;
     const int shift = s * ys.offset[sy] * k + s * xs.offset[sx];
     if (m > 0) {
-      HostMatrix A("lca::CoordinateDescent::A", nf, m), B("lca::CoordinateDescent::B", nf, m);
+      const HostMatrix A(a_buf.data(), nf, m), B(b_buf.data(), nf, m); // (no allocation)
       Kokkos::parallel_for(
           "lca::CoordinateDescent::gather", Kokkos::RangePolicy<Host>(host, 0, nf * m),
           [&](int t) {
@@ -189,7 +190,9 @@ void CoordinateDescent<Scalar, Device, Layout>::run(const Matrix& A, const Matri
   Region region("lca::CoordinateDescent::run");
   if (!ready_)
     throw InvalidArgument("CoordinateDescent: set_dictionary first");
-  using team_policy = Kokkos::TeamPolicy<exec_space>;
+  // Images converge at different speeds (and closed ones return at once): dynamic scheduling
+  // keeps every host thread busy (measured: a third of the threads' time waited otherwise).
+  using team_policy = Kokkos::TeamPolicy<exec_space, Kokkos::Schedule<Kokkos::Dynamic>>;
   using member = typename team_policy::member_type;
   using Key = std::uint64_t;
   const auto table = table_;
