@@ -238,8 +238,10 @@ std::vector<int> LcaSolver<Scalar, Device, Layout>::support_round(const Dict& di
   const auto r = support_->round(a_, g_, tf.lambda, !tf.symmetric, mask);
   std::vector<int> changed(batch_, 0);
   bool any = false;
-  for (int b = 0; b < batch_; ++b)
-    any |= (changed[b] = r.status[b] == Status::solved || r.status[b] == Status::capped) != 0;
+  for (int b = 0; b < batch_; ++b) {
+    changed[b] = r.status[b] == Status::solved ? 2 : r.status[b] == Status::capped ? 1 : 0;
+    any |= changed[b] != 0;
+  }
   if (any && params_.solver == Solver::lca) {
     Impl::upload(exec_, support_buffers_.changed, changed);
     Impl::potentials_from_codes(exec_, v_, a_, Scalar(tf.lambda), support_buffers_.changed.d,
@@ -313,7 +315,10 @@ SolveInfo LcaSolver<Scalar, Device, Layout>::solve(const Dict& dict, const Const
           for (int b = 0; b < B; ++b)
             if (changed[b]) // restart the momentum from the new code
               momentum.restart(b);
-          info.polishes += attempts.record(changed);
+          std::vector<int> solved(B);
+          for (int b = 0; b < B; ++b)
+            solved[b] = changed[b] == 2;
+          info.polishes += attempts.record(solved);
           ++info.polish_iterations;
           after_polish = true; // the top of the loop refreshes and certifies
           continue;

@@ -245,11 +245,13 @@ void SupportSolve<Scalar, Device, Layout>::solve_image(int b, const HostA& A, co
   // The Gram of the candidates is banded in position order: check its cost before filling it.
   const std::vector<int> start = position_starts(S, npos);
   const int kd = bandwidth(S, start);
-  const double budget = max_flops();
-  if (double(n) * (kd + 1) * (kd + 1) > budget) {
+  const double budget = max_flops(), cost = double(n) * (kd + 1) * (kd + 1);
+  if (cost > budget) {
     out.status[b] = Status::too_large;
     return;
   }
+  // The cap bounds the round's factorisations together: a large support gets fewer.
+  const int max_solves = std::min(kMaxSolves, std::max(1, int(budget / cost)));
   Band K;
   K.reset(n, kd);
   fill_gram(S, start, [&](int i, int j, double v) { K.lower(i, j) = v; });
@@ -268,7 +270,7 @@ void SupportSolve<Scalar, Device, Layout>::solve_image(int b, const HostA& A, co
       if (in[i])
         T.push_back(i);
     if (!T.empty()) {
-      if (solves == kMaxSolves)
+      if (solves == max_solves)
         break;
       const int m = int(T.size());
       restrict_band(K, T, KT);

@@ -244,7 +244,7 @@ public:
   /// certificate (about one iteration) and solves the open images' supports exactly.
   static constexpr int kMaxSupportRounds = 8;
   /// An image whose support factorisation would cost more than this many iterations is left
-  /// to the iterations (support.hpp).
+  /// to the iterations, and one round's factorisations together stay within it (support.hpp).
   static constexpr double kSupportCostIterations = 60;
   /// Power iterations per Lipschitz estimate (from a fixed start; one image, so cheap next to
   /// a batch's solve).
@@ -269,8 +269,9 @@ private:
   void set_decay(const std::vector<double>& time_steps);
   void choose_reconstruction(std::int64_t active);
   void rebuild_active_lists(const Matrix& from);
-  /// One support-solve round on the masked images (support.hpp); returns the images whose
-  /// code it set. The caller recomputes the residual, drive and certificate.
+  /// One support-solve round on the masked images (support.hpp); returns per image 2 where it
+  /// solved the candidates exactly, 1 where it set a better code (capped), 0 where it left
+  /// the code. The caller recomputes the residual, drive and certificate.
   std::vector<int> support_round(const Dict& dict, const std::vector<int>& mask);
 
   Geometry geom_;
