@@ -41,9 +41,9 @@ TYPED_TEST(CoordinateDescentTest, OverlapsArePhiTransposePhi) {
   using Sp = typename TypeParam::Device;
   using L = typename TypeParam::Layout;
   // Overlap reaches 1, 2, 3 and 0 positions; odd and even pads; a non-square image.
-  for (const Geometry g : {shape(2, 8, 10, 4, 2, 3), shape(1, 9, 9, 5, 1, 2),
-                           shape(3, 12, 12, 6, 2, 3), shape(1, 16, 12, 8, 2, 4),
-                           shape(2, 8, 8, 4, 4, 3)}) {
+  for (const Geometry g :
+       {shape(2, 8, 10, 4, 2, 3), shape(1, 9, 9, 5, 1, 2), shape(3, 12, 12, 6, 2, 3),
+        shape(1, 16, 12, 8, 2, 4), shape(2, 8, 8, 4, 4, 3)}) {
     SCOPED_TRACE("k " + std::to_string(g.kernel) + " s " + std::to_string(g.stride));
     Dictionary<S, Sp, L> d(g);
     d.init_random(31);
@@ -205,7 +205,8 @@ TEST(CoordinateDescentParams, RefusesWhatItCannotSolve) {
                  "function has no LASSO energy");
   p = cd_params(false, 0.1, 10);
   p.timescale = Timescale::adaptive;
-  expect_message([&] { validate(p); }, "--timescale adaptive is an LCA option; cd has no time step");
+  expect_message([&] { validate(p); },
+                 "--timescale adaptive is an LCA option; cd has no time step");
   EXPECT_EQ(parse_solver("cd"), Solver::cd);
   // W128 at nf 2048: 24 x 24 blocks of 2048 x 2048 floats.
   expect_message([] { CoordinateDescent<float> cd(shape(3, 32, 32, 8, 2, 2048)); },

@@ -88,8 +88,8 @@ CoordinateDescent<Scalar, Device, Layout>::CoordinateDescent(const Geometry& g,
   const double bytes = double(ys.offset.size()) * slots_x_ * g.nf * g.nf * sizeof(Scalar);
   if (bytes > kMaxTableBytes) {
     std::ostringstream os;
-    os << "the cd solver's overlap table would take " << bytes / (1 << 20) << " MiB at nf "
-       << g.nf << ", kernel " << g.kernel << ", stride " << g.stride
+    os << "the cd solver's overlap table would take " << bytes / (1 << 20) << " MiB at nf " << g.nf
+       << ", kernel " << g.kernel << ", stride " << g.stride
        << " (limit 1024 MiB): use --solver fista";
     throw InvalidArgument(os.str());
   }
@@ -147,8 +147,7 @@ void CoordinateDescent<Scalar, Device, Layout>::set_dictionary(const Dict& dict)
     if (m > 0) {
       const HostMatrix A(a_buf.data(), nf, m), B(b_buf.data(), nf, m); // (no allocation)
       Kokkos::parallel_for(
-          "lca::CoordinateDescent::gather", Kokkos::RangePolicy<Host>(host, 0, nf * m),
-          [&](int t) {
+          "lca::CoordinateDescent::gather", Kokkos::RangePolicy<Host>(host, 0, nf * m), [&](int t) {
             const int f = t / m, e = t % m, kx = rx.lo + e % w, rest = e / w;
             const int ky = ry.lo + rest % (ry.hi - ry.lo), ch = rest / (ry.hi - ry.lo);
             const std::size_t at = std::size_t(f) * patch + (ch * k + ky) * k + kx;
@@ -183,8 +182,8 @@ double CoordinateDescent<Scalar, Device, Layout>::overlap(int y, int x, int f, i
 }
 
 template <class Scalar, class Device, class Layout>
-void CoordinateDescent<Scalar, Device, Layout>::run(const Matrix& A, const Matrix& G,
-                                                    double lambda, bool nonneg,
+void CoordinateDescent<Scalar, Device, Layout>::run(const Matrix& A, const Matrix& G, double lambda,
+                                                    bool nonneg,
                                                     const Kokkos::View<int*, Device>& open,
                                                     int iterations) {
   Region region("lca::CoordinateDescent::run");
@@ -235,7 +234,8 @@ void CoordinateDescent<Scalar, Device, Layout>::run(const Matrix& A, const Matri
                   Kokkos::parallel_reduce(
                       Kokkos::ThreadVectorRange(team, nf),
                       [=](int f, Scalar& v) {
-                        const Scalar d = move(ap[f * (rows ? 1 : as)], gp[f * (rows ? 1 : gs)], inv[f], lam, neg);
+                        const Scalar d = move(ap[f * (rows ? 1 : as)], gp[f * (rows ? 1 : gs)],
+                                              inv[f], lam, neg);
                         v = d > v ? d : v;
                       },
                       Kokkos::Max<Scalar>(most));
@@ -245,7 +245,8 @@ void CoordinateDescent<Scalar, Device, Layout>::run(const Matrix& A, const Matri
                   Kokkos::parallel_reduce(
                       Kokkos::ThreadVectorRange(team, nf),
                       [=](int f, int& v) {
-                        const bool hit = move(ap[f * (rows ? 1 : as)], gp[f * (rows ? 1 : gs)], inv[f], lam, neg) >= most;
+                        const bool hit = move(ap[f * (rows ? 1 : as)], gp[f * (rows ? 1 : gs)],
+                                              inv[f], lam, neg) >= most;
                         v = hit && f < v ? f : v;
                       },
                       Kokkos::Min<int>(first));

@@ -127,7 +127,8 @@ void validate(const LcaParams& p) {
   validate(p.transfer);
   const bool lasso = is_lasso(p.transfer);
   if (p.solver != Solver::lca && !lasso)
-    fail("the ", p.solver, " solver needs a soft threshold (presets soft-nonneg, soft); this "
+    fail("the ", p.solver,
+         " solver needs a soft threshold (presets soft-nonneg, soft); this "
          "transfer function has no LASSO energy");
   if (p.solver != Solver::lca && p.timescale != Timescale::fixed)
     fail("--timescale adaptive is an LCA option; ", p.solver, " has no time step");
