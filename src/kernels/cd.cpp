@@ -39,20 +39,6 @@ AxisSlots axis_slots(const Geometry& g, int n_out, int extent, int reach) {
   return a;
 }
 
-/// Kokkos 3.4 has no MaxFirstLoc: a candidate is one key, |delta| (as float bits, which order
-/// like the values for non-negative floats) above the complement of its index, so the largest
-/// move wins and a tie goes to the first index, the same on every backend and thread count.
-KOKKOS_INLINE_FUNCTION std::uint64_t candidate_key(float move, int index) {
-  union {
-    float f;
-    std::uint32_t u;
-  } bits{move};
-  return (std::uint64_t(bits.u) << 32) | std::uint64_t(0xffffffffu - std::uint32_t(index));
-}
-KOKKOS_INLINE_FUNCTION int candidate_index(std::uint64_t key) {
-  return int(0xffffffffu - std::uint32_t(key & 0xffffffffu));
-}
-
 /// The exact minimisation over one coordinate moves a to prox(a + g / n, lambda / n), n the
 /// atom's squared norm (inv = 1 / n; 0 for an atom that the image edge cuts away): returns the
 /// step. neg is 1 for soft codes, 0 for non-negative ones. Branch-free, so that the host
@@ -78,10 +64,6 @@ CoordinateDescent<Scalar, Device, Layout>::CoordinateDescent(const Geometry& g,
     : geom_((validate(g), g)), exec_(exec) {
   reach_ = (g.kernel + g.stride - 1) / g.stride - 1;
   span_ = 2 * reach_ + 1;
-  tile_ = 1;
-  tiles_y_ = (g.out_h() + tile_ - 1) / tile_;
-  tiles_x_ = (g.out_w() + tile_ - 1) / tile_;
-  passes_ = std::max(1, (g.positions() + tiles_y_ * tiles_x_ / 2) / (tiles_y_ * tiles_x_));
   const AxisSlots ys = axis_slots(g, g.out_h(), g.height, reach_);
   const AxisSlots xs = axis_slots(g, g.out_w(), g.width, reach_);
   slots_x_ = int(xs.offset.size());
@@ -193,13 +175,11 @@ void CoordinateDescent<Scalar, Device, Layout>::run(const Matrix& A, const Matri
   // keeps every host thread busy (measured: a third of the threads' time waited otherwise).
   using team_policy = Kokkos::TeamPolicy<exec_space, Kokkos::Schedule<Kokkos::Dynamic>>;
   using member = typename team_policy::member_type;
-  using Key = std::uint64_t;
   const auto table = table_;
   const auto inv_norm = inv_norm_;
   const auto slot_y = slot_y_, slot_x = slot_x_;
-  const int nf = geom_.nf, Hs = geom_.out_h(), Ws = geom_.out_w(), npos = geom_.positions();
-  const int reach = reach_, span = span_, tile = tile_, tiles_x = tiles_x_, nsx = slots_x_;
-  const int tiles = tiles_y_ * tiles_x_, passes = iterations * passes_;
+  const int nf = geom_.nf, Ws = geom_.out_w(), Hs = geom_.out_h(), npos = geom_.positions();
+  const int reach = reach_, span = span_, nsx = slots_x_;
   const Scalar lam = Scalar(lambda);
   // The features' stride: a compile-time 1 in LayoutRight, so that the host loops vectorise.
   constexpr bool rows = std::is_same<Layout, Kokkos::LayoutRight>::value;
@@ -211,62 +191,43 @@ void CoordinateDescent<Scalar, Device, Layout>::run(const Matrix& A, const Matri
         const int b = team.league_rank();
         if (!open(b))
           return;
-        const std::int64_t row0 = std::int64_t(b) * npos;
-        for (int pass = 0; pass < passes; ++pass)
-          for (int t = 0; t < tiles; ++t) {
-            const int y0 = t / tiles_x * tile, x0 = t % tiles_x * tile;
-            const int nx = Ws - x0 < tile ? Ws - x0 : tile;
-            const int ny = Hs - y0 < tile ? Hs - y0 : tile;
-            // The tile's largest move (one team-wide reduction).
-            Key best = 0;
-            Kokkos::parallel_reduce(
-                Kokkos::TeamThreadRange(team, ny * nx),
-                [&](int q, Key& m) {
-                  const int y = y0 + q / nx, x = x0 + q % nx;
-                  const std::int64_t row = row0 + y * Ws + x;
-                  const int centre = slot_y(y * span + reach) * nsx + slot_x(x * span + reach);
-                  const Scalar* KOKKOS_RESTRICT ap = &A(row, 0);
-                  const Scalar* KOKKOS_RESTRICT gp = &G(row, 0);
-                  const Scalar* KOKKOS_RESTRICT inv = &inv_norm(centre, 0);
-                  // The largest move first (a max reduction that vectorises), then its first
-                  // feature.
-                  Scalar most = 0;
-                  Kokkos::parallel_reduce(
-                      Kokkos::ThreadVectorRange(team, nf),
-                      [=](int f, Scalar& v) {
-                        const Scalar d = move(ap[f * (rows ? 1 : as)], gp[f * (rows ? 1 : gs)],
-                                              inv[f], lam, neg);
-                        v = d > v ? d : v;
-                      },
-                      Kokkos::Max<Scalar>(most));
-                  if (!(most > Scalar(0)))
-                    return;
-                  int first = nf;
-                  Kokkos::parallel_reduce(
-                      Kokkos::ThreadVectorRange(team, nf),
-                      [=](int f, int& v) {
-                        const bool hit = move(ap[f * (rows ? 1 : as)], gp[f * (rows ? 1 : gs)],
-                                              inv[f], lam, neg) >= most;
-                        v = hit && f < v ? f : v;
-                      },
-                      Kokkos::Min<int>(first));
-                  if (first == nf) // cannot happen (the same arithmetic twice); never a wrong index
-                    return;
-                  const Key k = candidate_key(float(most), q * nf + first);
-                  m = k > m ? k : m;
-                },
-                Kokkos::Max<Key>(best));
-            if ((best >> 32) == 0)
-              continue; // nothing moves in this tile (every thread sees the same best)
-            const int i = candidate_index(best), f = i % nf;
-            const int y = y0 + i / nf / nx, x = x0 + i / nf % nx;
-            const std::int64_t row = row0 + y * Ws + x;
-            const Scalar a = A(row, f);
+        for (int it = 0; it < iterations; ++it)
+          for (int q = 0; q < npos; ++q) { // the positions in raster order
+            const int y = q / Ws, x = q % Ws;
+            const std::int64_t row = std::int64_t(b) * npos + q;
             const int centre = slot_y(y * span + reach) * nsx + slot_x(x * span + reach);
+            const Scalar* KOKKOS_RESTRICT ap = &A(row, 0);
+            const Scalar* KOKKOS_RESTRICT gp = &G(row, 0);
+            const Scalar* KOKKOS_RESTRICT inv = &inv_norm(centre, 0);
+            // The largest move (a max reduction that vectorises), then the first feature that
+            // makes it: the same choice on every backend and thread count. Every thread of the
+            // team computes both.
+            Scalar most = 0;
+            Kokkos::parallel_reduce(
+                Kokkos::ThreadVectorRange(team, nf),
+                [=](int f, Scalar& v) {
+                  const Scalar d =
+                      move(ap[f * (rows ? 1 : as)], gp[f * (rows ? 1 : gs)], inv[f], lam, neg);
+                  v = d > v ? d : v;
+                },
+                Kokkos::Max<Scalar>(most));
+            if (!(most > Scalar(0)))
+              continue; // the position is at its optimum
+            int f = nf;
+            Kokkos::parallel_reduce(
+                Kokkos::ThreadVectorRange(team, nf),
+                [=](int h, int& v) {
+                  const bool hit = move(ap[h * (rows ? 1 : as)], gp[h * (rows ? 1 : gs)], inv[h],
+                                        lam, neg) >= most;
+                  v = hit && h < v ? h : v;
+                },
+                Kokkos::Min<int>(f));
+            if (f == nf) // cannot happen (the same arithmetic twice); never a wrong index
+              continue;
+            const Scalar a = A(row, f);
             const Scalar d = step(a, G(row, f), inv_norm(centre, f), lam, neg);
-            const Scalar a_new = a + d;
-            team.team_barrier(); // every thread has read A(row, f) and G(row, f)
-            Kokkos::single(Kokkos::PerTeam(team), [&]() { A(row, f) = a_new; });
+            team.team_barrier(); // every thread has read A(row, .) and G(row, .)
+            Kokkos::single(Kokkos::PerTeam(team), [&]() { A(row, f) = a + d; });
             // G_j -= d <phi_j, phi_i> over the neighbours j (i's own drive included).
             Kokkos::parallel_for(Kokkos::TeamThreadRange(team, span * span), [&](int o) {
               const int oy = o / span, ox = o % span;
@@ -275,7 +236,7 @@ void CoordinateDescent<Scalar, Device, Layout>::run(const Matrix& A, const Matri
                 return;
               const int slot = slot_y(y * span + oy) * nsx + slot_x(x * span + ox);
               // Raw pointers with restrict, captured by value: the host compiler vectorises.
-              Scalar* KOKKOS_RESTRICT out = &G(row0 + yy * Ws + xx, 0);
+              Scalar* KOKKOS_RESTRICT out = &G(std::int64_t(b) * npos + yy * Ws + xx, 0);
               const Scalar* KOKKOS_RESTRICT in = &table(f, slot, 0);
               Kokkos::parallel_for(Kokkos::ThreadVectorRange(team, nf),
                                    [=](int g) { out[g * (rows ? 1 : gs)] -= d * in[g]; });

@@ -3,14 +3,15 @@
 // layer: locally greedy coordinate descent (LGCD, Moreau, Oudre and Vayatis, ICML 2018) for
 // the convolutional LASSO, one Kokkos team per image.
 //
-// The code positions are cut into tiles of (reach + 1)^2 positions (reach = ceil(k/s) - 1, the
-// farthest offset at which two atoms overlap). A pass visits the tiles in order; in each it
-// picks the neuron whose exact coordinate minimisation moves it most,
+// An iteration visits the code positions in raster order; at each it picks the feature whose
+// exact coordinate minimisation moves it most,
 //   a_i <- prox(a_i + G_i / n_i, lambda / n_i),  n_i = |phi_i|^2,
 // and keeps the drive G = Phi^T (x - Phi a) exact by subtracting delta <phi_j, phi_i> from the
-// (2 reach + 1)^2 nf neurons j that overlap i: 6,272 entries at W128 (nf 128, k 8, s 2)
-// instead of the two convolutions a FISTA step pays for every neuron. Choosing costs about
-// as much as updating, so each update is nearly as good as the globally greedy one.
+// (2 reach + 1)^2 nf neurons j that overlap i (reach = ceil(k/s) - 1, the farthest offset at
+// which two atoms overlap): 6,272 entries at W128 (nf 128, k 8, s 2) instead of the two
+// convolutions a FISTA step pays for every neuron. (Choosing among the features of several
+// positions, as LGCD's tiles do, saved iterations but cost more per update than it saved:
+// perf/README.md.)
 //
 // The overlaps come from a table of every product the clipped atoms take: the image edge cuts
 // the atoms at border positions, so <phi_j, phi_i> depends on the clip of atom i's rows and
@@ -45,13 +46,12 @@ public:
 
   /// The overlap table of dict, rebuilt only when dict differs from the one it was built from.
   void set_dictionary(const Dict& dict);
-  /// `iterations` iterations on the images b with open(b) != 0: each updates as many
-  /// coordinates as the image has positions (positions / tiles passes over the tiles). A and
+  /// `iterations` iterations on the images b with open(b) != 0: each visits every code
+  /// position once and updates one neuron there (none where the code is optimal). A and
   /// G = Phi^T (x - Phi A) change in place, G by the overlaps only. nonneg: codes a >= 0.
   void run(const Matrix& A, const Matrix& G, double lambda, bool nonneg,
            const Kokkos::View<int*, Device>& open, int iterations);
 
-  int passes_per_iteration() const { return passes_; }
   std::size_t table_bytes() const { return table_.span() * sizeof(Scalar); }
   /// <phi_(y,x,f), phi_(y+dy,x+dx,g)> from the table (tests; the neighbour must exist).
   double overlap(int y, int x, int f, int dy, int dx, int g) const;
@@ -59,7 +59,7 @@ public:
 private:
   Geometry geom_;
   exec_space exec_;
-  int reach_, span_, tile_, tiles_y_, tiles_x_, passes_;
+  int reach_, span_;
   int slots_x_ = 0;
   std::vector<double> dict_; ///< the dictionary the table was built from, (nf, c*k*k) row-major
   /// (f, slot, g): <phi_f at a position, phi_g at an offset>, slot = slot_y * slots_x + slot_x.
