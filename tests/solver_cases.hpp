@@ -1,6 +1,6 @@
 #pragma once
 // Problems shared by the solver tests (test_solver, test_lca_dynamics, test_fista,
-// test_certificate, test_support): a small convolution, converging parameters, coordinate-
+// test_certificate, test_support, test_cd): a small convolution, converging parameters, coordinate-
 // descent LASSO on the explicit operator and a small LASSO with its optimum.
 #include "device_io.hpp"
 #include "lca/dictionary.hpp"
@@ -111,6 +111,40 @@ struct SmallLasso {
   }
   template <class S, class Sp> typename Views<S, Sp>::Images images() const {
     return to_images<S, Sp>(x, B, g.pixels());
+  }
+};
+
+/// The dictionary's values exactly as the backend stores them, (nf, c, k, k).
+template <class Dict> std::vector<double> stored(const Dict& d) {
+  const Geometry& g = d.geometry();
+  const auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), d.matrix());
+  std::vector<double> v(std::size_t(g.nf) * g.patch());
+  for (int m = 0; m < g.nf; ++m)
+    for (int e = 0; e < g.patch(); ++e)
+      v[std::size_t(m) * g.patch() + e] = double(h(e, m));
+  return v;
+}
+
+/// A small convolutional LASSO whose border atoms the image edge truncates (overlap reach 2),
+/// with its optimum (test_support, test_cd).
+struct ClippedLasso {
+  Geometry g;
+  double lambda = 0.1;
+  int B = 3;
+  std::vector<double> dict, x, a_opt, p_opt; ///< a_opt in map order, P* per image
+  explicit ClippedLasso(bool nonneg) {
+    g.channels = 2, g.height = 12, g.width = 12, g.kernel = 6, g.stride = 2, g.nf = 5;
+    Dictionary<double> d(g);
+    d.init_random(41);
+    dict = stored(d);
+    x = random_vector(std::size_t(B) * g.pixels(), 42);
+    const auto D = dense_operator(g, dict);
+    for (int b = 0; b < B; ++b) {
+      const std::vector<double> xb(x.begin() + b * g.pixels(), x.begin() + (b + 1) * g.pixels());
+      const auto a = lasso_cd(D, g.pixels(), int(g.neurons()), xb, lambda, nonneg);
+      a_opt.insert(a_opt.end(), a.begin(), a.end());
+      p_opt.push_back(lasso_energy(D, g.pixels(), xb, a, lambda));
+    }
   }
 };
 

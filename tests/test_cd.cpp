@@ -18,16 +18,6 @@ namespace {
 template <class T> struct CoordinateDescentTest : ::testing::Test {};
 TYPED_TEST_SUITE(CoordinateDescentTest, Configs, ConfigNames);
 
-template <class Dict> std::vector<double> stored(const Dict& d) {
-  const Geometry& g = d.geometry();
-  const auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), d.matrix());
-  std::vector<double> v(std::size_t(g.nf) * g.patch());
-  for (int m = 0; m < g.nf; ++m)
-    for (int e = 0; e < g.patch(); ++e)
-      v[std::size_t(m) * g.patch() + e] = double(h(e, m));
-  return v;
-}
-
 Geometry shape(int c, int h, int w, int k, int s, int nf) {
   Geometry g;
   g.channels = c, g.height = h, g.width = w, g.kernel = k, g.stride = s, g.nf = nf;
@@ -76,27 +66,6 @@ TYPED_TEST(CoordinateDescentTest, OverlapsArePhiTransposePhi) {
   }
 }
 
-/// A small convolutional LASSO (truncated border atoms, overlap reach 2) with its optimum.
-struct Problem {
-  Geometry g = shape(2, 12, 12, 6, 2, 5);
-  double lambda = 0.1;
-  int B = 3;
-  std::vector<double> dict, x, a_opt, p_opt; ///< a_opt in map order, P* per image
-  explicit Problem(bool nonneg) {
-    Dictionary<double> d(g);
-    d.init_random(41);
-    dict = stored(d);
-    x = random_vector(std::size_t(B) * g.pixels(), 42);
-    const auto D = dense_operator(g, dict);
-    for (int b = 0; b < B; ++b) {
-      const std::vector<double> xb(x.begin() + b * g.pixels(), x.begin() + (b + 1) * g.pixels());
-      const auto a = lasso_cd(D, g.pixels(), int(g.neurons()), xb, lambda, nonneg);
-      a_opt.insert(a_opt.end(), a.begin(), a.end());
-      p_opt.push_back(lasso_energy(D, g.pixels(), xb, a, lambda));
-    }
-  }
-};
-
 LcaParams cd_params(bool nonneg, double lambda, int iterations) {
   LcaParams p;
   p.iterations = iterations, p.solver = Solver::cd;
@@ -113,7 +82,7 @@ TYPED_TEST(CoordinateDescentTest, MaintainedDriveIsPhiTransposeResidual) {
   using L = typename TypeParam::Layout;
   for (const bool nonneg : {false, true}) {
     SCOPED_TRACE(nonneg ? "soft-nonneg" : "soft");
-    const Problem prob(nonneg);
+    const ClippedLasso prob(nonneg);
     const auto& g = prob.g;
     Dictionary<S, Sp, L> d(g);
     load_dictionary_exact(d, prob.dict);
@@ -155,7 +124,7 @@ TYPED_TEST(CoordinateDescentTest, SolverCertifiesTheOptimum) {
   for (const bool nonneg : {false, true})
     for (const bool polish : {true, false}) {
       SCOPED_TRACE(std::string(nonneg ? "soft-nonneg" : "soft") + (polish ? " polish" : ""));
-      const Problem prob(nonneg);
+      const ClippedLasso prob(nonneg);
       const auto& g = prob.g;
       Dictionary<S, Sp, L> d(g);
       load_dictionary_exact(d, prob.dict);

@@ -18,17 +18,6 @@ namespace {
 template <class T> struct Support : ::testing::Test {};
 TYPED_TEST_SUITE(Support, Configs, ConfigNames);
 
-/// The dictionary's values exactly as the backend stores them, (nf, c, k, k).
-template <class Dict> std::vector<double> stored(const Dict& d) {
-  const Geometry& g = d.geometry();
-  const auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), d.matrix());
-  std::vector<double> v(std::size_t(g.nf) * g.patch());
-  for (int m = 0; m < g.nf; ++m)
-    for (int e = 0; e < g.patch(); ++e)
-      v[std::size_t(m) * g.patch() + e] = double(h(e, m));
-  return v;
-}
-
 // Every Gram entry, border atoms included, is the product of the two (truncated) atoms.
 TYPED_TEST(Support, GramIsPhiTransposePhiOfTheSupport) {
   using S = typename TypeParam::Scalar;
@@ -80,28 +69,6 @@ TYPED_TEST(Support, GramIsPhiTransposePhiOfTheSupport) {
   }
 }
 
-/// A small convolutional LASSO (truncated border atoms, overlap reach 2) with its optimum.
-struct Problem {
-  Geometry g;
-  double lambda = 0.1;
-  int B = 3;
-  std::vector<double> dict, x, a_opt, p_opt; ///< a_opt in map order, P* per image
-  explicit Problem(bool nonneg) {
-    g.channels = 2, g.height = 12, g.width = 12, g.kernel = 6, g.stride = 2, g.nf = 5;
-    Dictionary<double> d(g);
-    d.init_random(41);
-    dict = stored(d);
-    x = random_vector(std::size_t(B) * g.pixels(), 42);
-    const auto D = dense_operator(g, dict);
-    for (int b = 0; b < B; ++b) {
-      const std::vector<double> xb(x.begin() + b * g.pixels(), x.begin() + (b + 1) * g.pixels());
-      const auto a = lasso_cd(D, g.pixels(), int(g.neurons()), xb, lambda, nonneg);
-      a_opt.insert(a_opt.end(), a.begin(), a.end());
-      p_opt.push_back(lasso_energy(D, g.pixels(), xb, a, lambda));
-    }
-  }
-};
-
 /// The caller's loop: r, G and the certificate of A through the solver's own kernels, then a
 /// round on the images whose gap is above `done`, until none is (at most `limit` rounds).
 /// Returns the rounds; leaves the solver at the final A.
@@ -148,7 +115,7 @@ TYPED_TEST(Support, RoundsReachTheCoordinateDescentOptimum) {
   const bool is_float = std::is_same<S, float>::value;
   for (const bool nonneg : {false, true}) {
     SCOPED_TRACE(nonneg ? "soft-nonneg" : "soft");
-    const Problem prob(nonneg);
+    const ClippedLasso prob(nonneg);
     const auto& g = prob.g;
     Dictionary<S, Sp, L> d(g);
     load_dictionary_exact(d, prob.dict);
@@ -199,7 +166,7 @@ TYPED_TEST(Support, OneRoundOnTheRightSupportClosesTheCertificate) {
   using L = typename TypeParam::Layout;
   for (const bool nonneg : {false, true}) {
     SCOPED_TRACE(nonneg ? "soft-nonneg" : "soft");
-    const Problem prob(nonneg);
+    const ClippedLasso prob(nonneg);
     const auto& g = prob.g;
     Dictionary<S, Sp, L> d(g);
     load_dictionary_exact(d, prob.dict);
@@ -242,7 +209,7 @@ TYPED_TEST(Support, HonoursTheCapTheMaskAndMaxAdd) {
   using Sp = typename TypeParam::Device;
   using L = typename TypeParam::Layout;
   using Solve = SupportSolve<S, Sp, L>;
-  const Problem prob(false);
+  const ClippedLasso prob(false);
   const auto& g = prob.g;
   Dictionary<S, Sp, L> d(g);
   load_dictionary_exact(d, prob.dict);

@@ -99,17 +99,8 @@ void CoordinateDescent<Scalar, Device, Layout>::set_dictionary(const Dict& dict)
   Region region("lca::CoordinateDescent::set_dictionary");
   const int nf = geom_.nf, patch = geom_.patch();
   exec_.fence();
-  const auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), dict.matrix());
-  bool same = ready_;
-  for (int m = 0; same && m < nf; ++m)
-    for (int e = 0; same && e < patch; ++e)
-      same = dict_[std::size_t(m) * patch + e] == double(h(e, m));
-  if (same)
+  if (!Impl::refresh_dictionary(dict.matrix(), dict_) && ready_)
     return;
-  dict_.resize(std::size_t(nf) * patch);
-  for (int m = 0; m < nf; ++m)
-    for (int e = 0; e < patch; ++e)
-      dict_[std::size_t(m) * patch + e] = double(h(e, m));
   const AxisSlots ys = axis_slots(geom_, geom_.out_h(), geom_.height, reach_);
   const AxisSlots xs = axis_slots(geom_, geom_.out_w(), geom_.width, reach_);
   // Each slot's block is one GEMM: the atoms' pixels inside the slot's overlap (A), times the

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <type_traits>
+#include <vector>
 
 namespace lca::Impl {
 
@@ -17,6 +18,25 @@ template <class Device>
 using HostExec = std::conditional_t<
     Kokkos::SpaceAccessibility<Kokkos::HostSpace, typename Device::memory_space>::accessible,
     typename Device::execution_space, Kokkos::DefaultHostExecutionSpace>;
+
+/// dict = the dictionary matrix d (c*k*k, nf) as (nf, c*k*k) row-major doubles; false, and
+/// dict untouched, when it already holds exactly those values (float to double is exact), so
+/// that what was built from it can be kept. The caller fences d's instance first.
+template <class Matrix> bool refresh_dictionary(const Matrix& d, std::vector<double>& dict) {
+  const auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), d);
+  const int nf = int(h.extent(1)), patch = int(h.extent(0));
+  bool same = dict.size() == std::size_t(nf) * patch;
+  for (int m = 0; same && m < nf; ++m)
+    for (int e = 0; same && e < patch; ++e)
+      same = dict[std::size_t(m) * patch + e] == double(h(e, m));
+  if (same)
+    return false;
+  dict.resize(std::size_t(nf) * patch);
+  for (int m = 0; m < nf; ++m)
+    for (int e = 0; e < patch; ++e)
+      dict[std::size_t(m) * patch + e] = double(h(e, m));
+  return true;
+}
 
 /// Kernel rows [lo, hi) of atom (y, x) that atom (y + dy, x + dx) also covers: the offset's
 /// overlap, within the image (rows 0 .. extent - 1) when clip.

@@ -34,19 +34,10 @@ void SupportSolve<Scalar, Device, Layout>::set_dictionary(const Dict& dict) {
   Region region("lca::SupportSolve::set_dictionary");
   const int nf = geom_.nf, patch = geom_.patch(), span = 2 * reach_ + 1;
   exec_.fence();
-  const auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), dict.matrix());
   // The taps cost ~0.1 s at W128: a solver that sees the same dictionary again (denoising,
-  // several solves per batch) keeps them. The comparison is exact (float to double is).
-  bool same = ready_ && dict_.size() == std::size_t(nf) * patch;
-  for (int m = 0; same && m < nf; ++m)
-    for (int e = 0; same && e < patch; ++e)
-      same = dict_[std::size_t(m) * patch + e] == double(h(e, m));
-  if (same)
+  // several solves per batch) keeps them.
+  if (!Impl::refresh_dictionary(dict.matrix(), dict_) && ready_)
     return;
-  dict_.resize(std::size_t(nf) * patch);
-  for (int m = 0; m < nf; ++m)
-    for (int e = 0; e < patch; ++e)
-      dict_[std::size_t(m) * patch + e] = double(h(e, m));
   taps_.assign(std::size_t(span) * span * nf * nf, 0.0);
   // The products of whole atoms, one (offset, f) row per task. <phi_f, phi_g shifted by o>
   // = <phi_g, phi_f shifted by -o>, and offset index span^2 - 1 - o is -o: half of them.
