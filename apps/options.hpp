@@ -223,9 +223,14 @@ inline std::string describe_plateau(const TrainSummary& s, const TrainConfig& cf
   const std::string why = " (improvement " + format_number(100 * gain, "%.3g") +
                           "% in the last epoch, tolerance " +
                           format_number(100 * cfg.plateau_tol, "%.3g") + "%)";
-  return p == Plateau::reached
-             ? "plateau after " + std::to_string(e) + " epochs" + why
-             : "cap " + std::to_string(cfg.max_epochs) + " reached without a plateau" + why;
+  const std::string kept = s.kept_epoch >= 0
+                               ? "; the dictionary is epoch " + std::to_string(s.kept_epoch) +
+                                     "'s, the lowest validation energy"
+                               : "";
+  return (p == Plateau::reached
+              ? "plateau after " + std::to_string(e) + " epochs" + why
+              : "cap " + std::to_string(cfg.max_epochs) + " reached without a plateau" + why) +
+         kept;
 }
 
 /// The model and training flags, with the transfer function given either as a preset or

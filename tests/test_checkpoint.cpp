@@ -342,8 +342,10 @@ TEST_F(H5Test, CheckpointRoundTripsEveryField) {
   // The schema as other tools see it.
   const File file = File::open_read(path("ck.h5"));
   EXPECT_EQ(file.attribute<std::string>("/", "format"), "kokkos-lca-checkpoint");
-  EXPECT_EQ(file.attribute<std::int64_t>("/", "format_version"), 4);
+  EXPECT_EQ(file.attribute<std::int64_t>("/", "format_version"), 5);
   EXPECT_FALSE(file.exists("warm_start"));
+  EXPECT_EQ(file.attribute<std::int64_t>("/", "best_epoch"), -1);
+  EXPECT_FALSE(file.exists("best_dictionary"));
   EXPECT_EQ(file.attribute<std::int64_t>("/", "nf"), 4);
   EXPECT_EQ(file.attribute<double>("/", "transfer_amax"), std::numeric_limits<double>::infinity());
   EXPECT_EQ(file.shape("momentum"), (Dims{4, 2, 4, 4}));
@@ -374,6 +376,8 @@ TEST_F(H5Test, CheckpointRoundTripsThePlateauRunAndItsCurve) {
     EXPECT_EQ(b.seconds, a.seconds);
     EXPECT_EQ(b.validation_seconds, a.validation_seconds);
   }
+  EXPECT_EQ(out.best_epoch, -1);
+  EXPECT_TRUE(out.best_dictionary.empty());
   const File file = File::open_read(path("ck.h5"));
   EXPECT_EQ(file.shape("training_curve"), (Dims{2, 7}));
   EXPECT_EQ(file.attribute<std::string>("training_curve", "columns"),
@@ -388,6 +392,52 @@ TEST_F(H5Test, CheckpointRoundTripsThePlateauRunAndItsCurve) {
       {"eta_decay_epochs is 2.5 in the checkpoint, 0 requested"});
   in.learn.eta_decay_epochs = -1;
   EXPECT_THROW(lca::write_checkpoint(path("bad.h5"), in), lca::InvalidArgument);
+}
+
+// The best validated epoch's dictionary goes with it; a wrong shape or a NaN in it is refused,
+// and a version 4 file (before it) reads as having none.
+TEST_F(H5Test, CheckpointRoundTripsTheBestDictionary) {
+  lca::Checkpoint in = sample_checkpoint();
+  in.epochs_auto = true, in.plateau_tol = 1e-3, in.max_epochs = 5, in.validation = 4;
+  in.plateau = "reached";
+  in.curve = {
+      {0, 0, 12.5, 80, 0, 0.5, 0.5}, {1, 8, 10, 60, 1, 1, 0.25}, {2, 16, 11, 61, 1, 2, 0.25}};
+  in.best_epoch = 1;
+  in.best_dictionary = in.dictionary;
+  in.best_dictionary[3] = -0.75f;
+  lca::write_checkpoint(path("ck.h5"), in);
+  const lca::Checkpoint out = lca::read_checkpoint(path("ck.h5"));
+  EXPECT_EQ(out.best_epoch, 1);
+  EXPECT_EQ(out.best_dictionary, in.best_dictionary);
+  EXPECT_EQ(out.dictionary, in.dictionary);
+  EXPECT_EQ(File::open_read(path("ck.h5")).shape("best_dictionary"), (Dims{4, 2, 4, 4}));
+
+  const std::string before = slurp(path("ck.h5"));
+  lca::Checkpoint bad = in;
+  bad.best_dictionary.pop_back();
+  expect_error<lca::InvalidArgument>([&] { lca::write_checkpoint(path("ck.h5"), bad); },
+                                     {"best_dictionary has 127 values, the geometry needs 128"});
+  bad = in;
+  bad.best_dictionary[7] = std::numeric_limits<float>::quiet_NaN();
+  EXPECT_THROW(lca::write_checkpoint(path("ck.h5"), bad), lca::NumericalError);
+  bad = in;
+  bad.best_epoch = -2;
+  EXPECT_THROW(lca::write_checkpoint(path("ck.h5"), bad), lca::InvalidArgument);
+  EXPECT_EQ(slurp(path("ck.h5")), before);
+
+  // Version 4 as it was written: no best_dictionary (nor best_epoch, which it would ignore).
+  lca::Checkpoint v4 = in;
+  v4.best_epoch = -1;
+  lca::write_checkpoint(path("v4.h5"), v4);
+  {
+    File file = File::open_rw(path("v4.h5"));
+    file.set_attribute("/", "format_version", std::int64_t{4});
+    file.set_attribute("/", "best_epoch", std::int64_t{3}); // ignored: not in version 4
+  }
+  const lca::Checkpoint old = lca::read_checkpoint(path("v4.h5"));
+  EXPECT_EQ(old.best_epoch, -1);
+  EXPECT_TRUE(old.best_dictionary.empty());
+  EXPECT_EQ(old.curve.size(), 3u);
 }
 
 // Version 2 files (before the schedule and the curve) read as a constant rate and fixed epochs.

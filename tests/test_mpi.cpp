@@ -1,6 +1,7 @@
 // The distributed layer: the MPI helpers, and training and denoising split over the ranks of
 // MPI_COMM_WORLD against one process doing everything (ctest runs these at 1, 2 and 4 ranks:
 // uneven shares, and ranks with no image).
+#include "lca/checkpoint.hpp"
 #include "lca/denoise.hpp"
 #include "lca/distributed.hpp"
 #include "lca/error.hpp"
@@ -10,7 +11,10 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <string>
+
+#include <unistd.h>
 
 namespace lca::test {
 namespace {
@@ -158,6 +162,50 @@ TEST(TrainPlateau, StopsWhenTheValidationEnergyFlattens) {
   const TrainSummary capped = train(cfg, data, std::nullopt, MPI_COMM_WORLD, nullptr);
   EXPECT_EQ(capped.plateau, Plateau::cap);
   EXPECT_EQ(capped.curve.size(), 2u);
+}
+
+/// A constant rate too large for the problem makes some epoch raise the validation energy: the
+/// rule stops there and keeps the epoch before it, exactly the dictionary of a run of that many
+/// epochs, and the checkpoint holds it (dictionary and best_dictionary) with best_epoch.
+TEST(TrainPlateau, KeepsTheBestDictionaryWhenAnEpochRaisesTheEnergy) {
+  TrainConfig cfg;
+  cfg.geometry = small_gray();
+  cfg.lca.transfer = make_transfer(Preset::soft_nonneg, 0.05);
+  cfg.lca.solver = Solver::fista, cfg.lca.iterations = 500, cfg.lca.stop_gap = 1e-3;
+  cfg.learn.eta = 0.7, cfg.learn.momentum_tau = 0, cfg.learn.eta_decay_epochs = 0;
+  cfg.batch_size = 4;
+  cfg.progress_seconds = 0;
+  cfg.auto_epochs = true, cfg.plateau_tol = 0, cfg.max_epochs = 40;
+  const ImageSet data = striped_images(cfg.geometry, 12, 31);
+  const ImageSet validation = striped_images(cfg.geometry, 5, 33);
+  cfg.validation = &validation;
+  cfg.checkpoint = (std::filesystem::temp_directory_path() /
+                    ("lca-keep-best-" + std::to_string(::getpid()) + ".h5"))
+                       .string();
+  const TrainSummary s = train(cfg, data, std::nullopt, MPI_COMM_SELF, nullptr);
+  std::string energies;
+  for (const CurvePoint& c : s.curve)
+    energies += " " + std::to_string(c.energy);
+  ASSERT_GE(s.curve.size(), 3u) << energies;
+  const std::int64_t last = s.curve.back().epoch;
+  // The case this test exists for: better epochs, then a rise.
+  ASSERT_LT(s.curve[1].energy, s.curve[0].energy) << energies;
+  ASSERT_GT(s.curve.back().energy, s.curve[std::size_t(last - 1)].energy) << energies;
+  EXPECT_EQ(s.plateau, Plateau::reached);
+  EXPECT_EQ(s.kept_epoch, last - 1) << energies;
+  EXPECT_EQ(s.images, 12 * last); // the rising epoch was trained, then undone
+
+  const Checkpoint ck = read_checkpoint(cfg.checkpoint);
+  std::filesystem::remove(cfg.checkpoint);
+  EXPECT_EQ(ck.best_epoch, last - 1);
+  EXPECT_EQ(ck.dictionary, s.dictionary);
+  EXPECT_EQ(ck.best_dictionary, s.dictionary);
+  EXPECT_EQ(ck.plateau, "reached");
+
+  cfg.auto_epochs = false, cfg.epochs = last - 1, cfg.checkpoint.clear();
+  const TrainSummary shorter = train(cfg, data, std::nullopt, MPI_COMM_SELF, nullptr);
+  EXPECT_EQ(shorter.kept_epoch, -1);
+  EXPECT_EQ(shorter.dictionary, s.dictionary); // bit for bit: the same batches and rates
 }
 
 // One image per solve, so every image's result is the same on any rank: the gathered results

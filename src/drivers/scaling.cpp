@@ -81,6 +81,8 @@ std::optional<SweepRecord> compute_point(const SweepConfig& cfg, const PointId& 
   if (tc.auto_epochs) {
     rec.train_plateau = ts.plateau == Plateau::reached ? 1.0 : 0.0;
     rec.train_epochs = ts.curve.empty() ? NAN : double(ts.curve.back().epoch);
+    if (ts.kept_epoch >= 0)
+      rec.train_kept_epoch = double(ts.kept_epoch);
   }
   LcaParams p = tc.lca;
   p.transfer = make_transfer(tc.preset, id.lambda);
@@ -331,6 +333,8 @@ std::string Lead::finished_line(const SweepRecord& rec, int group) const {
   if (!std::isnan(rec.train_plateau))
     os << (rec.train_plateau > 0 ? ", plateau after " : ", epoch CAP WITHOUT A PLATEAU at ")
        << fmt(rec.train_epochs) << " epochs";
+  if (!std::isnan(rec.train_kept_epoch))
+    os << " (kept epoch " << fmt(rec.train_kept_epoch) << ": the last raised the energy)";
   os << std::fixed << std::setprecision(1) << "  (" << rec.seconds << " s";
   if (g_.count > 1)
     os << ", group " << group;

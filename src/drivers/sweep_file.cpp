@@ -40,7 +40,8 @@ const std::pair<const char*, double SweepRecord::*> scalar_fields[] = {
     {"train_unconverged", &SweepRecord::train_unconverged},
     {"train_seconds", &SweepRecord::train_seconds},
     {"train_plateau", &SweepRecord::train_plateau},
-    {"train_epochs", &SweepRecord::train_epochs}};
+    {"train_epochs", &SweepRecord::train_epochs},
+    {"train_kept_epoch", &SweepRecord::train_kept_epoch}};
 constexpr std::size_t kCurveColumns = 7;     // CurvePoint's fields
 constexpr std::size_t kCurveSecondsFrom = 5; // its seconds and validation_seconds
 /// The per-point scalars that older sweep files lack; they read as unknown (the defaults).

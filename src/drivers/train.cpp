@@ -86,6 +86,7 @@ Checkpoint snapshot(const TrainConfig& cfg, const Dictionary<Scalar>& dict,
                     const Learner<Scalar>& learner, const ImageSet& data, std::int64_t epoch,
                     std::int64_t position, std::int64_t images_seen, std::int64_t batches,
                     double elapsed, const std::vector<CurvePoint>& curve, Plateau plateau,
+                    std::int64_t best_epoch, const std::vector<float>& best,
                     const WarmCodes* warm) {
   Checkpoint ck;
   ck.geometry = cfg.geometry;
@@ -101,6 +102,7 @@ Checkpoint snapshot(const TrainConfig& cfg, const Dictionary<Scalar>& dict,
   }
   ck.validation = cfg.validation ? cfg.validation->n : 0;
   ck.curve = curve;
+  ck.best_epoch = best_epoch, ck.best_dictionary = best;
   ck.shuffle = cfg.shuffle;
   ck.shuffle_seed = cfg.shuffle_seed;
   ck.warm_start = cfg.warm_start;
@@ -227,6 +229,10 @@ TrainSummary train(const TrainConfig& cfg, const ImageSet& data,
   std::int64_t epoch = 0, position = 0, images_seen = 0, batches = 0;
   double elapsed_before = 0;
   std::vector<CurvePoint> curve;
+  // The validated epoch of lowest validation energy and its dictionary: --epochs auto returns
+  // to it when the rule stops at a rise (a too-large rate can make an epoch worse).
+  std::int64_t best_epoch = -1;
+  std::vector<float> best;
   WarmCodes warm;
   if (resume) {
     dict.from_host(resume->dictionary);
@@ -235,6 +241,7 @@ TrainSummary train(const TrainConfig& cfg, const ImageSet& data,
     images_seen = resume->images_seen, batches = resume->batches;
     elapsed_before = resume->elapsed_seconds;
     curve = resume->curve;
+    best_epoch = resume->best_epoch, best = resume->best_dictionary;
     warm.train = resume->warm_train, warm.validation = resume->warm_validation;
   } else {
     dict.init_random(cfg.learn.seed);
@@ -272,8 +279,9 @@ TrainSummary train(const TrainConfig& cfg, const ImageSet& data,
                            : Plateau::running;
   };
   auto save = [&]() {
-    const Checkpoint ck = snapshot(cfg, dict, learner, data, epoch, position, images_seen, batches,
-                                   elapsed(), curve, plateau(), writer ? &warm : nullptr);
+    const Checkpoint ck =
+        snapshot(cfg, dict, learner, data, epoch, position, images_seen, batches, elapsed(), curve,
+                 plateau(), best_epoch, best, writer ? &warm : nullptr);
     if (writer)
       write_checkpoint(cfg.checkpoint, ck);
   };
@@ -363,6 +371,10 @@ TrainSummary train(const TrainConfig& cfg, const ImageSet& data,
     c.validation_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
     c.seconds = elapsed();
     curve.push_back(c);
+    const auto best_row = std::find_if(curve.begin(), curve.end(),
+                                       [&](const CurvePoint& r) { return r.epoch == best_epoch; });
+    if (best_row == curve.end() || c.energy < best_row->energy)
+      best_epoch = c.epoch, best = dict.to_host();
     if (progress && rank == 0 && cfg.progress_seconds > 0) {
       char line[512]; // at most ~260 characters: the offsets below stay inside
       const double epoch_seconds =
@@ -450,8 +462,16 @@ TrainSummary train(const TrainConfig& cfg, const ImageSet& data,
         acc[i] += global[i];
     }
 
-    if (validation && position >= data.n)
+    if (validation && position >= data.n) {
       validate();
+      if (cfg.auto_epochs && plateau() != Plateau::running && best_epoch != curve.back().epoch) {
+        dict.from_host(best); // the saved checkpoint and the summary hold the best dictionary
+        if (progress && rank == 0 && cfg.progress_seconds > 0)
+          *progress << "[train] epoch " << curve.back().epoch
+                    << " raised the validation energy: keeping epoch " << best_epoch
+                    << "'s dictionary" << std::endl;
+      }
+    }
     int stop = stop_requested, any_stop = 0;
     mpi::check(MPI_Allreduce(&stop, &any_stop, 1, MPI_INT, MPI_MAX, comm),
                "MPI_Allreduce of the stop signal");
@@ -502,6 +522,8 @@ TrainSummary train(const TrainConfig& cfg, const ImageSet& data,
   sum.dictionary = dict.to_host();
   sum.curve = curve;
   sum.plateau = plateau();
+  if (sum.plateau != Plateau::running && best_epoch >= 0 && best_epoch != curve.back().epoch)
+    sum.kept_epoch = best_epoch;
   if (writer && !sum.interrupted)
     write_feature_montage(features_png_path(cfg.checkpoint), sum.dictionary.data(), g.nf,
                           g.channels, g.kernel);

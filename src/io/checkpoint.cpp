@@ -16,7 +16,7 @@ namespace lca {
 namespace {
 
 constexpr const char* kFormat = "kokkos-lca-checkpoint";
-constexpr std::int64_t kFormatVersion = 4;
+constexpr std::int64_t kFormatVersion = 5;
 /// Version 1 files predate the solver settings: they read as the fixed-step LCA they ran.
 constexpr const char* kAddedInVersion2[] = {"solver",       "timescale",      "ats_base_min",
                                             "ats_base_max", "ats_tau_factor", "ats_growth_factor",
@@ -26,6 +26,9 @@ constexpr const char* kAddedInVersion3[] = {"eta_decay_epochs", "epochs_auto", "
                                             "max_epochs",       "validation",  "plateau"};
 /// Version 3 files predate warm starts: cold starts.
 constexpr const char* kAddedInVersion4[] = {"warm_start"};
+/// Version 4 files predate the best validated dictionary: none.
+constexpr const char* kAddedInVersion5[] = {"best_epoch"};
+constexpr const char* kBestDictionary = "best_dictionary";
 constexpr const char* kCurve = "training_curve";
 constexpr const char* kWarmTrain = "warm_start/train";
 constexpr const char* kWarmValidation = "warm_start/validation";
@@ -87,6 +90,7 @@ template <class C, class F> void visit_fields(C& ck, F&& f) {
   f("max_epochs", ck.max_epochs);
   f("validation", ck.validation);
   f("plateau", ck.plateau);
+  f("best_epoch", ck.best_epoch);
   f("shuffle", ck.shuffle);
   f("shuffle_seed", ck.shuffle_seed);
   f("warm_start", ck.warm_start);
@@ -192,6 +196,8 @@ std::string problem(const Checkpoint& ck) {
     return "eta_decay_epochs must be >= 0 (got " + show(ck.learn.eta_decay_epochs) + ")";
   if (!(ck.plateau_tol >= 0 && ck.plateau_tol < 1))
     return "plateau_tol must be in [0, 1) (got " + show(ck.plateau_tol) + ")";
+  if (ck.best_epoch < -1)
+    return "best_epoch must be >= -1 (got " + show(ck.best_epoch) + ")";
   return "";
 }
 
@@ -256,14 +262,19 @@ void write_checkpoint(const std::string& path, const Checkpoint& ck) {
   if (const std::string p = problem(ck); !p.empty())
     throw InvalidArgument(path + ": cannot write checkpoint: " + p);
   const h5::Dims dims = dictionary_dims(ck.geometry);
-  for (const auto* array : {&ck.dictionary, &ck.momentum})
+  const std::pair<const char*, const std::vector<float>*> arrays[] = {
+      {"dictionary", &ck.dictionary},
+      {"momentum", &ck.momentum},
+      {kBestDictionary, ck.best_epoch >= 0 ? &ck.best_dictionary : nullptr}};
+  for (const auto& [name, array] : arrays) {
+    if (!array)
+      continue;
     if (array->size() != h5::File::count(dims))
-      throw InvalidArgument(path + ": cannot write checkpoint: " +
-                            (array == &ck.dictionary ? "dictionary" : "momentum") + " has " +
+      throw InvalidArgument(path + ": cannot write checkpoint: " + name + " has " +
                             std::to_string(array->size()) + " values, the geometry needs " +
                             std::to_string(h5::File::count(dims)));
-  require_finite(path, "dictionary", ck.dictionary);
-  require_finite(path, "momentum", ck.momentum);
+    require_finite(path, name, *array);
+  }
   for (const auto* codes : {&ck.warm_train, &ck.warm_validation})
     if (const std::string p = codes_problem(*codes, ck.geometry.neurons()); !p.empty())
       throw InvalidArgument(path + ": cannot write checkpoint: warm-start code of " + p);
@@ -274,6 +285,8 @@ void write_checkpoint(const std::string& path, const Checkpoint& ck) {
     visit_fields(ck, [&](const char* name, const auto& value) { put(file, name, value); });
     file.write("dictionary", ck.dictionary, dims);
     file.write("momentum", ck.momentum, dims);
+    if (ck.best_epoch >= 0)
+      file.write(kBestDictionary, ck.best_dictionary, dims);
     if (!ck.curve.empty()) {
       std::vector<double> rows;
       for (const CurvePoint& c : ck.curve)
@@ -303,7 +316,8 @@ Checkpoint read_checkpoint(const std::string& path) {
   visit_fields(ck, [&](const char* name, auto& value) {
     if ((version < 2 && listed(kAddedInVersion2, name)) ||
         (version < 3 && listed(kAddedInVersion3, name)) ||
-        (version < 4 && listed(kAddedInVersion4, name)))
+        (version < 4 && listed(kAddedInVersion4, name)) ||
+        (version < 5 && listed(kAddedInVersion5, name)))
       return;
     get(file, name, value);
   });
@@ -314,6 +328,10 @@ Checkpoint read_checkpoint(const std::string& path) {
   ck.momentum = file.read<float>("momentum", dims);
   require_finite(path, "dictionary", ck.dictionary);
   require_finite(path, "momentum", ck.momentum);
+  if (ck.best_epoch >= 0) {
+    ck.best_dictionary = file.read<float>(kBestDictionary, dims);
+    require_finite(path, kBestDictionary, ck.best_dictionary);
+  }
   if (file.exists(kCurve)) {
     const h5::Dims shape = file.shape(kCurve);
     if (shape.size() != 2 || shape[1] != kCurveColumns)

@@ -182,6 +182,19 @@ void restrict_band(const Band& K, const std::vector<int>& T, Band& sub) {
     for (int i = j; i <= std::min(m - 1, j + kd); ++i)
       sub.lower(i, j) = K(T[i], T[j]);
 }
+
+/// The energy change 1/2 ||x - Phi a||^2 + lambda ||a||_1 from (a0, g0) to (a1, g1), codes and
+/// exact drives g = Phi^T (x - Phi a) on the same candidates (nothing else moved): with
+/// d = a1 - a0 and g1 = g0 - Phi^T Phi d, the quadratic part is -d^T g0 + d^T Phi^T Phi d / 2
+/// = -d^T (g0 + g1) / 2.
+double energy_change(const std::vector<double>& a0, const std::vector<double>& g0,
+                     const std::vector<double>& a1, const std::vector<double>& g1, double lambda) {
+  double change = 0;
+  for (std::size_t i = 0; i < a0.size(); ++i)
+    change +=
+        -0.5 * (a1[i] - a0[i]) * (g0[i] + g1[i]) + lambda * (std::abs(a1[i]) - std::abs(a0[i]));
+  return change;
+}
 } // namespace
 
 template <class Scalar, class Device, class Layout>
@@ -253,7 +266,7 @@ void SupportSolve<Scalar, Device, Layout>::solve_image(int b, const HostA& A, co
   std::vector<int> T;
   std::vector<double> delta;
   Band KT;
-  bool converged = false;
+  bool converged = false, bulk_ok = true;
   int solves = 0;
   for (;;) {
     T.clear();
@@ -287,32 +300,43 @@ void SupportSolve<Scalar, Device, Layout>::solve_image(int b, const HostA& A, co
         continue;
       // The first kBulkSolves solves take the whole step and drop every coefficient that
       // crossed zero: from a settled FISTA or LCA support the crossings are a few dozen
-      // neurons, one factorisation each would cost more than the iterations saved. Later
-      // solves step only to the first crossing, which lowers the energy every time.
-      const bool bulk = solves <= kBulkSolves;
-      double t = 1;
-      int first = -1;
-      for (int u = 0; u < m; ++u) {
-        const int i = T[u];
-        if (s[i] * (a[i] + delta[u]) < 0 && (bulk || -a[i] / delta[u] < t))
-          first = i, t = bulk ? 1.0 : -a[i] / delta[u];
+      // neurons, one factorisation each would cost more than the iterations saved. Zeroing
+      // the crossings can raise the energy (correlated atoms make the step large), so a bulk
+      // step that does is undone and taken as the others are: only to the first crossing,
+      // which lowers the energy every time.
+      bool bulk = solves <= kBulkSolves && bulk_ok;
+      const std::vector<double> a_before = a, g_before = g;
+      const std::vector<char> in_before = in;
+      int first;
+      for (;;) {
+        double t = 1;
+        first = -1;
+        for (int u = 0; u < m; ++u) {
+          const int i = T[u];
+          if (s[i] * (a[i] + delta[u]) < 0 && (bulk || -a[i] / delta[u] < t))
+            first = i, t = bulk ? 1.0 : -a[i] / delta[u];
+        }
+        for (int u = 0; u < m; ++u) {
+          const int j = T[u];
+          const double step = t * delta[u];
+          a[j] += step;
+          for (int i = std::max(0, j - kd); i <= std::min(n - 1, j + kd); ++i)
+            g[i] -= step * K(i, j);
+        }
+        if (first >= 0) // the (first) sign changes, and any other that rounding put at 0
+          for (int i : T)
+            if (i == first || s[i] * a[i] <= 0) {
+              for (int k = std::max(0, i - kd); k <= std::min(n - 1, i + kd); ++k)
+                g[k] += a[i] * K(k, i); // the drive of the code with a_i = 0
+              a[i] = 0, in[i] = 0;
+            }
+        if (!bulk || first < 0 || energy_change(a_before, g_before, a, g, lambda) <= 0)
+          break;
+        a = a_before, g = g_before, in = in_before;
+        bulk = bulk_ok = false;
       }
-      for (int u = 0; u < m; ++u) {
-        const int j = T[u];
-        const double step = t * delta[u];
-        a[j] += step;
-        for (int i = std::max(0, j - kd); i <= std::min(n - 1, j + kd); ++i)
-          g[i] -= step * K(i, j);
-      }
-      if (first >= 0) { // the (first) sign changes, and any other that rounding put at 0
-        for (int i : T)
-          if (i == first || s[i] * a[i] <= 0) {
-            for (int k = std::max(0, i - kd); k <= std::min(n - 1, i + kd); ++k)
-              g[k] += a[i] * K(k, i); // the drive of the code with a_i = 0
-            a[i] = 0, in[i] = 0;
-          }
+      if (first >= 0)
         continue;
-      }
     }
     // Exact on T: candidates outside it whose drive now violates rejoin with its sign.
     bool back = false;

@@ -1,10 +1,11 @@
 #pragma once
 // Training checkpoints: everything needed to resume dictionary learning bit-for-bit.
 //
-// File schema (HDF5, format_version 4; readable with h5py; version 1 files, which predate the
+// File schema (HDF5, format_version 5; readable with h5py; version 1 files, which predate the
 // solver settings, still read as fixed-step LCA; version 2 files, which predate the training
 // curve, as a constant learning rate and a fixed number of epochs; version 3 files, which
-// predate warm starts, as cold starts):
+// predate warm starts, as cold starts; version 4 files, which predate the best validated
+// dictionary, as having none):
 //
 //   Root attributes (scalars; strings are variable-length UTF-8, booleans int64 0/1)
 //     format            string  "kokkos-lca-checkpoint"
@@ -26,6 +27,8 @@
 //                       plateau_tol                                          float64
 //                       max_epochs, validation                               int64
 //                       plateau ("running"/"reached"/"cap"; "" for fixed)    string
+//                       best_epoch (the validated epoch of lowest validation int64
+//                       energy so far; -1: none)
 //                       shuffle_seed                                         uint64
 //     progress          epoch, images_seen, batches, position_in_epoch       int64
 //                       (the next batch starts at position_in_epoch of epoch's order)
@@ -36,6 +39,9 @@
 //   Datasets
 //     /dictionary       float32 (nf, channels, kernel, kernel)
 //     /momentum         float32 (nf, channels, kernel, kernel)
+//     /best_dictionary  float32 (nf, channels, kernel, kernel), best_epoch's dictionary; only
+//                       when best_epoch >= 0. After a plateau reached by a rise, /dictionary
+//                       is this one again (train.hpp)
 //     /training_curve   float64 (epochs validated, 7), only with a validation set; columns
 //                       (attribute "columns"): epoch, images_seen, validation_energy,
 //                       validation_error (%), validation_active (%), seconds (training time
@@ -76,6 +82,9 @@ struct Checkpoint {
   std::int64_t max_epochs = 0;
   std::int64_t validation = 0; ///< held-out validation images (0: no training curve)
   std::string plateau;         ///< "running", "reached", "cap" ("" without --epochs auto)
+  /// The validated epoch of lowest validation energy so far and its dictionary (-1, empty: none).
+  std::int64_t best_epoch = -1;
+  std::vector<float> best_dictionary;
   bool shuffle = true;
   std::uint64_t shuffle_seed = 1;
   /// Each epoch's solves start from the image's code of the previous epoch (train.hpp).

@@ -87,6 +87,9 @@ struct SweepRecord {
   /// without a plateau (flagged in the analysis); NaN for a fixed number of epochs.
   double train_plateau = NAN;
   double train_epochs = NAN; ///< epochs trained (NaN in files that predate it)
+  /// The epoch whose dictionary was kept after the last one raised the validation energy (NaN:
+  /// the last epoch's, or a file that predates it).
+  double train_kept_epoch = NAN;
   /// The checkpoint's training curve, rows of 7 (CurvePoint's fields in order); empty without
   /// a validation set.
   std::vector<double> train_curve;

@@ -74,6 +74,9 @@ struct TrainSummary {
   /// validation set. `plateau` is running for a fixed number of epochs.
   std::vector<CurvePoint> curve;
   Plateau plateau = Plateau::running;
+  /// --epochs auto stopped by a rise of the validation energy: the dictionary is this earlier
+  /// epoch's, the lowest validation energy (-1: the last epoch's dictionary is kept).
+  std::int64_t kept_epoch = -1;
   std::vector<float> dictionary; ///< the final dictionary, (nf, c, k, k)
 };
 
