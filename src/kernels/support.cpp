@@ -246,6 +246,7 @@ void SupportSolve<Scalar, Device, Layout>::solve_image(int b, const HostA& A, co
     old[i] = a[i] != 0;
     s[i] = old[i] ? (a[i] > 0 ? 1.0 : -1.0) : (g[i] > 0 ? 1.0 : -1.0);
   }
+  const std::vector<double> a_start = a, g_start = g;
   // The Gram of the candidates is banded in position order: check its cost before filling it.
   const std::vector<int> start = position_starts(S, npos);
   const int kd = bandwidth(S, start);
@@ -266,7 +267,7 @@ void SupportSolve<Scalar, Device, Layout>::solve_image(int b, const HostA& A, co
   std::vector<int> T;
   std::vector<double> delta;
   Band KT;
-  bool converged = false, bulk_ok = true;
+  bool converged = false;
   int solves = 0;
   for (;;) {
     T.clear();
@@ -300,43 +301,32 @@ void SupportSolve<Scalar, Device, Layout>::solve_image(int b, const HostA& A, co
         continue;
       // The first kBulkSolves solves take the whole step and drop every coefficient that
       // crossed zero: from a settled FISTA or LCA support the crossings are a few dozen
-      // neurons, one factorisation each would cost more than the iterations saved. Zeroing
-      // the crossings can raise the energy (correlated atoms make the step large), so a bulk
-      // step that does is undone and taken as the others are: only to the first crossing,
-      // which lowers the energy every time.
-      bool bulk = solves <= kBulkSolves && bulk_ok;
-      const std::vector<double> a_before = a, g_before = g;
-      const std::vector<char> in_before = in;
-      int first;
-      for (;;) {
-        double t = 1;
-        first = -1;
-        for (int u = 0; u < m; ++u) {
-          const int i = T[u];
-          if (s[i] * (a[i] + delta[u]) < 0 && (bulk || -a[i] / delta[u] < t))
-            first = i, t = bulk ? 1.0 : -a[i] / delta[u];
-        }
-        for (int u = 0; u < m; ++u) {
-          const int j = T[u];
-          const double step = t * delta[u];
-          a[j] += step;
-          for (int i = std::max(0, j - kd); i <= std::min(n - 1, j + kd); ++i)
-            g[i] -= step * K(i, j);
-        }
-        if (first >= 0) // the (first) sign changes, and any other that rounding put at 0
-          for (int i : T)
-            if (i == first || s[i] * a[i] <= 0) {
-              for (int k = std::max(0, i - kd); k <= std::min(n - 1, i + kd); ++k)
-                g[k] += a[i] * K(k, i); // the drive of the code with a_i = 0
-              a[i] = 0, in[i] = 0;
-            }
-        if (!bulk || first < 0 || energy_change(a_before, g_before, a, g, lambda) <= 0)
-          break;
-        a = a_before, g = g_before, in = in_before;
-        bulk = bulk_ok = false;
+      // neurons, one factorisation each would cost more than the iterations saved. Later
+      // solves step only to the first crossing, which lowers the energy every time.
+      const bool bulk = solves <= kBulkSolves;
+      double t = 1;
+      int first = -1;
+      for (int u = 0; u < m; ++u) {
+        const int i = T[u];
+        if (s[i] * (a[i] + delta[u]) < 0 && (bulk || -a[i] / delta[u] < t))
+          first = i, t = bulk ? 1.0 : -a[i] / delta[u];
       }
-      if (first >= 0)
+      for (int u = 0; u < m; ++u) {
+        const int j = T[u];
+        const double step = t * delta[u];
+        a[j] += step;
+        for (int i = std::max(0, j - kd); i <= std::min(n - 1, j + kd); ++i)
+          g[i] -= step * K(i, j);
+      }
+      if (first >= 0) { // the (first) sign changes, and any other that rounding put at 0
+        for (int i : T)
+          if (i == first || s[i] * a[i] <= 0) {
+            for (int k = std::max(0, i - kd); k <= std::min(n - 1, i + kd); ++k)
+              g[k] += a[i] * K(k, i); // the drive of the code with a_i = 0
+            a[i] = 0, in[i] = 0;
+          }
         continue;
+      }
     }
     // Exact on T: candidates outside it whose drive now violates rejoin with its sign.
     bool back = false;
@@ -348,6 +338,14 @@ void SupportSolve<Scalar, Device, Layout>::solve_image(int b, const HostA& A, co
       break;
     }
   }
+  out.solves[b] = solves;
+  // Zeroing a bulk step's crossings can raise the energy (atoms that share most of their
+  // pattern make the step on a wrong support large), and later steps need not win it back:
+  // such a round leaves the code as it was.
+  if (energy_change(a_start, g_start, a, g, lambda) > 0) {
+    out.status[b] = Status::raised;
+    return;
+  }
   int added = 0, dropped = 0;
   for (int i = 0; i < n; ++i) {
     added += !old[i] && a[i] != 0;
@@ -356,7 +354,6 @@ void SupportSolve<Scalar, Device, Layout>::solve_image(int b, const HostA& A, co
   }
   out.added[b] = added;
   out.dropped[b] = dropped;
-  out.solves[b] = solves;
   out.status[b] = converged ? Status::solved : Status::capped;
 }
 

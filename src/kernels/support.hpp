@@ -9,7 +9,8 @@
 // Phi_T^T Phi_T delta = G_T - lambda s_T on the working set T (since G = Phi^T x - Phi^T Phi a
 // this is the restricted optimality condition Phi_T^T (x - Phi a) = lambda s_T), step to the
 // first sign change, drop what reaches 0 and solve again; once exact on T, candidates whose
-// drive (kept exact through the Gram) violates rejoin. Each step lowers the energy.
+// drive (kept exact through the Gram) violates rejoin. A round whose code ends with a higher
+// energy than it started (bulk steps can, see support.cpp) leaves the code as it was.
 // Neurons outside the candidates may violate once the code moved, so only the certificate
 // tells whether an image is done: the caller recomputes r = x - Phi a, G = Phi^T r (the
 // solver's full convolutions) and the certificate, and runs another round on the images still
@@ -55,6 +56,7 @@ public:
     idle,      ///< not in the mask
     solved,    ///< exact on its final support, no candidate violates (a = 0 without any)
     capped,    ///< stopped at the factorisations cap: a better code, not exact on S
+    raised,    ///< the round's code had a higher energy: the code is left as it was
     too_large, ///< skipped: a factorisation would cost more than max_flops()
     singular   ///< skipped: the candidates' atoms are linearly dependent (Cholesky failed)
   };
