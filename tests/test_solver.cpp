@@ -144,7 +144,7 @@ TEST(Params, ModeNamesRoundTrip) {
 
 // Warm starts: codes() and warm_start() round-trip exactly; a solve started from an optimal code
 // certifies it at the first check (no iteration), for LCA (its potentials are put on the
-// threshold line) and FISTA; a null start is a cold one.
+// threshold line), FISTA and coordinate descent; a null start is a cold one.
 TYPED_TEST(Solver, WarmStartFromTheOptimumCertifiesAtOnce) {
   using S = typename TypeParam::Scalar;
   using Sp = typename TypeParam::Device;
@@ -154,7 +154,7 @@ TYPED_TEST(Solver, WarmStartFromTheOptimumCertifiesAtOnce) {
     const SmallLasso prob(preset);
     const auto d = prob.dictionary<S, Sp, L>();
     const auto x = prob.images<S, Sp>();
-    for (const lca::Solver kind : {lca::Solver::lca, lca::Solver::fista}) {
+    for (const lca::Solver kind : {lca::Solver::lca, lca::Solver::fista, lca::Solver::cd}) {
       SCOPED_TRACE(std::string(to_string(preset)) + " " + to_string(kind));
       LcaParams p = converging(preset, prob.lambda, 20000);
       p.solver = kind, p.stop_gap = tight;
