@@ -3,8 +3,11 @@
 
 Each point of the target costs, on this machine, the measured point of the nearest lambda (in
 log lambda) at the nearest size, scaled by the size ratio (the GEMMs and the scatter grow
-linearly in nf) and by the ratio of training and test images (training seconds per training
-image, test seconds per test image; the sweep records both since train_seconds exists).
+linearly in nf) and by the ratio of training and test images (training seconds per image and
+epoch, test seconds per test image; the sweep records both since train_seconds exists). A
+measured sweep trained with --epochs auto counts each point's own epochs (train_epochs); a
+target with epochs = "auto" needs --epochs, the epochs its points are assumed to take (default:
+its max-epochs, an upper bound).
 Optionally divides by a measured speed-up (e.g. a GPU's image-iterations/s over this machine's).
 The wall time on N devices (one group each, lca-scaling run --groups) follows rank 0's queue:
 each free group takes the point left with the largest nf, then the smallest lambda
@@ -36,6 +39,8 @@ def main():
                     "the config's images, else 50000)")
     ap.add_argument("--test-images", type=float, help="test images (default: the config's "
                     "test-subset, else 10000)")
+    ap.add_argument("--epochs", type=float, help="epochs per point of a target with epochs = "
+                    "\"auto\" (default: its max-epochs)")
     ap.add_argument("--speedup", type=float, default=1.0, help="device speed over the measuring "
                     "machine")
     ap.add_argument("--devices", default="1,2,4,8,16,32,64",
@@ -53,6 +58,10 @@ def main():
     replicates = run.get("replicates", 1)
     refine = run.get("refine", 0)
     n_train = a.train_images or run.get("images") or 50000
+    target_epochs = run.get("epochs", 1)
+    if target_epochs == "auto":
+        target_epochs = a.epochs or run.get("max-epochs", 30)
+    n_train *= float(target_epochs)  # image-epochs per point
     n_test = a.test_images or run.get("test-subset") or 10000
     with h5py.File(a.sweep) as f:
         if "train_seconds" not in f["points"]:
@@ -63,18 +72,26 @@ def main():
         sec = f["points/seconds"][...]
         tsec = f["points/train_seconds"][...]
         m_test = f.attrs["n_test"]
+        point_epochs = f["points/train_epochs"][...] if "train_epochs" in f["points"] else None
     m_train = float(settings.split(" images=")[1].split()[0])
     if m_train <= 0:  # all images, every epoch
-        epochs = float(settings.split(" epochs=")[1].split()[0])
-        m_train = epochs * float(settings.split("| train: ")[1].split(" n=")[1].split()[0])
-    ok = np.isfinite(tsec)
+        m_train = float(settings.split("| train: ")[1].split(" n=")[1].split()[0])
+        held_out = settings.split("| minus ")
+        if len(held_out) > 1:  # the validation images are not trained on
+            m_train -= float(held_out[1].split()[0])
+        if "| epochs=auto" in settings:
+            m_train = m_train * point_epochs  # per point: the epochs it took to its plateau
+        else:
+            m_train *= float(settings.split(" epochs=")[1].split()[0])
+    m_train = np.broadcast_to(m_train, tsec.shape)
+    ok = np.isfinite(tsec) & np.isfinite(m_train)
     per_point = []
     for s in sizes:
         for l in lambdas:
             near_nf = nf[ok][np.argmin(np.abs(np.log(nf[ok] / s)))]
             sel = ok & (nf == near_nf)
             k = np.flatnonzero(sel)[np.argmin(np.abs(np.log(lam[sel] / l)))]
-            train_s = tsec[k] / m_train * n_train
+            train_s = tsec[k] / m_train[k] * n_train
             test_s = (sec[k] - tsec[k]) / m_test * n_test
             per_point.append((s, l, (train_s + test_s) * s / near_nf / a.speedup))
     # Refinement adds up to 2 points per size and round: cost them like their size's dearest.
@@ -83,10 +100,10 @@ def main():
     total = sum(p[2] for p in points)
     longest = max(p[2] for p in points)
     print(f"{a.config}: {len(sizes)} sizes x {len(lambdas)} lambdas x {replicates} replicate(s)"
-          f" + up to {len(extra) * replicates} refinement points, {n_train:.0f} training / {n_test:.0f} test "
-          f"images per point")
-    print(f"  measured on {a.sweep} ({len(nf)} points, {m_train:.0f} training / {m_test} test "
-          f"images)")
+          f" + up to {len(extra) * replicates} refinement points, {n_train:.0f} training image-epochs"
+          f" / {n_test:.0f} test images per point")
+    print(f"  measured on {a.sweep} ({len(nf)} points, {np.mean(m_train[ok]):.0f} training "
+          f"image-epochs (mean) / {m_test} test images)")
     print(f"  estimate: {hours(total)} device-hours at speed-up {a.speedup:g}, costliest "
           f"point {hours(longest)} h")
     counts = [int(n) for n in a.devices.split(",")]
