@@ -124,21 +124,29 @@ ImageSet striped_images(const Geometry& g, std::int64_t n, unsigned seed) {
   return data;
 }
 
-/// Training to a plateau: the learning rate falls as eta / (1 + 4 e), so the dictionary stops
-/// moving and the validation energy flattens within a few epochs; validated split over the ranks
-/// like a batch, the curve is one process's up to the order of the sums.
-TEST(TrainPlateau, StopsWhenTheValidationEnergyFlattens) {
+/// --epochs auto on striped images (certified FISTA codes, batches of 4, at most 40 epochs) at
+/// the rate eta / (1 + e / eta_decay_epochs); validated on `validation`.
+TrainConfig plateau_training(double eta, double eta_decay_epochs, double plateau_tol,
+                             const ImageSet& validation) {
   TrainConfig cfg;
   cfg.geometry = small_gray();
   cfg.lca.transfer = make_transfer(Preset::soft_nonneg, 0.05);
   cfg.lca.solver = Solver::fista, cfg.lca.iterations = 500, cfg.lca.stop_gap = 1e-3;
-  cfg.learn.eta = 0.5, cfg.learn.momentum_tau = 0, cfg.learn.eta_decay_epochs = 0.25;
+  cfg.learn.eta = eta, cfg.learn.momentum_tau = 0, cfg.learn.eta_decay_epochs = eta_decay_epochs;
   cfg.batch_size = 4;
   cfg.progress_seconds = 0;
-  cfg.auto_epochs = true, cfg.plateau_tol = 1e-3, cfg.max_epochs = 40;
-  const ImageSet data = striped_images(cfg.geometry, 12, 31);
-  const ImageSet validation = striped_images(cfg.geometry, 5, 33);
+  cfg.auto_epochs = true, cfg.plateau_tol = plateau_tol, cfg.max_epochs = 40;
   cfg.validation = &validation;
+  return cfg;
+}
+
+/// Training to a plateau: the learning rate falls as eta / (1 + 4 e), so the dictionary stops
+/// moving and the validation energy flattens within a few epochs; validated split over the ranks
+/// like a batch, the curve is one process's up to the order of the sums.
+TEST(TrainPlateau, StopsWhenTheValidationEnergyFlattens) {
+  const ImageSet data = striped_images(small_gray(), 12, 31);
+  const ImageSet validation = striped_images(small_gray(), 5, 33);
+  TrainConfig cfg = plateau_training(0.5, 0.25, 1e-3, validation);
   const TrainSummary split = train(cfg, data, std::nullopt, MPI_COMM_WORLD, nullptr);
   const TrainSummary whole = train(cfg, data, std::nullopt, MPI_COMM_SELF, nullptr);
   std::string energies;
@@ -168,17 +176,9 @@ TEST(TrainPlateau, StopsWhenTheValidationEnergyFlattens) {
 /// rule stops there and keeps the epoch before it, exactly the dictionary of a run of that many
 /// epochs, and the checkpoint holds it (dictionary and best_dictionary) with best_epoch.
 TEST(TrainPlateau, KeepsTheBestDictionaryWhenAnEpochRaisesTheEnergy) {
-  TrainConfig cfg;
-  cfg.geometry = small_gray();
-  cfg.lca.transfer = make_transfer(Preset::soft_nonneg, 0.05);
-  cfg.lca.solver = Solver::fista, cfg.lca.iterations = 500, cfg.lca.stop_gap = 1e-3;
-  cfg.learn.eta = 0.7, cfg.learn.momentum_tau = 0, cfg.learn.eta_decay_epochs = 0;
-  cfg.batch_size = 4;
-  cfg.progress_seconds = 0;
-  cfg.auto_epochs = true, cfg.plateau_tol = 0, cfg.max_epochs = 40;
-  const ImageSet data = striped_images(cfg.geometry, 12, 31);
-  const ImageSet validation = striped_images(cfg.geometry, 5, 33);
-  cfg.validation = &validation;
+  const ImageSet data = striped_images(small_gray(), 12, 31);
+  const ImageSet validation = striped_images(small_gray(), 5, 33);
+  TrainConfig cfg = plateau_training(0.7, 0, 0, validation);
   cfg.checkpoint = (std::filesystem::temp_directory_path() /
                     ("lca-keep-best-" + std::to_string(::getpid()) + ".h5"))
                        .string();

@@ -278,6 +278,10 @@ TrainSummary train(const TrainConfig& cfg, const ImageSet& data,
     return cfg.auto_epochs ? plateau_status(energies(curve), cfg.plateau_tol, cfg.max_epochs)
                            : Plateau::running;
   };
+  // The rule stopped at an epoch that raised the validation energy: the best one is kept.
+  const auto keeps_best = [&] {
+    return plateau() != Plateau::running && best_epoch >= 0 && best_epoch != curve.back().epoch;
+  };
   auto save = [&]() {
     const Checkpoint ck =
         snapshot(cfg, dict, learner, data, epoch, position, images_seen, batches, elapsed(), curve,
@@ -464,7 +468,7 @@ TrainSummary train(const TrainConfig& cfg, const ImageSet& data,
 
     if (validation && position >= data.n) {
       validate();
-      if (cfg.auto_epochs && plateau() != Plateau::running && best_epoch != curve.back().epoch) {
+      if (keeps_best()) {
         dict.from_host(best); // the saved checkpoint and the summary hold the best dictionary
         if (progress && rank == 0 && cfg.progress_seconds > 0)
           *progress << "[train] epoch " << curve.back().epoch
@@ -522,7 +526,7 @@ TrainSummary train(const TrainConfig& cfg, const ImageSet& data,
   sum.dictionary = dict.to_host();
   sum.curve = curve;
   sum.plateau = plateau();
-  if (sum.plateau != Plateau::running && best_epoch >= 0 && best_epoch != curve.back().epoch)
+  if (keeps_best())
     sum.kept_epoch = best_epoch;
   if (writer && !sum.interrupted)
     write_feature_montage(features_png_path(cfg.checkpoint), sum.dictionary.data(), g.nf,
