@@ -12,6 +12,7 @@
 #include "sweep_detail.hpp"
 #include "work_queue.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <deque>
@@ -188,15 +189,23 @@ Sweep resumed_sweep(const SweepConfig& cfg, const ImageSet& train_set, const Ima
   return s;
 }
 
+/// The selected grid points that a resumed sweep still lacks.
+std::size_t grid_points_left(const SweepConfig& cfg, const Sweep& s) {
+  const std::vector<PointId> grid = selected_points(cfg);
+  return std::size_t(std::count_if(grid.begin(), grid.end(), [&](const PointId& p) {
+    return !has_point(s, p.nf, p.lambda, p.replicate);
+  }));
+}
+
 /// Rank 0: keeps the queue and the sweep, and runs group 0's points. Other groups are served
 /// whenever rank 0 is between two batches of its own point, or idle.
 class Lead {
 public:
   Lead(const SweepConfig& cfg, const ImageSet& train_set, const ImageSet& test_set, const Groups& g,
        std::ostream* progress)
-      : cfg_(cfg), train_set_(train_set), test_set_(test_set), g_(g), progress_(progress),
-        selection_(selected_points(cfg)), run_{resumed_sweep(cfg, train_set, test_set), 0, false},
-        queue_(cfg, run_.sweep) {}
+      : cfg_(cfg), train_set_(train_set), test_set_(test_set), g_(g),
+        progress_(progress), run_{resumed_sweep(cfg, train_set, test_set), 0, false},
+        queue_(cfg, run_.sweep), grid_left_(grid_points_left(cfg, run_.sweep)) {}
   Lead(const Lead&) = delete; // queue_ refers to run_
   Lead& operator=(const Lead&) = delete;
 
@@ -218,9 +227,11 @@ private:
   const ImageSet& test_set_;
   const Groups& g_;
   std::ostream* progress_;
-  const std::vector<PointId> selection_;
   SweepRun run_;                   ///< run_.sweep: every finished point
   WorkQueue queue_;                ///< (reads run_.sweep)
+  const std::size_t grid_left_;    ///< grid points this run started without
+  std::size_t grid_added_ = 0;     ///< grid points this run added, then refinement points:
+  std::size_t refined_added_ = 0;  ///< "point k/n" counts this run's work, not the file's
   int stopped_ = 0;                ///< groups told that the sweep is over
   std::map<int, PointId> running_; ///< group leader's rank -> its point
   std::deque<int> idle_;           ///< group leaders waiting for an order
@@ -312,17 +323,21 @@ void Lead::record(const SweepRecord& rec, int group) {
     write_sweep(sweep_path(cfg_.out_dir), s);
   }
   ++run_.added;
+  ++(rec.refine_round ? refined_added_ : grid_added_);
   say(finished_line(rec, group));
 }
 
 /// "[scaling] point 3/8  nf=4 lambda=0.5: error 12.34% +- 0.56, active 1.234%, gap ..., ETA ..."
+/// (a refinement point: "[scaling] refinement point 2 (round 1)  nf=...").
 std::string Lead::finished_line(const SweepRecord& rec, int group) const {
-  const std::size_t done = run_.sweep.points.size();
   const double elapsed = std::chrono::duration<double>(Clock::now() - start_).count();
-  const double left = done < selection_.size() ? double(selection_.size() - done) : 0.0;
+  const double left = double(grid_left_ - std::min(grid_added_, grid_left_));
   std::ostringstream os; // (fixed and defaultfloat with a precision print as %f and %g do)
-  os << "[scaling] " << (rec.refine_round ? "refinement point" : "point") << " " << done << "/"
-     << selection_.size() << "  " << describe_point(rec.nf, rec.lambda, rec.replicate);
+  if (rec.refine_round)
+    os << "[scaling] refinement point " << refined_added_ << " (round " << rec.refine_round << ")";
+  else
+    os << "[scaling] point " << grid_added_ << "/" << grid_left_;
+  os << "  " << describe_point(rec.nf, rec.lambda, rec.replicate);
   if (cfg_.mode == SweepMode::reference)
     os << " (trained at " << fmt(rec.train_lambda) << ")";
   os << std::fixed << std::setprecision(2) << ": error " << rec.error_mean << "% +- "
