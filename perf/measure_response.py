@@ -44,9 +44,10 @@ def main():
     ap.add_argument("--replicate", type=int, default=0)
     ap.add_argument("--epsilon", type=float, default=0.01)
     ap.add_argument("--stop-gap", type=float, default=1e-6)
-    ap.add_argument("--subset", type=int, default=100, help="test images")
+    ap.add_argument("--subset", type=int, default=30, help="test images")
+    ap.add_argument("--iterations", type=int, default=5000, help="the solver's cap")
     ap.add_argument("--sigma", type=float, default=0.5)
-    ap.add_argument("--window", type=float, default=2.0,
+    ap.add_argument("--window", type=float, default=1.5,
                     help="measure the lambda within this factor of the lowest-error point")
     ap.add_argument("--work", default=None, help="folder for the results files "
                     "(default OUT_DIR/response)")
@@ -78,7 +79,7 @@ def main():
         if not res.exists():  # resumable: a finished point is not measured again
             cmd = [a.denoise, "-c", str(d / "checkpoint.h5"), *data, "--subset", str(a.subset),
                    "--sigma", str(a.sigma), "--solver", "cd", "--stop-gap", str(a.stop_gap),
-                   "--iterations", "10000", "--response", str(a.epsilon), "--progress", "0",
+                   "--iterations", str(a.iterations), "--response", str(a.epsilon), "--progress", "0",
                    "-o", str(res) + ".part"]
             r = subprocess.run(cmd, capture_output=True, text=True)
             if r.returncode != 0:
@@ -93,7 +94,7 @@ def main():
               f"+- {rows[-1][3]:.2g}  max gap {rows[-1][4]:.2g}", flush=True)
 
     print(f"\nchi = <||a(x + eps eta) - a(x)||> / eps, eps {a.epsilon}, {a.subset} test images, "
-          f"sigma {a.sigma}, codes certified to {a.stop_gap:g} (cd with the support solve), "
+          f"sigma {a.sigma}, codes certified to {a.stop_gap:g} by cd (cap {a.iterations}), "
           f"replicate {a.replicate}\n")
     print(f"| nf | lambda* (lowest error) | chi(lambda*) | g (fit ± se), lambda within "
           f"{a.window:g}x of lambda* | lambda measured |")
