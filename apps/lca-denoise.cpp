@@ -90,8 +90,8 @@ int main(int argc, char** argv) {
       p.stop_gap = solver_flags.stop_gap;
     if (given("--check-every"))
       p.check_every = solver_flags.check_every;
-    if (given("--no-polish"))
-      p.polish = false;
+    if (given("--no-polish")) // (--no-polish=false turns the support solve back on)
+      p.polish = solver_flags.polish;
     lca::validate(p);
     // The training data, as far as the checkpoint's identity names it: from its files, without
     // loading it (files no longer there cannot be the data to denoise either).

@@ -186,7 +186,8 @@ inline void add_solver_options(CLI::App& app, LcaParams& l) {
       ->check(at_least(1))
       ->capture_default_str();
   grp->add_flag("!--no-polish", l.polish,
-                "with --stop-gap: no exact solve on settled supports (the support solve)");
+                "with --stop-gap: no exact solve on settled supports (the support solve; "
+                "--no-polish=false: with it)");
 }
 
 /// One phrase for the start-up lines, e.g. "fista, stop at gap 0.001 (cap 2000 iterations,

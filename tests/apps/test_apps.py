@@ -254,6 +254,19 @@ class Apps(unittest.TestCase):
                 self.assertLessEqual(f.attrs["gap_max"], 1e-4)
             np.testing.assert_allclose(a["images/energy"][...], b["images/energy"][...], rtol=1e-5)
             np.testing.assert_allclose(a["images/energy"][...], c["images/energy"][...], rtol=2e-4)
+            self.assertEqual(a.attrs["polish"], 1)
+            self.assertEqual(c.attrs["polish"], 0)
+        # A checkpoint trained without the support solve denoises without it, unless
+        # --no-polish=false turns it back on.
+        ck0 = f"{self.tmp}/cd-nopolish.h5"
+        self.train(ck0, *args, "--epochs", "1", "--no-polish", "--progress", "0")
+        base0 = [*base[:2], ck0, *base[3:]]
+        run([*base0, "-o", f"{self.tmp}/inherit.h5"])
+        run([*base0, "--no-polish=false", "-o", f"{self.tmp}/on.h5"])
+        with h5py.File(f"{self.tmp}/inherit.h5") as a, h5py.File(f"{self.tmp}/on.h5") as b:
+            self.assertEqual(a.attrs["polish"], 0)
+            self.assertEqual(b.attrs["polish"], 1)
+            self.assertLessEqual(b.attrs["gap_max"], 1e-4)
 
     def test_two_ranks_match_one(self):
         one, two = f"{self.tmp}/one.h5", f"{self.tmp}/two.h5"
