@@ -30,7 +30,7 @@ def fit(lam, chi):
     if len(x) < 3:
         return None
     A = np.vstack([x, np.ones_like(x)]).T
-    coef, res, *_ = np.linalg.lstsq(A, y, rcond=None)
+    coef = np.linalg.lstsq(A, y, rcond=None)[0]
     r = y - A @ coef
     s2 = float(r @ r) / (len(x) - 2)
     se = math.sqrt(s2 / float(((x - x.mean()) ** 2).sum()))
