@@ -230,8 +230,7 @@ private:
   SweepRun run_;                   ///< run_.sweep: every finished point
   WorkQueue queue_;                ///< (reads run_.sweep)
   const std::size_t grid_left_;    ///< grid points this run started without
-  std::size_t grid_added_ = 0;     ///< grid points this run added, then refinement points:
-  std::size_t refined_added_ = 0;  ///< "point k/n" counts this run's work, not the file's
+  std::size_t grid_added_ = 0;     ///< of run_.added: "point k/n" counts this run's work
   int stopped_ = 0;                ///< groups told that the sweep is over
   std::map<int, PointId> running_; ///< group leader's rank -> its point
   std::deque<int> idle_;           ///< group leaders waiting for an order
@@ -323,7 +322,7 @@ void Lead::record(const SweepRecord& rec, int group) {
     write_sweep(sweep_path(cfg_.out_dir), s);
   }
   ++run_.added;
-  ++(rec.refine_round ? refined_added_ : grid_added_);
+  grid_added_ += rec.refine_round == 0;
   say(finished_line(rec, group));
 }
 
@@ -334,7 +333,8 @@ std::string Lead::finished_line(const SweepRecord& rec, int group) const {
   const double left = double(grid_left_ - std::min(grid_added_, grid_left_));
   std::ostringstream os; // (fixed and defaultfloat with a precision print as %f and %g do)
   if (rec.refine_round)
-    os << "[scaling] refinement point " << refined_added_ << " (round " << rec.refine_round << ")";
+    os << "[scaling] refinement point " << run_.added - grid_added_ << " (round "
+       << rec.refine_round << ")";
   else
     os << "[scaling] point " << grid_added_ << "/" << grid_left_;
   os << "  " << describe_point(rec.nf, rec.lambda, rec.replicate);
