@@ -6,7 +6,7 @@ For the point checkpoints of one replicate in OUT_DIR/points whose lambda lies w
 `lca-denoise --response EPS` on the test images (noise as in the sweep) with codes certified to
 --stop-gap, reads /images/response back and fits log chi against log lambda per size by least
 squares: the exponent g of chi ~ lambda^g near the minimum. The response compares two solves,
-so both must be far closer to their optimum than EPS moves it. On CIFAR-10 nf 16, lambda 0.3 (20 test images),
+so both must be far closer to their optimum than EPS moves it. On CIFAR-10 (JPEG q75) nf 16, lambda 0.3 (20 test images),
 codes certified to 1e-4 gave chi 1.296, to 1e-6 (the default) 1.1135 and 10,000 iterations
 (gap 7e-7) 1.1137: 1e-4 inflates chi by 16 %, 1e-6 is converged.
 
