@@ -158,10 +158,12 @@ template <class Scalar, class Device, class Layout>
 void CoordinateDescent<Scalar, Device, Layout>::run(const Matrix& A, const Matrix& G, double lambda,
                                                     bool nonneg,
                                                     const Kokkos::View<int*, Device>& open,
-                                                    int iterations) {
+                                                    int iterations, double skip) {
   Region region("lca::CoordinateDescent::run");
   if (!ready_)
     throw InvalidArgument("CoordinateDescent: set_dictionary first");
+  if (!(skip >= 0 && skip < 1))
+    throw InvalidArgument("CoordinateDescent: skip must be in [0, 1)");
   // Images converge at different speeds (and closed ones return at once): dynamic scheduling
   // keeps every host thread busy (measured: a third of the threads' time waited otherwise).
   using team_policy = Kokkos::TeamPolicy<exec_space, Kokkos::Schedule<Kokkos::Dynamic>>;
@@ -175,14 +177,16 @@ void CoordinateDescent<Scalar, Device, Layout>::run(const Matrix& A, const Matri
   // The features' stride: a compile-time 1 in LayoutRight, so that the host loops vectorise.
   constexpr bool rows = std::is_same<Layout, Kokkos::LayoutRight>::value;
   const std::size_t gs = rows ? 1 : G.stride(1), as = rows ? 1 : A.stride(1);
-  const Scalar neg = nonneg ? Scalar(0) : Scalar(1);
+  const Scalar neg = nonneg ? Scalar(0) : Scalar(1), wait = Scalar(skip);
   Kokkos::parallel_for(
       "lca::CoordinateDescent::run", team_policy(exec_, int(open.extent(0)), Kokkos::AUTO),
       KOKKOS_LAMBDA(const member& team) {
         const int b = team.league_rank();
         if (!open(b))
           return;
-        for (int it = 0; it < iterations; ++it)
+        Scalar bar = 0; // moves up to this wait for a later sweep (none in the first)
+        for (int it = 0; it < iterations; ++it) {
+          Scalar sweep = 0;                // the largest move of this sweep, waiting ones included
           for (int q = 0; q < npos; ++q) { // the positions in raster order
             const int y = q / Ws, x = q % Ws;
             const std::int64_t row = std::int64_t(b) * npos + q;
@@ -202,8 +206,9 @@ void CoordinateDescent<Scalar, Device, Layout>::run(const Matrix& A, const Matri
                   v = d > v ? d : v;
                 },
                 Kokkos::Max<Scalar>(most));
-            if (!(most > Scalar(0)))
-              continue; // the position is at its optimum
+            sweep = most > sweep ? most : sweep;
+            if (!(most > bar))
+              continue; // the position is at its optimum, or its move waits
             int f = nf;
             Kokkos::parallel_reduce(
                 Kokkos::ThreadVectorRange(team, nf),
@@ -234,6 +239,8 @@ void CoordinateDescent<Scalar, Device, Layout>::run(const Matrix& A, const Matri
             });
             team.team_barrier();
           }
+          bar = wait * sweep;
+        }
       });
 }
 

@@ -49,8 +49,12 @@ public:
   /// `iterations` iterations on the images b with open(b) != 0: each visits every code
   /// position once and updates one neuron there (none where the code is optimal). A and
   /// G = Phi^T (x - Phi A) change in place, G by the overlaps only. nonneg: codes a >= 0.
+  /// skip in [0, 1): after the first sweep of the call, a position whose best move is at most
+  /// skip times the previous sweep's largest move waits for a later sweep (a Gauss-Southwell
+  /// threshold: an update costs 25x a choice at W128). A sweep that updates nothing sets the
+  /// bar below its own largest move, so that move waits one sweep at most.
   void run(const Matrix& A, const Matrix& G, double lambda, bool nonneg,
-           const Kokkos::View<int*, Device>& open, int iterations);
+           const Kokkos::View<int*, Device>& open, int iterations, double skip);
 
   std::size_t table_bytes() const { return table_.span() * sizeof(Scalar); }
   /// <phi_(y,x,f), phi_(y+dy,x+dx,g)> from the table (tests; the neighbour must exist).

@@ -334,7 +334,7 @@ SolveInfo LcaSolver<Scalar, Device, Layout>::solve(const Dict& dict, const Const
       for (int b = 0; b < B; ++b)
         open[b] = !(gap[b] <= eps);
       Impl::upload(exec_, open_, open);
-      cd_->run(a_, g_, tf.lambda, !tf.symmetric, open_.d, n);
+      cd_->run(a_, g_, tf.lambda, !tf.symmetric, open_.d, n, polishing ? 0.0 : kCdSkip);
       rebuild_active_lists(a_);
       choose_reconstruction(active_count());
       it += n;
