@@ -125,8 +125,9 @@ int main(int argc, char** argv) {
                                     "--allow-train-as-test)"
                                   : " test images")
                 << ", sigma " << cfg.sigma << ", nf " << ck.geometry.nf << ", " << ck.preset
-                << " lambda " << p.transfer.lambda << ", " << lca::app::describe_solver(p)
-                << ", backend " << lca::backend_name() << ", " << lca::app::threads() << std::endl;
+                << " lambda " << p.transfer.lambda << ", "
+                << lca::app::describe_solver(p, &ck.geometry) << ", backend " << lca::backend_name()
+                << ", " << lca::app::threads() << std::endl;
     }
     const auto res =
         lca::denoise(ck.geometry, p, ck.dictionary, data, cfg, MPI_COMM_WORLD, &std::cout);

@@ -73,8 +73,8 @@ int main(int argc, char** argv) {
                 << g.width << " (" << constant << " constant), nf " << g.nf << ", " << g.kernel
                 << "x" << g.kernel << " stride " << g.stride << ", " << g.neurons() << " neurons, "
                 << cfg.preset << " lambda " << cfg.lca.transfer.lambda << ", "
-                << lca::app::describe_solver(cfg.lca) << ", backend " << lca::backend_name() << ", "
-                << ranks << " rank(s), " << lca::app::threads()
+                << lca::app::describe_solver(cfg.lca, &g) << ", backend " << lca::backend_name()
+                << ", " << ranks << " rank(s), " << lca::app::threads()
                 << (cfg.validation ? ", " + std::to_string(validation.n) + " validation images"
                                    : "")
                 << (cfg.auto_epochs

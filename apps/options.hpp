@@ -191,11 +191,15 @@ inline void add_solver_options(CLI::App& app, LcaParams& l) {
 }
 
 /// One phrase for the start-up lines, e.g. "fista, stop at gap 0.001 (cap 2000 iterations,
-/// support solve)" or "lca tau 100 dt 1, 400 iterations".
-inline std::string describe_solver(const LcaParams& p) {
+/// support solve)", "auto: cd, stop at ..." (with the shape g that it resolves for) or
+/// "lca tau 100 dt 1, 400 iterations".
+inline std::string describe_solver(const LcaParams& p, const Geometry* g = nullptr) {
   std::ostringstream os;
   os << p.solver;
-  if (p.solver == Solver::lca) {
+  const Solver runs = g ? resolve_solver(p, *g) : p.solver;
+  if (runs != p.solver)
+    os << ": " << runs;
+  if (runs == Solver::lca) {
     os << " tau " << p.tau;
     if (p.timescale == Timescale::adaptive)
       os << " adaptive time scale";

@@ -74,6 +74,7 @@ int main(int argc, char** argv) {
     std::vector<double> levels{1e-2, 1e-3};
     std::vector<std::string> methods{"lca-tau100", "lca-tau50", "lca-adaptive", "fista"};
     bool no_polish = false;
+    int check_every = lca::LcaParams().check_every;
     double reference_gap = 1e-6;
     int reference_cap = 5000;
     app.add_option("--checkpoint,-c", checkpoint, "trained dictionary (lca-train)")->required();
@@ -90,6 +91,9 @@ int main(int argc, char** argv) {
     app.add_option("--methods", methods, "lca-tau100, lca-tau50, lca-adaptive, fista, cd")
         ->delimiter(',');
     app.add_flag("--no-polish", no_polish, "without the exact support solve");
+    app.add_option("--check-every", check_every, "iterations between gap checks")
+        ->check(CLI::PositiveNumber)
+        ->capture_default_str();
     app.add_option("--reference-gap", reference_gap, "gap of the double-precision reference")
         ->capture_default_str();
     app.add_option("--reference-cap", reference_cap, "its iteration cap")->capture_default_str();
@@ -168,8 +172,8 @@ int main(int argc, char** argv) {
          << lca::backend_name() << "\", \"checkpoint\": \"" << checkpoint << "\", \"nf\": " << g.nf
          << ", \"shape\": \"" << g.channels << "x" << g.height << "x" << g.width
          << "\", \"lambda\": " << transfer.lambda << ", \"images\": " << nbatches * batch
-         << ", \"batch\": " << batch << ", \"polish\": " << (no_polish ? "false" : "true")
-         << ", \"results\": [";
+         << ", \"batch\": " << batch << ", \"check_every\": " << check_every
+         << ", \"polish\": " << (no_polish ? "false" : "true") << ", \"results\": [";
       std::printf(
           "\n| method | level | iterations (+ support rounds) per batch, mean / max | seconds | "
           "images/s | images above | it to true 1e-3 | %% active / optimum |\n"
@@ -183,6 +187,7 @@ int main(int argc, char** argv) {
           lca::LcaParams p = ck.lca;
           p.solver = m->second.solver, p.timescale = m->second.timescale, p.tau = m->second.tau;
           p.stop_gap = level, p.iterations = cap, p.polish = !no_polish;
+          p.check_every = check_every;
           lca::LcaSolver<float> s(g, p);
           double seconds = 0, active = 0, active_opt = 0;
           int it_sum = 0, it_max = 0, cg_sum = 0, above = 0, true_it = 0;

@@ -103,7 +103,7 @@ TYPED_TEST(CoordinateDescentTest, MaintainedDriveIsPhiTransposeResidual) {
       Kokkos::deep_copy(open, 1);
       // One update a position and sweep without skip; waiting, a sweep makes fewer.
       const int iterations = (10000 + g.positions() - 1) / g.positions() * (skip > 0 ? 3 : 1);
-      cd.run(A, G, prob.lambda, nonneg, open, iterations, skip);
+      cd.run(A, G, prob.lambda, nonneg, open, iterations, skip, {});
       solver.set_activities(A);
       solver.compute_residual(d, x);
       solver.apply_drive(d);
@@ -141,7 +141,7 @@ TYPED_TEST(CoordinateDescentTest, SmallMovesWaitForALaterSweep) {
   const auto codes = [&](int sweeps, double skip) {
     Matrix A("A", solver.activities().extent(0), g.nf), G("G", A.extent(0), g.nf);
     Kokkos::deep_copy(G, solver.drive());
-    cd.run(A, G, prob.lambda, false, open, sweeps, skip);
+    cd.run(A, G, prob.lambda, false, open, sweeps, skip, {});
     return from_map(g, A);
   };
   EXPECT_EQ(codes(1, 0.9), codes(1, 0.0));
@@ -165,6 +165,62 @@ TYPED_TEST(CoordinateDescentTest, SmallMovesWaitForALaterSweep) {
   EXPECT_LT(some, all);
   EXPECT_THROW(codes(1, 1.0), InvalidArgument);
   EXPECT_THROW(codes(1, -0.1), InvalidArgument);
+}
+
+// Stopping on the maintained state: each image stops at the first sweep whose gap from its
+// maintained drive and squared residual is at most the stop gap. The squared residual it
+// returns is the recomputed one, and the recomputed certificate agrees, to rounding.
+TYPED_TEST(CoordinateDescentTest, StopsWhereTheMaintainedGapSays) {
+  using S = typename TypeParam::Scalar;
+  using Sp = typename TypeParam::Device;
+  using L = typename TypeParam::Layout;
+  const bool is_float = std::is_same<S, float>::value;
+  const double eps = is_float ? 1e-4 : 1e-9;
+  for (const bool nonneg : {false, true}) {
+    SCOPED_TRACE(nonneg ? "soft-nonneg" : "soft");
+    const ClippedLasso prob(nonneg);
+    const auto& g = prob.g;
+    Dictionary<S, Sp, L> d(g);
+    load_dictionary_exact(d, prob.dict);
+    const auto x = to_images<S, Sp>(prob.x, prob.B, g.pixels());
+    LcaSolver<S, Sp, L> solver(g, cd_params(nonneg, prob.lambda, 1));
+    solver.reset(prob.B);
+    solver.compute_residual(d, x);
+    solver.apply_drive(d);
+    const BatchStats start = solver.stats(x); // a = 0: |r|^2 = |x|^2
+    using Matrix = typename LcaSolver<S, Sp, L>::Matrix;
+    Matrix A("A", solver.activities().extent(0), g.nf), G("G", A.extent(0), g.nf);
+    Kokkos::deep_copy(G, solver.drive());
+    CoordinateDescent<S, Sp, L> cd(g);
+    cd.set_dictionary(d);
+    Kokkos::View<int*, Sp> open("open", prob.B);
+    Kokkos::deep_copy(open, 1);
+    typename CoordinateDescent<S, Sp, L>::Stop stop;
+    stop.gap = eps;
+    stop.rr = Kokkos::View<double*, Sp>("rr", prob.B);
+    stop.sweeps = Kokkos::View<int*, Sp>("sweeps", prob.B);
+    const auto rr_h = Kokkos::create_mirror_view(stop.rr);
+    for (int b = 0; b < prob.B; ++b)
+      rr_h(b) = start.sq_residual[std::size_t(b)];
+    Kokkos::deep_copy(stop.rr, rr_h);
+    const int cap = 5000;
+    cd.run(A, G, prob.lambda, nonneg, open, cap, 0.5, stop);
+    Kokkos::deep_copy(rr_h, stop.rr);
+    const auto sweeps = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), stop.sweeps);
+    solver.set_activities(A);
+    solver.compute_residual(d, x);
+    solver.apply_drive(d);
+    const std::vector<Certificate> exact = solver.certificate(x);
+    const BatchStats end = solver.stats(x);
+    for (int b = 0; b < prob.B; ++b) {
+      SCOPED_TRACE("image " + std::to_string(b));
+      EXPECT_GE(sweeps(b), 1);
+      EXPECT_LT(sweeps(b), cap); // it stopped on the gap, not the cap
+      const double rr = end.sq_residual[std::size_t(b)];
+      EXPECT_NEAR(rr_h(b), rr, (is_float ? 1e-4 : 1e-10) * start.sq_residual[std::size_t(b)]);
+      EXPECT_LE(exact[std::size_t(b)].gap, (is_float ? 3 : 1.01) * eps);
+    }
+  }
 }
 
 // In the solver: cd certifies a tight gap, with and without the support solve, at the optimum

@@ -134,12 +134,12 @@ TEST(Params, ModeNamesRoundTrip) {
       EXPECT_EQ(e.what(), message);
     }
   };
-  expect_message([] { parse_solver("newton"); }, "unknown solver 'newton' (lca, fista, cd)");
+  expect_message([] { parse_solver("newton"); }, "unknown solver 'newton' (lca, fista, cd, auto)");
   expect_message([] { parse_timescale("sometimes"); },
                  "unknown time scale 'sometimes' (fixed, adaptive)");
   expect_message([] { parse_preset("bogus"); },
                  "unknown threshold preset 'bogus' (soft-nonneg, hard-nonneg, soft, hard)");
-  expect_message([] { parse_solver("FISTA"); }, "unknown solver 'FISTA' (lca, fista, cd)");
+  expect_message([] { parse_solver("FISTA"); }, "unknown solver 'FISTA' (lca, fista, cd, auto)");
 }
 
 // Warm starts: codes() and warm_start() round-trip exactly; a solve started from an optimal code

@@ -1,10 +1,12 @@
 #include "cd.hpp"
 
 #include "blas.hpp"
+#include "certificate.hpp"
 #include "lca/error.hpp"
 #include "overlap.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <sstream>
 #include <type_traits>
 
@@ -56,7 +58,33 @@ KOKKOS_INLINE_FUNCTION Scalar move(Scalar a, Scalar g, Scalar inv, Scalar lambda
   const Scalar d = step(a, g, inv, lambda, neg);
   return d > -d ? d : -d;
 }
+/// A non-negative float's bits, as a signed integer, order as the floats do: the largest move
+/// is then an integer max, which the host compiler vectorises (a float max it does not, since
+/// it must keep NaN's and -0's order). A -0 move maps below 0 and loses to the start, +0.
+template <class Scalar>
+using BitsOf = std::conditional_t<sizeof(Scalar) == 4, std::int32_t, std::int64_t>;
+template <class Scalar> KOKKOS_INLINE_FUNCTION BitsOf<Scalar> bits(Scalar v) {
+  BitsOf<Scalar> b;
+  memcpy(&b, &v, sizeof b);
+  return b;
+}
+template <class Scalar> KOKKOS_INLINE_FUNCTION Scalar scalar(BitsOf<Scalar> b) {
+  Scalar v;
+  memcpy(&v, &b, sizeof v);
+  return v;
+}
+/// Stopping on the maintained state tests the gap every this many sweeps: the test reads the
+/// whole code and drive (a fifth of the kernel's time when it came every sweep at W128).
+constexpr int kGapEvery = 4;
 } // namespace
+
+double cd_table_bytes(const Geometry& g, std::size_t scalar_bytes) {
+  validate(g);
+  const int reach = (g.kernel + g.stride - 1) / g.stride - 1;
+  return double(axis_slots(g, g.out_h(), g.height, reach).offset.size()) *
+         double(axis_slots(g, g.out_w(), g.width, reach).offset.size()) * g.nf * g.nf *
+         double(scalar_bytes);
+}
 
 template <class Scalar, class Device, class Layout>
 CoordinateDescent<Scalar, Device, Layout>::CoordinateDescent(const Geometry& g,
@@ -67,8 +95,8 @@ CoordinateDescent<Scalar, Device, Layout>::CoordinateDescent(const Geometry& g,
   const AxisSlots ys = axis_slots(g, g.out_h(), g.height, reach_);
   const AxisSlots xs = axis_slots(g, g.out_w(), g.width, reach_);
   slots_x_ = int(xs.offset.size());
-  const double bytes = double(ys.offset.size()) * slots_x_ * g.nf * g.nf * sizeof(Scalar);
-  if (bytes > kMaxTableBytes) {
+  const double bytes = cd_table_bytes(g, sizeof(Scalar));
+  if (bytes > kCdMaxTableBytes) {
     std::ostringstream os;
     os << "the cd solver's overlap table would take " << bytes / (1 << 20) << " MiB at nf " << g.nf
        << ", kernel " << g.kernel << ", stride " << g.stride
@@ -158,12 +186,18 @@ template <class Scalar, class Device, class Layout>
 void CoordinateDescent<Scalar, Device, Layout>::run(const Matrix& A, const Matrix& G, double lambda,
                                                     bool nonneg,
                                                     const Kokkos::View<int*, Device>& open,
-                                                    int iterations, double skip) {
+                                                    int iterations, double skip, const Stop& stop) {
   Region region("lca::CoordinateDescent::run");
   if (!ready_)
     throw InvalidArgument("CoordinateDescent: set_dictionary first");
   if (!(skip >= 0 && skip < 1))
     throw InvalidArgument("CoordinateDescent: skip must be in [0, 1)");
+  const bool stopping = stop.gap > 0;
+  if (stopping && (stop.rr.extent(0) != open.extent(0) || stop.sweeps.extent(0) != open.extent(0)))
+    throw InvalidArgument("CoordinateDescent: the stop's rr and sweeps need one entry an image");
+  const auto rr0 = stop.rr;
+  const auto swept = stop.sweeps;
+  const double eps = stop.gap;
   // Images converge at different speeds (and closed ones return at once): dynamic scheduling
   // keeps every host thread busy (measured: a third of the threads' time waited otherwise).
   using team_policy = Kokkos::TeamPolicy<exec_space, Kokkos::Schedule<Kokkos::Dynamic>>;
@@ -178,6 +212,7 @@ void CoordinateDescent<Scalar, Device, Layout>::run(const Matrix& A, const Matri
   constexpr bool rows = std::is_same<Layout, Kokkos::LayoutRight>::value;
   const std::size_t gs = rows ? 1 : G.stride(1), as = rows ? 1 : A.stride(1);
   const Scalar neg = nonneg ? Scalar(0) : Scalar(1), wait = Scalar(skip);
+  using Bits = BitsOf<Scalar>;
   Kokkos::parallel_for(
       "lca::CoordinateDescent::run", team_policy(exec_, int(open.extent(0)), Kokkos::AUTO),
       KOKKOS_LAMBDA(const member& team) {
@@ -185,7 +220,9 @@ void CoordinateDescent<Scalar, Device, Layout>::run(const Matrix& A, const Matri
         if (!open(b))
           return;
         Scalar bar = 0; // moves up to this wait for a later sweep (none in the first)
-        for (int it = 0; it < iterations; ++it) {
+        double rr = stopping ? rr0(b) : 0.0; // |x - Phi a|^2, kept beside the drive
+        int it = 0;
+        while (it < iterations) {
           Scalar sweep = 0;                // the largest move of this sweep, waiting ones included
           for (int q = 0; q < npos; ++q) { // the positions in raster order
             const int y = q / Ws, x = q % Ws;
@@ -197,15 +234,16 @@ void CoordinateDescent<Scalar, Device, Layout>::run(const Matrix& A, const Matri
             // The largest move (a max reduction that vectorises), then the first feature that
             // makes it: the same choice on every backend and thread count. Every thread of the
             // team computes both.
-            Scalar most = 0;
+            Bits most_bits = 0;
             Kokkos::parallel_reduce(
                 Kokkos::ThreadVectorRange(team, nf),
-                [=](int f, Scalar& v) {
-                  const Scalar d =
-                      move(ap[f * (rows ? 1 : as)], gp[f * (rows ? 1 : gs)], inv[f], lam, neg);
+                [=](int f, Bits& v) {
+                  const Bits d = bits(
+                      move(ap[f * (rows ? 1 : as)], gp[f * (rows ? 1 : gs)], inv[f], lam, neg));
                   v = d > v ? d : v;
                 },
-                Kokkos::Max<Scalar>(most));
+                Kokkos::Max<Bits>(most_bits));
+            const Scalar most = scalar<Scalar>(most_bits);
             sweep = most > sweep ? most : sweep;
             if (!(most > bar))
               continue; // the position is at its optimum, or its move waits
@@ -213,15 +251,19 @@ void CoordinateDescent<Scalar, Device, Layout>::run(const Matrix& A, const Matri
             Kokkos::parallel_reduce(
                 Kokkos::ThreadVectorRange(team, nf),
                 [=](int h, int& v) {
-                  const bool hit = move(ap[h * (rows ? 1 : as)], gp[h * (rows ? 1 : gs)], inv[h],
-                                        lam, neg) >= most;
-                  v = hit && h < v ? h : v;
+                  const Bits d = bits(
+                      move(ap[h * (rows ? 1 : as)], gp[h * (rows ? 1 : gs)], inv[h], lam, neg));
+                  const int c = d >= most_bits ? h : nf;
+                  v = c < v ? c : v;
                 },
                 Kokkos::Min<int>(f));
             if (f == nf) // cannot happen (the same arithmetic twice); never a wrong index
               continue;
-            const Scalar a = A(row, f);
-            const Scalar d = step(a, G(row, f), inv_norm(centre, f), lam, neg);
+            const Scalar a = A(row, f), gi = G(row, f), in = inv_norm(centre, f);
+            const Scalar d = step(a, gi, in, lam, neg);
+            // |r - d phi_i|^2 = |r|^2 - 2 d <phi_i, r> + d^2 |phi_i|^2 (d is 0 where in is 0).
+            if (in > Scalar(0))
+              rr += double(d) * (double(d) / double(in) - 2 * double(gi));
             team.team_barrier(); // every thread has read A(row, .) and G(row, .)
             Kokkos::single(Kokkos::PerTeam(team), [&]() { A(row, f) = a + d; });
             // G_j -= d <phi_j, phi_i> over the neighbours j (i's own drive included).
@@ -240,7 +282,47 @@ void CoordinateDescent<Scalar, Device, Layout>::run(const Matrix& A, const Matri
             team.team_barrier();
           }
           bar = wait * sweep;
+          ++it;
+          if (!stopping || (it % kGapEvery != 0 && it != iterations))
+            continue;
+          // The certificate of the maintained state: every thread of the team sums every
+          // position (vectorised over the features), so all of them agree on stopping.
+          double l1 = 0, ag = 0;
+          Scalar most_g = 0;
+          for (int q = 0; q < npos; ++q) {
+            const std::int64_t row = std::int64_t(b) * npos + q;
+            const Scalar* KOKKOS_RESTRICT ap = &A(row, 0);
+            const Scalar* KOKKOS_RESTRICT gp = &G(row, 0);
+            double s1 = 0, s2 = 0;
+            Scalar m = 0;
+            Kokkos::parallel_reduce(
+                Kokkos::ThreadVectorRange(team, nf),
+                [=](int f, double& v) {
+                  const Scalar av = ap[f * (rows ? 1 : as)];
+                  v += double(av > -av ? av : -av);
+                },
+                s1);
+            Kokkos::parallel_reduce(
+                Kokkos::ThreadVectorRange(team, nf),
+                [=](int f, double& v) {
+                  v += double(ap[f * (rows ? 1 : as)]) * double(gp[f * (rows ? 1 : gs)]);
+                },
+                s2);
+            Kokkos::parallel_reduce(
+                Kokkos::ThreadVectorRange(team, nf),
+                [=](int f, Scalar& v) {
+                  const Scalar gv = gp[f * (rows ? 1 : gs)];
+                  const Scalar c = gv > neg * -gv ? gv : neg * -gv; // |g|, or g for a >= 0
+                  v = c > v ? c : v;
+                },
+                Kokkos::Max<Scalar>(m));
+            l1 += s1, ag += s2, most_g = m > most_g ? m : most_g;
+          }
+          if (Impl::certify(lambda, rr, rr + ag, l1, double(most_g)).gap <= eps)
+            break;
         }
+        if (stopping)
+          Kokkos::single(Kokkos::PerTeam(team), [&]() { rr0(b) = rr, swept(b) = it; });
       });
 }
 

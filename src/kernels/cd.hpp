@@ -30,6 +30,11 @@
 
 namespace lca {
 
+/// The overlap table may take at most this much memory (a clear error beyond).
+inline constexpr double kCdMaxTableBytes = 1u << 30;
+/// The bytes of the overlap table for shape g at scalar_bytes per entry.
+double cd_table_bytes(const Geometry& g, std::size_t scalar_bytes);
+
 template <class Scalar, class Device = DefaultDevice,
           class Layout = typename Device::execution_space::array_layout>
 class CoordinateDescent {
@@ -39,13 +44,21 @@ public:
   using Matrix = typename V::Matrix;
   using Dict = Dictionary<Scalar, Device, Layout>;
 
-  /// The overlap table may take at most this much memory (a clear error beyond).
-  static constexpr double kMaxTableBytes = 1u << 30;
-
   explicit CoordinateDescent(const Geometry& g, const exec_space& exec = exec_space());
 
   /// The overlap table of dict, rebuilt only when dict differs from the one it was built from.
   void set_dictionary(const Dict& dict);
+  /// Stopping on the maintained state. With gap > 0, an image stops after the first sweep
+  /// whose relative duality gap, computed as Impl::certify does from the maintained drive and
+  /// the squared residual kept beside it (rr: in, |x - Phi a|^2 at the call's start; out, at
+  /// its end), is at most gap; sweeps(b) gets the sweeps it ran. The maintained drive drifts by
+  /// rounding, so this says only when to certify: the solver certifies from a recomputed one,
+  /// in place of a check every few sweeps (one full convolution pair each).
+  struct Stop {
+    double gap = 0;
+    Kokkos::View<double*, Device> rr;
+    Kokkos::View<int*, Device> sweeps;
+  };
   /// `iterations` iterations on the images b with open(b) != 0: each visits every code
   /// position once and updates one neuron there (none where the code is optimal). A and
   /// G = Phi^T (x - Phi A) change in place, G by the overlaps only. nonneg: codes a >= 0.
@@ -54,7 +67,7 @@ public:
   /// threshold: an update costs 25x a choice at W128). A sweep that updates nothing sets the
   /// bar below its own largest move, so that move waits one sweep at most.
   void run(const Matrix& A, const Matrix& G, double lambda, bool nonneg,
-           const Kokkos::View<int*, Device>& open, int iterations, double skip);
+           const Kokkos::View<int*, Device>& open, int iterations, double skip, const Stop& stop);
 
   std::size_t table_bytes() const { return table_.span() * sizeof(Scalar); }
   /// <phi_(y,x,f), phi_(y+dy,x+dx,g)> from the table (tests; the neighbour must exist).

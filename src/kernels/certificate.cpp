@@ -20,15 +20,4 @@ double BatchStats::percent_error(std::size_t b) const {
   return sq_input[b] > 0 ? 100.0 * std::sqrt(sq_residual[b] / sq_input[b]) : 0.0;
 }
 
-Certificate Impl::certify(double lambda, double sq_residual, double residual_dot_input, double l1,
-                          double max_drive) {
-  Certificate c;
-  c.primal = 0.5 * sq_residual + lambda * l1;
-  const double s = max_drive > lambda ? lambda / max_drive : 1.0;
-  c.dual = s * residual_dot_input - 0.5 * s * s * sq_residual;
-  // Rounding can put D a hair above P at the optimum: the gap is reported as 0 then.
-  c.gap = c.primal > 0 ? std::max(0.0, (c.primal - c.dual) / c.primal) : 0.0;
-  return c;
-}
-
 } // namespace lca

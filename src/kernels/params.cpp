@@ -1,5 +1,7 @@
 #include "lca/params.hpp"
 
+#include "cd.hpp"
+#include "lca/core.hpp"
 #include "lca/error.hpp"
 
 #include <cmath>
@@ -37,7 +39,7 @@ std::ostream& operator<<(std::ostream& os, Solver s) {
 Solver parse_solver(const std::string& text) {
   if (const auto s = value_of(kSolverNames, text))
     return *s;
-  fail("unknown solver '", text, "' (lca, fista, cd)");
+  fail("unknown solver '", text, "' (lca, fista, cd, auto)");
 }
 
 const char* to_string(Timescale t) {
@@ -126,11 +128,12 @@ void validate(const LcaParams& p) {
     fail("stop tolerance must be >= 0 (got ", p.stop_tol, ")");
   validate(p.transfer);
   const bool lasso = is_lasso(p.transfer);
-  if (p.solver != Solver::lca && !lasso)
+  const bool lasso_only = p.solver == Solver::fista || p.solver == Solver::cd;
+  if (lasso_only && !lasso)
     fail("the ", p.solver,
          " solver needs a soft threshold (presets soft-nonneg, soft); this "
          "transfer function has no LASSO energy");
-  if (p.solver != Solver::lca && p.timescale != Timescale::fixed)
+  if (lasso_only && p.timescale != Timescale::fixed)
     fail("--timescale adaptive is an LCA option; ", p.solver, " has no time step");
   const auto& a = p.adaptive;
   if (!std::isfinite(a.base_min) || !(a.base_min > 0))
@@ -148,6 +151,22 @@ void validate(const LcaParams& p) {
          "no duality-gap certificate");
   if (p.check_every < 1)
     fail("the gap check interval must be >= 1 (got ", p.check_every, ")");
+}
+
+Solver resolve_solver(const LcaParams& p, const Geometry& g, bool gpu, std::size_t scalar_bytes) {
+  if (p.solver != Solver::automatic)
+    return p.solver;
+  if (!is_lasso(p.transfer) || p.timescale != Timescale::fixed)
+    return Solver::lca;
+  if (gpu || cd_table_bytes(g, scalar_bytes) > kCdMaxTableBytes)
+    return Solver::fista;
+  return Solver::cd;
+}
+
+Solver resolve_solver(const LcaParams& p, const Geometry& g) {
+  using Memory = DefaultDevice::memory_space;
+  return resolve_solver(p, g, !Kokkos::SpaceAccessibility<Kokkos::HostSpace, Memory>::accessible,
+                        sizeof(float));
 }
 
 void validate(const LearnParams& p) {

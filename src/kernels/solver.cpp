@@ -28,6 +28,10 @@ template <class Scalar, class Device, class Layout>
 LcaSolver<Scalar, Device, Layout>::LcaSolver(const Geometry& g, const LcaParams& p,
                                              const exec_space& exec)
     : geom_((validate(g), g)), params_((validate(p), p)), exec_(exec), transfer_(p.transfer) {
+  params_.solver = resolve_solver(
+      p, g,
+      !Kokkos::SpaceAccessibility<Kokkos::HostSpace, typename Device::memory_space>::accessible,
+      sizeof(Scalar));
   conv_.rows =
       decltype(conv_.rows)(scratch(exec, "lca::LcaSolver::dictionary_rows"), g.nf, g.patch());
 }
@@ -62,8 +66,11 @@ void LcaSolver<Scalar, Device, Layout>::reset(int batch) {
       Impl::allocate_power(exec_, geom_, fista_);
     if (polishing)
       Impl::allocate(exec_, geom_, batch, support_buffers_);
-    if (params_.solver == Solver::cd)
+    if (params_.solver == Solver::cd) {
       open_ = Impl::per_image<int, Device>(exec_, "lca::LcaSolver::open", batch);
+      cd_rr_ = Impl::per_image<double, Device>(exec_, "lca::LcaSolver::cd_rr", batch);
+      cd_sweeps_ = Impl::per_image<int, Device>(exec_, "lca::LcaSolver::cd_sweeps", batch);
+    }
     if (params_.solver == Solver::cd && !cd_)
       cd_ = std::make_shared<CoordinateDescent<Scalar, Device, Layout>>(geom_, exec_);
     if (polishing && !support_)
@@ -279,11 +286,14 @@ SolveInfo LcaSolver<Scalar, Device, Layout>::solve(const Dict& dict, const Const
   SolveInfo info;
   use_dense(false);
   int cap = params_.iterations, it = 0;
-  bool after_polish = false;
+  bool after_polish = false, after_cd = false;
+  // cd without the support solve stops on its maintained gap, and is checked only then.
+  const bool cd_stops = cd && eps > 0 && !polishing;
   for (;;) {
     const bool last = it >= cap;
-    const bool check =
-        (eps > 0 || (trace_ && lasso)) && (last || after_polish || it % params_.check_every == 0);
+    const bool check = (eps > 0 || (trace_ && lasso)) &&
+                       (last || after_polish || after_cd || it % params_.check_every == 0);
+    after_cd = false;
     if (!cd || check || last || it == 0) { // cd keeps its own drive between checks
       compute_residual(dict, x_in);
       apply_drive(dict);
@@ -329,12 +339,27 @@ SolveInfo LcaSolver<Scalar, Device, Layout>::solve(const Dict& dict, const Const
     if (last)
       break;
     if (cd) { // to the next check in one kernel, on the images still open
-      const int n = std::min(cap - it, params_.check_every - it % params_.check_every);
       std::vector<int> open(B);
+      std::vector<double> rr(B);
       for (int b = 0; b < B; ++b)
-        open[b] = !(gap[b] <= eps);
+        open[b] = !(gap[b] <= eps), rr[b] = measures_h_(b, Impl::rr);
       Impl::upload(exec_, open_, open);
-      cd_->run(a_, g_, tf.lambda, !tf.symmetric, open_.d, n, polishing ? 0.0 : kCdSkip);
+      typename CoordinateDescent<Scalar, Device, Layout>::Stop stop;
+      int n = std::min(cap - it, params_.check_every - it % params_.check_every);
+      if (cd_stops) {
+        n = std::min(cap - it, kCdMaxSweeps);
+        Impl::upload(exec_, cd_rr_, rr);
+        stop.gap = eps, stop.rr = cd_rr_.d, stop.sweeps = cd_sweeps_.d;
+      }
+      cd_->run(a_, g_, tf.lambda, !tf.symmetric, open_.d, n, polishing ? 0.0 : kCdSkip, stop);
+      if (cd_stops) { // the slowest open image's sweeps
+        const std::vector<double> swept = Impl::download(exec_, cd_sweeps_);
+        int most = 0;
+        for (int b = 0; b < B; ++b)
+          most = open[b] ? std::max(most, int(swept[b])) : most;
+        n = most;
+        after_cd = true;
+      }
       rebuild_active_lists(a_);
       choose_reconstruction(active_count());
       it += n;

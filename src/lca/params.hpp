@@ -78,10 +78,13 @@ struct AdaptiveTimeScale {
 };
 
 /// Inference solver, algorithm.md §3 and §9; fista and cd (coordinate descent) for soft
-/// presets only.
-enum class Solver { lca, fista, cd };
-inline constexpr EnumName<Solver> kSolverNames[] = {
-    {"lca", Solver::lca}, {"fista", Solver::fista}, {"cd", Solver::cd}};
+/// presets only; automatic ("auto") is the one measured fastest to a certified code for the
+/// backend and shape (resolve_solver).
+enum class Solver { lca, fista, cd, automatic };
+inline constexpr EnumName<Solver> kSolverNames[] = {{"lca", Solver::lca},
+                                                    {"fista", Solver::fista},
+                                                    {"cd", Solver::cd},
+                                                    {"auto", Solver::automatic}};
 const char* to_string(Solver s);
 std::ostream& operator<<(std::ostream& os, Solver s);
 Solver parse_solver(const std::string& text); ///< throws InvalidArgument for other text
@@ -113,6 +116,15 @@ struct LcaParams {
   bool polish = true;
 };
 void validate(const LcaParams& p);
+/// The solver that runs for p on this shape: p.solver unless it is automatic, which picks, by
+/// the measurements in README "Which solver when": lca where the energy is not a LASSO or the
+/// adaptive time scale is asked for; fista on a GPU backend (gpu; cd's team per image and
+/// sequential sweep have not been measured there); on CPUs cd, faster than fista to a
+/// certified 1e-2 and 1e-3 on every measured shape, or fista where cd's overlap table (of
+/// scalar_bytes per entry) would pass its limit.
+Solver resolve_solver(const LcaParams& p, const Geometry& g, bool gpu, std::size_t scalar_bytes);
+/// The same for what the apps run: float on the default device.
+Solver resolve_solver(const LcaParams& p, const Geometry& g);
 
 /// Dictionary learning, algorithm.md §4.
 struct LearnParams {

@@ -178,6 +178,7 @@ public:
 
   const exec_space& execution_space() const { return exec_; }
   const Geometry& geometry() const { return geom_; }
+  /// The parameters, with --solver auto resolved for this backend and shape (resolve_solver).
   const LcaParams& params() const { return params_; }
   void set_lambda_transfer(const Transfer& t); ///< e.g. lca-denoise's lambda override
 
@@ -206,7 +207,8 @@ public:
   double estimate_lipschitz(const Dict& dict, int iterations);
   double lipschitz() const { return lipschitz_; }
   /// Benchmarks: called at every gap check (every check_every iterations, also without
-  /// stop_gap) with the iterations and support-solve rounds so far and every image's certificate.
+  /// stop_gap; for cd without the support solve, when its maintained gap says so) with the
+  /// iterations and support-solve rounds so far and every image's certificate.
   using Trace = std::function<void(int, int, const std::vector<Certificate>&)>;
   void set_trace(Trace trace) { trace_ = std::move(trace); }
 
@@ -264,6 +266,11 @@ public:
   /// CIFAR-10 nf 16 and Fashion-MNIST (perf/README.md). With it, small moves are what settles
   /// the support, and waiting halved the speed on all three: there cd updates every move.
   static constexpr double kCdSkip = 0.5;
+  /// Without the support solve, cd checks (recomputes the drive and
+  /// certifies) when an image's gap from its maintained state reaches the stop gap, or after
+  /// this many sweeps, not every check_every: a check costs two full convolutions, about a
+  /// quarter of the run at W128 when it came every 10 sweeps.
+  static constexpr int kCdMaxSweeps = 100;
   /// FISTA restarts when the energy rises by more than this (relative): rounding is not a rise.
   static constexpr double kRestartSlack = 1e-6;
 
@@ -295,6 +302,9 @@ private:
   std::shared_ptr<SupportSolve<Scalar, Device, Layout>> support_;
   std::shared_ptr<CoordinateDescent<Scalar, Device, Layout>> cd_;
   Impl::PerImage<int, Device> open_; ///< cd: the images still above the stop gap
+  /// cd stopping on its maintained gap: |r|^2 at the last check, and the sweeps each image ran.
+  Impl::PerImage<double, Device> cd_rr_;
+  Impl::PerImage<int, Device> cd_sweeps_;
   Kokkos::View<double**, Kokkos::LayoutRight, Device> measures_;
   typename Kokkos::View<double**, Kokkos::LayoutRight, Device>::HostMirror measures_h_;
   double lipschitz_ = 0;
