@@ -42,7 +42,7 @@ int main(int argc, char** argv) {
         ->check(lca::app::at_least(1))
         ->capture_default_str();
     lca::LcaParams solver_flags; // each flag given overrides the checkpoint's setting
-    lca::app::add_solver_options(app, solver_flags);
+    const CLI::Option* no_polish = lca::app::add_solver_options(app, solver_flags);
     app.add_flag("--save-codes", cfg.keep_codes, "also write the final activities (sparse)");
     app.add_option("--response", cfg.response_epsilon,
                    "also measure the response chi with this perturbation size (0: off)")
@@ -93,6 +93,10 @@ int main(int argc, char** argv) {
     if (given("--no-polish")) // (--no-polish=false turns the support solve back on)
       p.polish = solver_flags.polish;
     lca::validate(p);
+    lca::app::refuse_polish_with_auto(no_polish, p);
+    // What runs, and what the result records: auto resolved for this backend and shape.
+    const lca::LcaParams asked = p;
+    p = lca::resolve_solver(p, ck.geometry);
     // The training data, as far as the checkpoint's identity names it: from its files, without
     // loading it (files no longer there cannot be the data to denoise either).
     std::int64_t shared = 0, files = 0;
@@ -126,8 +130,8 @@ int main(int argc, char** argv) {
                                   : " test images")
                 << ", sigma " << cfg.sigma << ", nf " << ck.geometry.nf << ", " << ck.preset
                 << " lambda " << p.transfer.lambda << ", "
-                << lca::app::describe_solver(p, &ck.geometry) << ", backend " << lca::backend_name()
-                << ", " << lca::app::threads() << std::endl;
+                << lca::app::describe_solver(asked, &ck.geometry) << ", backend "
+                << lca::backend_name() << ", " << lca::app::threads() << std::endl;
     }
     const auto res =
         lca::denoise(ck.geometry, p, ck.dictionary, data, cfg, MPI_COMM_WORLD, &std::cout);

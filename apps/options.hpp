@@ -157,11 +157,14 @@ inline void add_dataset_options(CLI::App& app, DatasetSpec& d) {
       ->capture_default_str();
 }
 
-/// Solver and stopping flags (algorithm.md §9), shared by every app that runs inference.
-inline void add_solver_options(CLI::App& app, LcaParams& l) {
+/// Solver and stopping flags (algorithm.md §9), shared by every app that runs inference;
+/// returns --no-polish, for refuse_polish_with_auto.
+inline CLI::Option* add_solver_options(CLI::App& app, LcaParams& l) {
   auto* grp = app.add_option_group("Solver", "inference solver and certified stopping");
   add_enum_option(*grp, "--solver", l.solver, kSolverNames,
-                  "lca, fista or cd (coordinate descent); fista and cd: soft presets only");
+                  "lca, fista, cd (coordinate descent; fista and cd: soft presets only) or auto "
+                  "(on CPUs cd without the support solve, on GPUs fista with it; lca for hard "
+                  "thresholds)");
   add_enum_option(*grp, "--timescale", l.timescale, kTimescaleNames,
                   "LCA time step: fixed (--dt) or adaptive (PetaVision's adaptive time scale)");
   grp->add_option("--ats-base-min", l.adaptive.base_min, "adaptive time scale: baseMin")
@@ -185,9 +188,17 @@ inline void add_solver_options(CLI::App& app, LcaParams& l) {
   grp->add_option("--check-every", l.check_every, "iterations between gap checks")
       ->check(at_least(1))
       ->capture_default_str();
-  grp->add_flag("!--no-polish", l.polish,
-                "with --stop-gap: no exact solve on settled supports (the support solve; "
-                "--no-polish=false: with it)");
+  return grp->add_flag("!--no-polish", l.polish,
+                       "with --stop-gap: no exact solve on settled supports (the support solve; "
+                       "--no-polish=false: with it; --solver auto chooses it itself)");
+}
+
+/// --solver auto chooses the support solve itself: a --no-polish beside it is refused, not
+/// ignored.
+inline void refuse_polish_with_auto(const CLI::Option* no_polish, const LcaParams& p) {
+  if (p.solver == Solver::automatic && no_polish->count() > 0)
+    throw InvalidArgument("--no-polish cannot be given with --solver auto, which chooses the "
+                          "support solve itself: name the solver (cd, fista) to choose it");
 }
 
 /// One phrase for the start-up lines, e.g. "fista, stop at gap 0.001 (cap 2000 iterations,
@@ -196,10 +207,12 @@ inline void add_solver_options(CLI::App& app, LcaParams& l) {
 inline std::string describe_solver(const LcaParams& p, const Geometry* g = nullptr) {
   std::ostringstream os;
   os << p.solver;
-  const Solver runs = g ? resolve_solver(p, *g) : p.solver;
-  if (runs != p.solver)
-    os << ": " << runs;
-  if (runs == Solver::lca) {
+  const LcaParams runs = g ? resolve_solver(p, *g) : p;
+  if (runs.solver != p.solver)
+    os << ": " << runs.solver;
+  else if (p.solver == Solver::automatic)
+    os << " (per size: on CPUs cd, on GPUs fista)";
+  if (runs.solver == Solver::lca) {
     os << " tau " << p.tau;
     if (p.timescale == Timescale::adaptive)
       os << " adaptive time scale";
@@ -208,7 +221,7 @@ inline std::string describe_solver(const LcaParams& p, const Geometry* g = nullp
   }
   if (p.stop_gap > 0)
     os << ", stop at gap " << p.stop_gap << " (cap " << p.iterations << " iterations"
-       << (p.polish ? ", support solve)" : ")");
+       << (runs.polish && runs.solver != Solver::automatic ? ", support solve)" : ")");
   else
     os << ", " << p.iterations << " iterations";
   return os.str();
@@ -247,6 +260,7 @@ struct ModelOptions {
   TrainConfig cfg;
   std::string epochs = "1";
   std::int64_t validation = 0;
+  CLI::Option* no_polish = nullptr;
   double eta_decay_epochs = NAN;
   double lambda = 0.5;
   Preset threshold = Preset::soft_nonneg; ///< not custom: that is the vertices' preset
@@ -274,7 +288,7 @@ struct ModelOptions {
     app.add_option("--iterations", l.iterations, "LCA iterations per batch")->capture_default_str();
     app.add_option("--stop-tol", l.stop_tol, "LCA: stop early when max|dV| < tol (0: never)")
         ->capture_default_str();
-    add_solver_options(app, l);
+    no_polish = add_solver_options(app, l);
     app.add_option("--batch", cfg.batch_size, "global batch size (split across MPI ranks)")
         ->capture_default_str();
     if (!training)
@@ -374,6 +388,7 @@ struct ModelOptions {
                                                                : 0.0;
     validate(g);
     validate(cfg.lca);
+    refuse_polish_with_auto(no_polish, cfg.lca);
     validate(cfg.learn);
     if (cfg.warm_start && !is_lasso(cfg.lca.transfer))
       throw InvalidArgument("--warm-start needs a soft threshold (soft-nonneg, soft)");

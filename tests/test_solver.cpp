@@ -2,6 +2,7 @@
 // on a dense problem; warm starts.
 #include "backends.hpp"
 #include "device_io.hpp"
+#include "kernels/cd.hpp"
 #include "lca/error.hpp"
 #include "reference.hpp"
 #include "solver_cases.hpp"
@@ -111,6 +112,58 @@ TEST(Params, SolverSettingsAreValidated) {
   expect_message(p, "LCA option");
   EXPECT_TRUE(is_lasso(make_transfer(Preset::soft_nonneg, 0.3)));
   EXPECT_FALSE(is_lasso(make_transfer(Preset::hard_nonneg, 0.3)));
+}
+
+// --solver auto: lca without a LASSO energy or with the adaptive time scale; fista with the
+// support solve on a GPU or where cd's overlap table passes its limit; else cd without the
+// support solve. A named solver is kept as given, and the solver runs what auto resolves to.
+TEST(Params, AutoSolverResolvesByBackendAndShape) {
+  Geometry w128;
+  w128.channels = 3, w128.height = 32, w128.width = 32, w128.kernel = 8, w128.stride = 2;
+  w128.nf = 128;
+  Geometry huge = w128;
+  huge.nf = 1024; // 23 x 23 slots of 1024 x 1024 floats: 2.2 GB
+  LcaParams p;
+  p.solver = lca::Solver::automatic, p.transfer = make_transfer(Preset::soft_nonneg, 0.5);
+  p.stop_gap = 1e-3, p.polish = true;
+  EXPECT_NO_THROW(validate(p));
+  LcaParams r = resolve_solver(p, w128, false, sizeof(float));
+  EXPECT_EQ(r.solver, lca::Solver::cd);
+  EXPECT_FALSE(r.polish);
+  EXPECT_EQ(r.stop_gap, p.stop_gap);
+  r = resolve_solver(p, w128, true, sizeof(float));
+  EXPECT_EQ(r.solver, lca::Solver::fista);
+  EXPECT_TRUE(r.polish);
+  p.polish = false;
+  r = resolve_solver(p, huge, false, sizeof(float));
+  EXPECT_EQ(r.solver, lca::Solver::fista);
+  EXPECT_TRUE(r.polish);
+  EXPECT_GT(cd_table_bytes(huge, sizeof(float)), double(1u << 30));
+  EXPECT_LT(cd_table_bytes(w128, sizeof(float)), double(1u << 30));
+  p.timescale = Timescale::adaptive, p.stop_gap = 0;
+  EXPECT_NO_THROW(validate(p));
+  EXPECT_EQ(resolve_solver(p, w128, false, sizeof(float)).solver, lca::Solver::lca);
+  p.timescale = Timescale::fixed, p.transfer = make_transfer(Preset::hard, 0.1);
+  EXPECT_NO_THROW(validate(p));
+  EXPECT_EQ(resolve_solver(p, w128, false, sizeof(float)).solver, lca::Solver::lca);
+  p.stop_gap = 1e-3; // a hard threshold has no certificate, whatever the solver
+  EXPECT_THROW(validate(p), InvalidArgument);
+  for (const auto s : {lca::Solver::lca, lca::Solver::fista, lca::Solver::cd}) {
+    LcaParams q;
+    q.solver = s, q.transfer = make_transfer(Preset::soft, 0.5), q.polish = true;
+    const LcaParams kept = resolve_solver(q, w128, false, sizeof(float));
+    EXPECT_EQ(kept.solver, s);
+    EXPECT_TRUE(kept.polish);
+  }
+  // The solver on the default backend runs what auto resolves to there.
+  LcaParams a;
+  a.solver = lca::Solver::automatic, a.transfer = make_transfer(Preset::soft, 0.5);
+  a.stop_gap = 1e-3;
+  const LcaSolver<float> s(w128, a);
+  constexpr bool host =
+      Kokkos::SpaceAccessibility<Kokkos::HostSpace, DefaultDevice::memory_space>::accessible;
+  EXPECT_EQ(s.params().solver, host ? lca::Solver::cd : lca::Solver::fista);
+  EXPECT_EQ(s.params().polish, !host);
 }
 
 // Flags, configs and checkpoints name the modes by text: every name reads back as its value,

@@ -153,17 +153,21 @@ void validate(const LcaParams& p) {
     fail("the gap check interval must be >= 1 (got ", p.check_every, ")");
 }
 
-Solver resolve_solver(const LcaParams& p, const Geometry& g, bool gpu, std::size_t scalar_bytes) {
+LcaParams resolve_solver(const LcaParams& p, const Geometry& g, bool gpu,
+                         std::size_t scalar_bytes) {
+  LcaParams r = p;
   if (p.solver != Solver::automatic)
-    return p.solver;
+    return r;
   if (!is_lasso(p.transfer) || p.timescale != Timescale::fixed)
-    return Solver::lca;
-  if (gpu || cd_table_bytes(g, scalar_bytes) > kCdMaxTableBytes)
-    return Solver::fista;
-  return Solver::cd;
+    r.solver = Solver::lca;
+  else if (gpu || cd_table_bytes(g, scalar_bytes) > kCdMaxTableBytes)
+    r.solver = Solver::fista, r.polish = true;
+  else
+    r.solver = Solver::cd, r.polish = false;
+  return r;
 }
 
-Solver resolve_solver(const LcaParams& p, const Geometry& g) {
+LcaParams resolve_solver(const LcaParams& p, const Geometry& g) {
   using Memory = DefaultDevice::memory_space;
   return resolve_solver(p, g, !Kokkos::SpaceAccessibility<Kokkos::HostSpace, Memory>::accessible,
                         sizeof(float));

@@ -28,7 +28,7 @@ template <class Scalar, class Device, class Layout>
 LcaSolver<Scalar, Device, Layout>::LcaSolver(const Geometry& g, const LcaParams& p,
                                              const exec_space& exec)
     : geom_((validate(g), g)), params_((validate(p), p)), exec_(exec), transfer_(p.transfer) {
-  params_.solver = resolve_solver(
+  params_ = resolve_solver(
       p, g,
       !Kokkos::SpaceAccessibility<Kokkos::HostSpace, typename Device::memory_space>::accessible,
       sizeof(Scalar));

@@ -116,15 +116,16 @@ struct LcaParams {
   bool polish = true;
 };
 void validate(const LcaParams& p);
-/// The solver that runs for p on this shape: p.solver unless it is automatic, which picks, by
-/// the measurements in README "Which solver when": lca where the energy is not a LASSO or the
-/// adaptive time scale is asked for; fista on a GPU backend (gpu; cd's team per image and
-/// sequential sweep have not been measured there); on CPUs cd, faster than fista to a
-/// certified 1e-2 and 1e-3 on every measured shape, or fista where cd's overlap table (of
-/// scalar_bytes per entry) would pass its limit.
-Solver resolve_solver(const LcaParams& p, const Geometry& g, bool gpu, std::size_t scalar_bytes);
+/// The parameters that run for p on this shape: p itself unless its solver is automatic, which
+/// picks the solver and the support solve (polish) by the measurements in README "Which
+/// solver when": lca where the energy is not a LASSO or the adaptive time scale is asked for;
+/// on a GPU backend (gpu) fista with the support solve (cd's team per image and sequential
+/// sweep have not been measured there); on CPUs cd without the support solve, the fastest to
+/// a certified gap on every shape and level measured, in training and in the denoising test,
+/// or fista with it where cd's overlap table (of scalar_bytes per entry) would pass its limit.
+LcaParams resolve_solver(const LcaParams& p, const Geometry& g, bool gpu, std::size_t scalar_bytes);
 /// The same for what the apps run: float on the default device.
-Solver resolve_solver(const LcaParams& p, const Geometry& g);
+LcaParams resolve_solver(const LcaParams& p, const Geometry& g);
 
 /// Dictionary learning, algorithm.md §4.
 struct LearnParams {

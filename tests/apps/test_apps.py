@@ -268,6 +268,39 @@ class Apps(unittest.TestCase):
             self.assertEqual(b.attrs["polish"], 1)
             self.assertLessEqual(b.attrs["gap_max"], 1e-4)
 
+    def test_auto_solver_resolves_and_records(self):
+        """--solver auto on this CPU backend runs cd without the support solve: the start line
+        says so, the checkpoint keeps 'auto' (each backend resolves it again), the denoising
+        result records what ran and certifies every image, and --no-polish beside auto is
+        refused, in lca-train and lca-denoise."""
+        ck = f"{self.tmp}/auto.h5"
+        args = [a if a != "fista" else "auto" for a in self.AUTO]
+        _, out, _ = self.train(ck, *args, "--epochs", "1", "--progress", "0")
+        self.assertIn("lambda 0.5, auto: cd, stop at gap 0.01 (cap 300 iterations), backend", out)
+        self.assertIn("every image certified", out)
+        with h5py.File(ck) as f:
+            self.assertEqual(f.attrs["solver"], "auto")
+        res = f"{self.tmp}/auto-denoise.h5"
+        base = [app("lca-denoise"), "-c", ck, "--subset", "24", "--sigma", "0.4", "--batch", "8",
+                "--stop-gap", "1e-3", "--progress", "0"]
+        _, out, _ = run([*base, "-o", res])
+        self.assertIn("auto: cd", out)
+        with h5py.File(res) as f:
+            self.assertEqual(f.attrs["solver"], "cd")
+            self.assertEqual(f.attrs["polish"], 0)
+            self.assertEqual(f.attrs["unconverged"], 0)
+            self.assertLessEqual(f.attrs["gap_max"], 1e-3)
+        message = "--no-polish cannot be given with --solver auto, which chooses the support solve"
+        rc, _, err = run([*base, "--no-polish", "-o", f"{self.tmp}/refused.h5"], check=False)
+        self.assertEqual(rc, 1)
+        self.assertIn(message, err)
+        self.assertEqual(len(err.strip().splitlines()), 1)
+        self.assertFalse(os.path.exists(f"{self.tmp}/refused.h5"))
+        rc, _, err = run([app("lca-train"), *TINY, "--solver", "auto", "--stop-gap", "0.01",
+                          "--no-polish", "-o", f"{self.tmp}/refused-ck.h5"], check=False)
+        self.assertEqual(rc, 1)
+        self.assertIn(message, err)
+
     def test_two_ranks_match_one(self):
         one, two = f"{self.tmp}/one.h5", f"{self.tmp}/two.h5"
         self.train(one, "--images", "48")
