@@ -266,6 +266,43 @@ TYPED_TEST(CoordinateDescentTest, SolverCertifiesTheOptimum) {
     }
 }
 
+// --solver auto on a host backend: cd without the support solve, and where cd leaves images
+// above the stop gap at its cap, fista with the support solve from cd's codes certifies them
+// (for as many iterations again); cd alone, at the same cap, does not.
+TYPED_TEST(CoordinateDescentTest, AutoFallsBackToFistaAtTheCap) {
+  using S = typename TypeParam::Scalar;
+  using Sp = typename TypeParam::Device;
+  using L = typename TypeParam::Layout;
+  if (!Kokkos::SpaceAccessibility<Kokkos::HostSpace, typename Sp::memory_space>::accessible)
+    GTEST_SKIP() << "auto runs fista on a GPU";
+  const double eps = std::is_same<S, float>::value ? 1e-5 : 1e-10;
+  const ClippedLasso prob(false);
+  const auto& g = prob.g;
+  Dictionary<S, Sp, L> d(g);
+  load_dictionary_exact(d, prob.dict);
+  const auto x = to_images<S, Sp>(prob.x, prob.B, g.pixels());
+  const int cap = 60; // cd without the support solve needs 220 sweeps to 1e-5, 534 to 1e-10
+  LcaParams p = cd_params(false, prob.lambda, cap);
+  p.stop_gap = eps, p.polish = false;
+  LcaSolver<S, Sp, L> alone(g, p);
+  alone.reset(prob.B);
+  EXPECT_GT(alone.solve(d, x).unconverged, 0);
+  p.solver = Solver::automatic, p.polish = true;
+  LcaSolver<S, Sp, L> solver(g, p);
+  EXPECT_EQ(solver.params().solver, Solver::cd);
+  EXPECT_FALSE(solver.params().polish);
+  solver.reset(prob.B);
+  const SolveInfo info = solver.solve(d, x);
+  EXPECT_EQ(info.unconverged, 0);
+  EXPECT_GT(info.iterations, cap); // both phases counted
+  EXPECT_GT(info.polish_iterations, 0);
+  for (int b = 0; b < prob.B; ++b) {
+    EXPECT_LE(info.certificates[b].gap, eps) << "image " << b;
+    EXPECT_NEAR(info.certificates[b].primal, prob.p_opt[b], 2 * eps * prob.p_opt[b]);
+  }
+  EXPECT_EQ(solver.params().solver, Solver::cd); // and the next batch starts with cd again
+}
+
 /// The one-line message of an InvalidArgument, exactly.
 template <class F> void expect_message(const F& f, const std::string& message) {
   try {

@@ -32,6 +32,7 @@ LcaSolver<Scalar, Device, Layout>::LcaSolver(const Geometry& g, const LcaParams&
       p, g,
       !Kokkos::SpaceAccessibility<Kokkos::HostSpace, typename Device::memory_space>::accessible,
       sizeof(Scalar));
+  fallback_ = p.solver == Solver::automatic && params_.solver == Solver::cd;
   conv_.rows =
       decltype(conv_.rows)(scratch(exec, "lca::LcaSolver::dictionary_rows"), g.nf, g.patch());
 }
@@ -46,8 +47,9 @@ template <class Scalar, class Device, class Layout>
 void LcaSolver<Scalar, Device, Layout>::reset(int batch) {
   if (batch < 1)
     throw InvalidArgument("batch size must be >= 1 (got " + std::to_string(batch) + ")");
-  const bool fista = params_.solver == Solver::fista,
-             polishing = params_.stop_gap > 0 && params_.polish;
+  // auto's fallback (solve) needs fista's and the support solve's buffers beside cd's.
+  const bool fista = params_.solver == Solver::fista || fallback_,
+             polishing = params_.stop_gap > 0 && (params_.polish || fallback_);
   if (batch != batch_) {
     const int n = batch * geom_.positions(), nf = geom_.nf;
     // Buffers that every iteration overwrites before reading skip the zero fill.
@@ -260,6 +262,26 @@ std::vector<int> LcaSolver<Scalar, Device, Layout>::support_round(const Dict& di
 
 template <class Scalar, class Device, class Layout>
 SolveInfo LcaSolver<Scalar, Device, Layout>::solve(const Dict& dict, const ConstImages& x_in) {
+  SolveInfo info = solve_once(dict, x_in);
+  if (!fallback_ || info.unconverged == 0)
+    return info;
+  const LcaParams cd = params_;
+  params_.solver = Solver::fista, params_.polish = true;
+  SolveInfo more;
+  try {
+    more = solve_once(dict, x_in); // from cd's codes, which a_ holds
+  } catch (...) {
+    params_ = cd;
+    throw;
+  }
+  params_ = cd;
+  more.iterations += info.iterations, more.polish_iterations += info.polish_iterations;
+  more.polishes += info.polishes;
+  return more;
+}
+
+template <class Scalar, class Device, class Layout>
+SolveInfo LcaSolver<Scalar, Device, Layout>::solve_once(const Dict& dict, const ConstImages& x_in) {
   Region region("lca::LcaSolver::solve");
   if (x_in.extent(0) != std::size_t(batch_) || x_in.extent(1) != std::size_t(geom_.pixels()))
     throw InvalidArgument("solve: input batch is " + std::to_string(x_in.extent(0)) + "x" +

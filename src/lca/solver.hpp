@@ -190,6 +190,9 @@ public:
   /// Run params().iterations steps of params().solver (fewer with stop_tol or stop_gap) on
   /// x_in and finish with the residual and drive of the final activity, so residual(),
   /// patches(), drive() and activities() are consistent for learning and the certificate.
+  /// With --solver auto resolved to cd, images that cd leaves above stop_gap at the cap are
+  /// solved on by fista with the support solve, from cd's codes, for as many iterations again
+  /// (cd can stall on dense codes, ~50 % active, where fista certifies); info adds both.
   SolveInfo solve(const Dict& dict, const ConstImages& x_in);
   /// One LCA iteration (steps 1-4); returns max |dV| when track_dv, else 0.
   Scalar step(const Dict& dict, const ConstImages& x_in, bool track_dv);
@@ -308,6 +311,8 @@ private:
   Kokkos::View<double**, Kokkos::LayoutRight, Device> measures_;
   typename Kokkos::View<double**, Kokkos::LayoutRight, Device>::HostMirror measures_h_;
   double lipschitz_ = 0;
+  bool fallback_ = false; ///< auto resolved to cd: fista + support solve after cd's cap
+  SolveInfo solve_once(const Dict& dict, const ConstImages& x_in);
   Trace trace_;
 };
 

@@ -831,7 +831,7 @@ class Apps(unittest.TestCase):
             self.assertGreater(os.path.getsize(f"{out}/analysis/{name}"), 0, name)
 
     def test_scaling_converged_replicates_and_refinement(self):
-        """The default study: FISTA to a certified gap, two replicates, one refinement round;
+        """The default study: --solver auto to a certified gap, two replicates, one refinement round;
         the gaps are recorded per point, points above the gap are flagged, and a rerun with the
         same flags adds nothing."""
         out = f"{self.tmp}/conv"
@@ -839,7 +839,7 @@ class Apps(unittest.TestCase):
                 "--sizes", "4,8", "--lambdas", "0.15,0.6,2.4", "--replicates", "2", "--refine", "1",
                 "--progress", "0", "--out-dir", out]
         _, stdout, _ = run(args)
-        self.assertIn("fista, stop at gap 0.01", stdout)
+        self.assertIn("solver auto (per size: on CPUs cd, on GPUs fista), stop at gap 0.01", stdout)
         self.assertIn("points/h", stdout)
         with h5py.File(f"{out}/sweep.h5") as f:
             n = f.attrs["n_points"]
