@@ -259,11 +259,11 @@ void CoordinateDescent<Scalar, Device, Layout>::run(const Matrix& A, const Matri
                 Kokkos::Min<int>(f));
             if (f == nf) // cannot happen (the same arithmetic twice); never a wrong index
               continue;
-            const Scalar a = A(row, f), gi = G(row, f), in = inv_norm(centre, f);
-            const Scalar d = step(a, gi, in, lam, neg);
-            // |r - d phi_i|^2 = |r|^2 - 2 d <phi_i, r> + d^2 |phi_i|^2 (d is 0 where in is 0).
-            if (in > Scalar(0))
-              rr += double(d) * (double(d) / double(in) - 2 * double(gi));
+            const Scalar a = A(row, f), gi = G(row, f), inv_i = inv_norm(centre, f);
+            const Scalar d = step(a, gi, inv_i, lam, neg);
+            // |r - d phi_i|^2 = |r|^2 - 2 d <phi_i, r> + d^2 |phi_i|^2 (d is 0 where inv_i is 0).
+            if (inv_i > Scalar(0))
+              rr += double(d) * (double(d) / double(inv_i) - 2 * double(gi));
             team.team_barrier(); // every thread has read A(row, .) and G(row, .)
             Kokkos::single(Kokkos::PerTeam(team), [&]() { A(row, f) = a + d; });
             // G_j -= d <phi_j, phi_i> over the neighbours j (i's own drive included).
