@@ -4,6 +4,7 @@
 #include "lca/core.hpp"
 #include "lca/denoise.hpp"
 #include "lca/distributed.hpp"
+#include "lca/solver.hpp"
 #include "no_overwrite.hpp"
 #include "options.hpp"
 #include "train_as_test.hpp"
@@ -129,9 +130,8 @@ int main(int argc, char** argv) {
                                     "--allow-train-as-test)"
                                   : " test images")
                 << ", sigma " << cfg.sigma << ", nf " << ck.geometry.nf << ", " << ck.preset
-                << " lambda " << p.transfer.lambda << ", "
-                << lca::app::describe_solver(asked, &ck.geometry) << ", backend "
-                << lca::backend_name() << ", " << lca::app::threads() << std::endl;
+                << " lambda " << p.transfer.lambda << ", " << lca::app::describe_solver(asked, &p)
+                << ", backend " << lca::backend_name() << ", " << lca::app::threads() << std::endl;
     }
     const auto res =
         lca::denoise(ck.geometry, p, ck.dictionary, data, cfg, MPI_COMM_WORLD, &std::cout);

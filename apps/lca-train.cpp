@@ -5,6 +5,7 @@
 #include "lca/distributed.hpp"
 #include "lca/format.hpp"
 #include "lca/mpi.hpp"
+#include "lca/solver.hpp"
 #include "no_overwrite.hpp"
 #include "options.hpp"
 
@@ -69,11 +70,12 @@ int main(int argc, char** argv) {
       if (!dir.empty())
         std::filesystem::create_directories(dir);
       const auto& g = cfg.geometry;
+      const lca::LcaParams runs = lca::resolve_solver(cfg.lca, g);
       std::cout << "lca-train: " << data.n << " images " << g.channels << "x" << g.height << "x"
                 << g.width << " (" << constant << " constant), nf " << g.nf << ", " << g.kernel
                 << "x" << g.kernel << " stride " << g.stride << ", " << g.neurons() << " neurons, "
                 << cfg.preset << " lambda " << cfg.lca.transfer.lambda << ", "
-                << lca::app::describe_solver(cfg.lca, &g) << ", backend " << lca::backend_name()
+                << lca::app::describe_solver(cfg.lca, &runs) << ", backend " << lca::backend_name()
                 << ", " << ranks << " rank(s), " << lca::app::threads()
                 << (cfg.validation ? ", " + std::to_string(validation.n) + " validation images"
                                    : "")

@@ -202,12 +202,12 @@ inline void refuse_polish_with_auto(const CLI::Option* no_polish, const LcaParam
 }
 
 /// One phrase for the start-up lines, e.g. "fista, stop at gap 0.001 (cap 2000 iterations,
-/// support solve)", "auto: cd, stop at ..." (with the shape g that it resolves for) or
+/// support solve)", "auto: cd, stop at ..." (given what auto resolved to, `resolved`) or
 /// "lca tau 100 dt 1, 400 iterations".
-inline std::string describe_solver(const LcaParams& p, const Geometry* g = nullptr) {
+inline std::string describe_solver(const LcaParams& p, const LcaParams* resolved = nullptr) {
   std::ostringstream os;
   os << p.solver;
-  const LcaParams runs = g ? resolve_solver(p, *g) : p;
+  const LcaParams runs = resolved ? *resolved : p;
   if (runs.solver != p.solver)
     os << ": " << runs.solver;
   else if (p.solver == Solver::automatic)

@@ -127,31 +127,31 @@ TEST(Params, AutoSolverResolvesByBackendAndShape) {
   p.solver = lca::Solver::automatic, p.transfer = make_transfer(Preset::soft_nonneg, 0.5);
   p.stop_gap = 1e-3, p.polish = true;
   EXPECT_NO_THROW(validate(p));
-  LcaParams r = resolve_solver(p, w128, false, sizeof(float));
+  LcaParams r = resolve_solver(p, false, cd_table_bytes(w128, sizeof(float)));
   EXPECT_EQ(r.solver, lca::Solver::cd);
   EXPECT_FALSE(r.polish);
   EXPECT_EQ(r.stop_gap, p.stop_gap);
-  r = resolve_solver(p, w128, true, sizeof(float));
+  r = resolve_solver(p, true, cd_table_bytes(w128, sizeof(float)));
   EXPECT_EQ(r.solver, lca::Solver::fista);
   EXPECT_TRUE(r.polish);
   p.polish = false;
-  r = resolve_solver(p, huge, false, sizeof(float));
+  r = resolve_solver(p, false, cd_table_bytes(huge, sizeof(float)));
   EXPECT_EQ(r.solver, lca::Solver::fista);
   EXPECT_TRUE(r.polish);
   EXPECT_GT(cd_table_bytes(huge, sizeof(float)), double(1u << 30));
   EXPECT_LT(cd_table_bytes(w128, sizeof(float)), double(1u << 30));
   p.timescale = Timescale::adaptive, p.stop_gap = 0;
   EXPECT_NO_THROW(validate(p));
-  EXPECT_EQ(resolve_solver(p, w128, false, sizeof(float)).solver, lca::Solver::lca);
+  EXPECT_EQ(resolve_solver(p, false, cd_table_bytes(w128, sizeof(float))).solver, lca::Solver::lca);
   p.timescale = Timescale::fixed, p.transfer = make_transfer(Preset::hard, 0.1);
   EXPECT_NO_THROW(validate(p));
-  EXPECT_EQ(resolve_solver(p, w128, false, sizeof(float)).solver, lca::Solver::lca);
+  EXPECT_EQ(resolve_solver(p, false, cd_table_bytes(w128, sizeof(float))).solver, lca::Solver::lca);
   p.stop_gap = 1e-3; // a hard threshold has no certificate, whatever the solver
   EXPECT_THROW(validate(p), InvalidArgument);
   for (const auto s : {lca::Solver::lca, lca::Solver::fista, lca::Solver::cd}) {
     LcaParams q;
     q.solver = s, q.transfer = make_transfer(Preset::soft, 0.5), q.polish = true;
-    const LcaParams kept = resolve_solver(q, w128, false, sizeof(float));
+    const LcaParams kept = resolve_solver(q, false, cd_table_bytes(w128, sizeof(float)));
     EXPECT_EQ(kept.solver, s);
     EXPECT_TRUE(kept.polish);
   }

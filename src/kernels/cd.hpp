@@ -30,8 +30,6 @@
 
 namespace lca {
 
-/// The overlap table may take at most this much memory (a clear error beyond).
-inline constexpr double kCdMaxTableBytes = 1u << 30;
 /// The bytes of the overlap table for shape g at scalar_bytes per entry.
 double cd_table_bytes(const Geometry& g, std::size_t scalar_bytes);
 

@@ -1,7 +1,5 @@
 #include "lca/params.hpp"
 
-#include "cd.hpp"
-#include "lca/core.hpp"
 #include "lca/error.hpp"
 
 #include <cmath>
@@ -153,24 +151,17 @@ void validate(const LcaParams& p) {
     fail("the gap check interval must be >= 1 (got ", p.check_every, ")");
 }
 
-LcaParams resolve_solver(const LcaParams& p, const Geometry& g, bool gpu,
-                         std::size_t scalar_bytes) {
+LcaParams resolve_solver(const LcaParams& p, bool gpu, double cd_table_bytes) {
   LcaParams r = p;
   if (p.solver != Solver::automatic)
     return r;
   if (!is_lasso(p.transfer) || p.timescale != Timescale::fixed)
     r.solver = Solver::lca;
-  else if (gpu || cd_table_bytes(g, scalar_bytes) > kCdMaxTableBytes)
+  else if (gpu || cd_table_bytes > kCdMaxTableBytes)
     r.solver = Solver::fista, r.polish = true;
   else
     r.solver = Solver::cd, r.polish = false;
   return r;
-}
-
-LcaParams resolve_solver(const LcaParams& p, const Geometry& g) {
-  using Memory = DefaultDevice::memory_space;
-  return resolve_solver(p, g, !Kokkos::SpaceAccessibility<Kokkos::HostSpace, Memory>::accessible,
-                        sizeof(float));
 }
 
 void validate(const LearnParams& p) {

@@ -29,12 +29,17 @@ LcaSolver<Scalar, Device, Layout>::LcaSolver(const Geometry& g, const LcaParams&
                                              const exec_space& exec)
     : geom_((validate(g), g)), params_((validate(p), p)), exec_(exec), transfer_(p.transfer) {
   params_ = resolve_solver(
-      p, g,
-      !Kokkos::SpaceAccessibility<Kokkos::HostSpace, typename Device::memory_space>::accessible,
-      sizeof(Scalar));
+      p, !Kokkos::SpaceAccessibility<Kokkos::HostSpace, typename Device::memory_space>::accessible,
+      cd_table_bytes(g, sizeof(Scalar)));
   fallback_ = p.solver == Solver::automatic && params_.solver == Solver::cd;
   conv_.rows =
       decltype(conv_.rows)(scratch(exec, "lca::LcaSolver::dictionary_rows"), g.nf, g.patch());
+}
+
+LcaParams resolve_solver(const LcaParams& p, const Geometry& g) {
+  using Memory = DefaultDevice::memory_space;
+  return resolve_solver(p, !Kokkos::SpaceAccessibility<Kokkos::HostSpace, Memory>::accessible,
+                        cd_table_bytes(g, sizeof(float)));
 }
 
 template <class Scalar, class Device, class Layout>

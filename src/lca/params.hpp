@@ -122,10 +122,12 @@ void validate(const LcaParams& p);
 /// on a GPU backend (gpu) fista with the support solve (cd's team per image and sequential
 /// sweep have not been measured there); on CPUs cd without the support solve, the fastest to
 /// a certified gap on every shape and level measured, in training and in the denoising test,
-/// or fista with it where cd's overlap table (of scalar_bytes per entry) would pass its limit.
-LcaParams resolve_solver(const LcaParams& p, const Geometry& g, bool gpu, std::size_t scalar_bytes);
-/// The same for what the apps run: float on the default device.
-LcaParams resolve_solver(const LcaParams& p, const Geometry& g);
+/// or fista with it where cd's overlap table (cd_table_bytes, kernels/cd.hpp) would pass
+/// kCdMaxTableBytes. Kokkos-free: the input parsers' fuzzers link this file alone;
+/// lca/solver.hpp has the form for a shape on the apps' backend.
+LcaParams resolve_solver(const LcaParams& p, bool gpu, double cd_table_bytes);
+/// cd's overlap table may take at most this much memory (a clear error beyond).
+inline constexpr double kCdMaxTableBytes = 1u << 30;
 
 /// Dictionary learning, algorithm.md §4.
 struct LearnParams {

@@ -51,6 +51,10 @@ struct BatchStats {
 };
 
 /// The duality-gap certificate of one image (soft presets, algorithm.md §9).
+/// --solver auto resolved (params.hpp) for shape g as the apps run it: float on the default
+/// device.
+LcaParams resolve_solver(const LcaParams& p, const Geometry& g);
+
 struct Certificate {
   double primal = 0; ///< P(a), the energy
   double dual = 0;   ///< D(theta) <= P(a*) for the rescaled residual theta
