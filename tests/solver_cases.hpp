@@ -82,14 +82,29 @@ inline double lasso_energy(const std::vector<double>& D, int n, const std::vecto
   return 0.5 * rr + lambda * l1;
 }
 
-/// A small convolutional LASSO with its double-precision coordinate-descent optimum P*.
-struct SmallLasso {
+/// A convolutional LASSO problem: its geometry, lambda, dictionary and images (double).
+struct LassoCase {
   Geometry g;
-  double lambda = 0.15;
+  double lambda;
   int B = 3;
-  std::vector<double> dict, x, optimum; ///< optimum: P* per image
+  std::vector<double> dict, x;
+  /// The problem on a backend: its dictionary, exactly, and its images.
+  template <class S, class Sp, class L> Dictionary<S, Sp, L> dictionary() const {
+    Dictionary<S, Sp, L> d(g);
+    load_dictionary_exact(d, dict);
+    return d;
+  }
+  template <class S, class Sp> typename Views<S, Sp>::Images images() const {
+    return to_images<S, Sp>(x, B, g.pixels());
+  }
+};
+
+/// A small convolutional LASSO with its double-precision coordinate-descent optimum P*.
+struct SmallLasso : LassoCase {
+  std::vector<double> optimum; ///< P* per image
   SmallLasso(Preset preset) {
     g.channels = 2, g.height = 8, g.width = 8, g.kernel = 4, g.stride = 2, g.nf = 4;
+    lambda = 0.15;
     Dictionary<double> d(g); // the default space: instantiated on every build
     d.init_random(21);
     const auto w = d.to_host();
@@ -102,15 +117,6 @@ struct SmallLasso {
           lasso_cd(D, g.pixels(), int(g.neurons()), xb, lambda, preset == Preset::soft_nonneg);
       optimum.push_back(lasso_energy(D, g.pixels(), xb, a, lambda));
     }
-  }
-  /// The problem on a backend: its dictionary, exactly, and its images.
-  template <class S, class Sp, class L> Dictionary<S, Sp, L> dictionary() const {
-    Dictionary<S, Sp, L> d(g);
-    load_dictionary_exact(d, dict);
-    return d;
-  }
-  template <class S, class Sp> typename Views<S, Sp>::Images images() const {
-    return to_images<S, Sp>(x, B, g.pixels());
   }
 };
 
@@ -127,13 +133,11 @@ template <class Dict> std::vector<double> stored(const Dict& d) {
 
 /// A small convolutional LASSO whose border atoms the image edge truncates (overlap reach 2),
 /// with its optimum (test_support, test_cd).
-struct ClippedLasso {
-  Geometry g;
-  double lambda = 0.1;
-  int B = 3;
-  std::vector<double> dict, x, a_opt, p_opt; ///< a_opt in map order, P* per image
+struct ClippedLasso : LassoCase {
+  std::vector<double> a_opt, p_opt; ///< a_opt in map order, P* per image
   explicit ClippedLasso(bool nonneg) {
     g.channels = 2, g.height = 12, g.width = 12, g.kernel = 6, g.stride = 2, g.nf = 5;
+    lambda = 0.1;
     Dictionary<double> d(g);
     d.init_random(41);
     dict = stored(d);

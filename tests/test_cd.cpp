@@ -73,6 +73,37 @@ LcaParams cd_params(bool nonneg, double lambda, int iterations) {
   return p;
 }
 
+/// ClippedLasso at a = 0 for the kernel alone: the solver's drive Phi^T x, cd's table built,
+/// every image open.
+template <class S, class Sp, class L> struct AtZero {
+  using Matrix = typename LcaSolver<S, Sp, L>::Matrix;
+  ClippedLasso prob;
+  Dictionary<S, Sp, L> d;
+  typename Views<S, Sp>::Images x;
+  LcaSolver<S, Sp, L> solver;
+  CoordinateDescent<S, Sp, L> cd;
+  Kokkos::View<int*, Sp> open;
+  explicit AtZero(bool nonneg)
+      : prob(nonneg), d(prob.dictionary<S, Sp, L>()), x(prob.images<S, Sp>()),
+        solver(prob.g, cd_params(nonneg, prob.lambda, 1)), cd(prob.g), open("open", prob.B) {
+    solver.reset(prob.B);
+    refresh();
+    cd.set_dictionary(d);
+    Kokkos::deep_copy(open, 1);
+  }
+  /// A zero code and its drive, to run the kernel on.
+  std::pair<Matrix, Matrix> start() const {
+    Matrix A("A", solver.activities().extent(0), prob.g.nf), G("G", A.extent(0), prob.g.nf);
+    Kokkos::deep_copy(G, solver.drive());
+    return {A, G};
+  }
+  /// The solver's residual and drive recomputed from its code.
+  void refresh() {
+    solver.compute_residual(d, x);
+    solver.apply_drive(d);
+  }
+};
+
 // The drive that coordinate descent keeps through the overlaps equals Phi^T (x - Phi a)
 // recomputed from its code after 10^4 updates per image, to rounding that grows with the
 // updates (each adds at most about one epsilon of the largest drive change), whether small
@@ -84,35 +115,21 @@ TYPED_TEST(CoordinateDescentTest, MaintainedDriveIsPhiTransposeResidual) {
   for (const bool nonneg : {false, true})
     for (const double skip : {0.0, 0.5}) {
       SCOPED_TRACE(std::string(nonneg ? "soft-nonneg" : "soft") + " skip " + std::to_string(skip));
-      const ClippedLasso prob(nonneg);
-      const auto& g = prob.g;
-      Dictionary<S, Sp, L> d(g);
-      load_dictionary_exact(d, prob.dict);
-      const auto x = to_images<S, Sp>(prob.x, prob.B, g.pixels());
-      LcaSolver<S, Sp, L> solver(g, cd_params(nonneg, prob.lambda, 1));
-      solver.reset(prob.B);
-      solver.compute_residual(d, x);
-      solver.apply_drive(d);
-      using Matrix = typename LcaSolver<S, Sp, L>::Matrix;
-      Matrix A("A", solver.activities().extent(0), g.nf), G("G", A.extent(0), g.nf);
-      Kokkos::deep_copy(G, solver.drive());
+      AtZero<S, Sp, L> z(nonneg);
+      const auto& g = z.prob.g;
+      const auto [A, G] = z.start();
       const double g0 = max_abs(from_map(g, G));
-      CoordinateDescent<S, Sp, L> cd(g);
-      cd.set_dictionary(d);
-      Kokkos::View<int*, Sp> open("open", prob.B);
-      Kokkos::deep_copy(open, 1);
       // One update a position and sweep without skip; waiting, a sweep makes fewer.
       const int iterations = (10000 + g.positions() - 1) / g.positions() * (skip > 0 ? 3 : 1);
-      cd.run(A, G, prob.lambda, nonneg, open, iterations, skip, {});
-      solver.set_activities(A);
-      solver.compute_residual(d, x);
-      solver.apply_drive(d);
-      const auto kept = from_map(g, G), fresh = from_map(g, solver.drive());
+      z.cd.run(A, G, z.prob.lambda, nonneg, z.open, iterations, skip, {});
+      z.solver.set_activities(A);
+      z.refresh();
+      const auto kept = from_map(g, G), fresh = from_map(g, z.solver.drive());
       const double updates = double(iterations) * g.positions();
       EXPECT_LE(max_abs_diff(kept, fresh), 4 * std::numeric_limits<S>::epsilon() * updates * g0);
       // The updates did their job: the code is near dense coordinate descent's optimum.
       const bool is_float = std::is_same<S, float>::value;
-      EXPECT_LE(max_abs_diff(from_map(g, A), prob.a_opt), is_float ? 1e-4 : 1e-6);
+      EXPECT_LE(max_abs_diff(from_map(g, A), z.prob.a_opt), is_float ? 1e-4 : 1e-6);
     }
 }
 
@@ -123,25 +140,12 @@ TYPED_TEST(CoordinateDescentTest, SmallMovesWaitForALaterSweep) {
   using S = typename TypeParam::Scalar;
   using Sp = typename TypeParam::Device;
   using L = typename TypeParam::Layout;
-  const ClippedLasso prob(false);
-  const auto& g = prob.g;
-  Dictionary<S, Sp, L> d(g);
-  load_dictionary_exact(d, prob.dict);
-  const auto x = to_images<S, Sp>(prob.x, prob.B, g.pixels());
-  LcaSolver<S, Sp, L> solver(g, cd_params(false, prob.lambda, 1));
-  solver.reset(prob.B);
-  solver.compute_residual(d, x);
-  solver.apply_drive(d);
-  CoordinateDescent<S, Sp, L> cd(g);
-  cd.set_dictionary(d);
-  Kokkos::View<int*, Sp> open("open", prob.B);
-  Kokkos::deep_copy(open, 1);
-  using Matrix = typename LcaSolver<S, Sp, L>::Matrix;
+  AtZero<S, Sp, L> z(false);
+  const auto& g = z.prob.g;
   // The codes after `sweeps` sweeps from 0 at this skip.
   const auto codes = [&](int sweeps, double skip) {
-    Matrix A("A", solver.activities().extent(0), g.nf), G("G", A.extent(0), g.nf);
-    Kokkos::deep_copy(G, solver.drive());
-    cd.run(A, G, prob.lambda, false, open, sweeps, skip, {});
+    const auto [A, G] = z.start();
+    z.cd.run(A, G, z.prob.lambda, false, z.open, sweeps, skip, {});
     return from_map(g, A);
   };
   EXPECT_EQ(codes(1, 0.9), codes(1, 0.0));
@@ -150,7 +154,7 @@ TYPED_TEST(CoordinateDescentTest, SmallMovesWaitForALaterSweep) {
     const auto one = codes(1, skip), two = codes(3, skip);
     const int P = g.positions();
     int n = 0;
-    for (int b = 0; b < prob.B; ++b)
+    for (int b = 0; b < z.prob.B; ++b)
       for (int q = 0; q < P; ++q) {
         bool same = true;
         for (int m = 0; m < g.nf; ++m)
@@ -178,41 +182,27 @@ TYPED_TEST(CoordinateDescentTest, StopsWhereTheMaintainedGapSays) {
   const double eps = is_float ? 1e-4 : 1e-9;
   for (const bool nonneg : {false, true}) {
     SCOPED_TRACE(nonneg ? "soft-nonneg" : "soft");
-    const ClippedLasso prob(nonneg);
-    const auto& g = prob.g;
-    Dictionary<S, Sp, L> d(g);
-    load_dictionary_exact(d, prob.dict);
-    const auto x = to_images<S, Sp>(prob.x, prob.B, g.pixels());
-    LcaSolver<S, Sp, L> solver(g, cd_params(nonneg, prob.lambda, 1));
-    solver.reset(prob.B);
-    solver.compute_residual(d, x);
-    solver.apply_drive(d);
-    const BatchStats start = solver.stats(x); // a = 0: |r|^2 = |x|^2
-    using Matrix = typename LcaSolver<S, Sp, L>::Matrix;
-    Matrix A("A", solver.activities().extent(0), g.nf), G("G", A.extent(0), g.nf);
-    Kokkos::deep_copy(G, solver.drive());
-    CoordinateDescent<S, Sp, L> cd(g);
-    cd.set_dictionary(d);
-    Kokkos::View<int*, Sp> open("open", prob.B);
-    Kokkos::deep_copy(open, 1);
+    AtZero<S, Sp, L> z(nonneg);
+    const int B = z.prob.B;
+    const BatchStats start = z.solver.stats(z.x); // a = 0: |r|^2 = |x|^2
+    const auto [A, G] = z.start();
     typename CoordinateDescent<S, Sp, L>::Stop stop;
     stop.gap = eps;
-    stop.rr = Kokkos::View<double*, Sp>("rr", prob.B);
-    stop.sweeps = Kokkos::View<int*, Sp>("sweeps", prob.B);
+    stop.rr = Kokkos::View<double*, Sp>("rr", B);
+    stop.sweeps = Kokkos::View<int*, Sp>("sweeps", B);
     const auto rr_h = Kokkos::create_mirror_view(stop.rr);
-    for (int b = 0; b < prob.B; ++b)
+    for (int b = 0; b < B; ++b)
       rr_h(b) = start.sq_residual[std::size_t(b)];
     Kokkos::deep_copy(stop.rr, rr_h);
     const int cap = 5000;
-    cd.run(A, G, prob.lambda, nonneg, open, cap, 0.5, stop);
+    z.cd.run(A, G, z.prob.lambda, nonneg, z.open, cap, 0.5, stop);
     Kokkos::deep_copy(rr_h, stop.rr);
     const auto sweeps = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), stop.sweeps);
-    solver.set_activities(A);
-    solver.compute_residual(d, x);
-    solver.apply_drive(d);
-    const std::vector<Certificate> exact = solver.certificate(x);
-    const BatchStats end = solver.stats(x);
-    for (int b = 0; b < prob.B; ++b) {
+    z.solver.set_activities(A);
+    z.refresh();
+    const std::vector<Certificate> exact = z.solver.certificate(z.x);
+    const BatchStats end = z.solver.stats(z.x);
+    for (int b = 0; b < B; ++b) {
       SCOPED_TRACE("image " + std::to_string(b));
       EXPECT_GE(sweeps(b), 1);
       EXPECT_LT(sweeps(b), cap); // it stopped on the gap, not the cap
@@ -236,9 +226,8 @@ TYPED_TEST(CoordinateDescentTest, SolverCertifiesTheOptimum) {
       SCOPED_TRACE(std::string(nonneg ? "soft-nonneg" : "soft") + (polish ? " polish" : ""));
       const ClippedLasso prob(nonneg);
       const auto& g = prob.g;
-      Dictionary<S, Sp, L> d(g);
-      load_dictionary_exact(d, prob.dict);
-      const auto x = to_images<S, Sp>(prob.x, prob.B, g.pixels());
+      const auto d = prob.dictionary<S, Sp, L>();
+      const auto x = prob.images<S, Sp>();
       LcaParams p = cd_params(nonneg, prob.lambda, 20000);
       p.stop_gap = eps, p.polish = polish, p.check_every = 2;
       LcaSolver<S, Sp, L> solver(g, p);
@@ -278,9 +267,8 @@ TYPED_TEST(CoordinateDescentTest, AutoFallsBackToFistaAtTheCap) {
   const double eps = std::is_same<S, float>::value ? 1e-5 : 1e-10;
   const ClippedLasso prob(false);
   const auto& g = prob.g;
-  Dictionary<S, Sp, L> d(g);
-  load_dictionary_exact(d, prob.dict);
-  const auto x = to_images<S, Sp>(prob.x, prob.B, g.pixels());
+  const auto d = prob.dictionary<S, Sp, L>();
+  const auto x = prob.images<S, Sp>();
   const int cap = 60; // cd without the support solve needs 220 sweeps to 1e-5, 534 to 1e-10
   LcaParams p = cd_params(false, prob.lambda, cap);
   p.stop_gap = eps, p.polish = false;

@@ -117,9 +117,8 @@ TYPED_TEST(Support, RoundsReachTheCoordinateDescentOptimum) {
     SCOPED_TRACE(nonneg ? "soft-nonneg" : "soft");
     const ClippedLasso prob(nonneg);
     const auto& g = prob.g;
-    Dictionary<S, Sp, L> d(g);
-    load_dictionary_exact(d, prob.dict);
-    const auto x = to_images<S, Sp>(prob.x, prob.B, g.pixels());
+    const auto d = prob.dictionary<S, Sp, L>();
+    const auto x = prob.images<S, Sp>();
     for (const int iterations : {10, 40}) {
       LcaSolver<S, Sp, L> solver(g, lasso(nonneg, prob.lambda, iterations));
       solver.reset(prob.B);
@@ -168,9 +167,8 @@ TYPED_TEST(Support, OneRoundOnTheRightSupportClosesTheCertificate) {
     SCOPED_TRACE(nonneg ? "soft-nonneg" : "soft");
     const ClippedLasso prob(nonneg);
     const auto& g = prob.g;
-    Dictionary<S, Sp, L> d(g);
-    load_dictionary_exact(d, prob.dict);
-    const auto x = to_images<S, Sp>(prob.x, prob.B, g.pixels());
+    const auto d = prob.dictionary<S, Sp, L>();
+    const auto x = prob.images<S, Sp>();
     // The optimum's support and signs, values off by up to 30 %.
     auto start = prob.a_opt;
     const auto noise = random_vector(start.size(), 43);
@@ -272,9 +270,8 @@ TYPED_TEST(Support, HonoursTheCapTheMaskAndMaxAdd) {
   using Solve = SupportSolve<S, Sp, L>;
   const ClippedLasso prob(false);
   const auto& g = prob.g;
-  Dictionary<S, Sp, L> d(g);
-  load_dictionary_exact(d, prob.dict);
-  const auto x = to_images<S, Sp>(prob.x, prob.B, g.pixels());
+  const auto d = prob.dictionary<S, Sp, L>();
+  const auto x = prob.images<S, Sp>();
   LcaSolver<S, Sp, L> solver(g, lasso(false, prob.lambda, 10));
   solver.reset(prob.B);
   solver.solve(d, x);
