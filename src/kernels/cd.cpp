@@ -195,8 +195,12 @@ void CoordinateDescent<Scalar, Device, Layout>::run(const Matrix& A, const Matri
   const bool stopping = stop.gap > 0;
   if (stopping && (stop.rr.extent(0) != open.extent(0) || stop.sweeps.extent(0) != open.extent(0)))
     throw InvalidArgument("CoordinateDescent: the stop's rr and sweeps need one entry an image");
+  const bool carry = stop.bar.extent(0) > 0;
+  if (carry && stop.bar.extent(0) != open.extent(0))
+    throw InvalidArgument("CoordinateDescent: the stop's bar needs one entry an image");
   const auto rr0 = stop.rr;
   const auto swept = stop.sweeps;
+  const auto bar0 = stop.bar;
   const double eps = stop.gap;
   // Images converge at different speeds (and closed ones return at once): dynamic scheduling
   // keeps every host thread busy (measured: a third of the threads' time waited otherwise).
@@ -219,7 +223,8 @@ void CoordinateDescent<Scalar, Device, Layout>::run(const Matrix& A, const Matri
         const int b = team.league_rank();
         if (!open(b))
           return;
-        Scalar bar = 0; // moves up to this wait for a later sweep (none in the first)
+        // Moves up to this wait for a later sweep (none in the first, unless carried).
+        Scalar bar = carry ? Scalar(bar0(b)) : Scalar(0);
         double rr = stopping ? rr0(b) : 0.0; // |x - Phi a|^2, kept beside the drive
         int it = 0;
         while (it < iterations) {
@@ -321,8 +326,12 @@ void CoordinateDescent<Scalar, Device, Layout>::run(const Matrix& A, const Matri
           if (Impl::certify(lambda, rr, rr + ag, l1, double(most_g)).gap <= eps)
             break;
         }
-        if (stopping)
-          Kokkos::single(Kokkos::PerTeam(team), [&]() { rr0(b) = rr, swept(b) = it; });
+        Kokkos::single(Kokkos::PerTeam(team), [&]() {
+          if (stopping)
+            rr0(b) = rr, swept(b) = it;
+          if (carry)
+            bar0(b) = double(bar);
+        });
       });
 }
 

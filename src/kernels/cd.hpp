@@ -52,18 +52,22 @@ public:
   /// its end), is at most gap; sweeps(b) gets the sweeps it ran. The maintained drive drifts by
   /// rounding, so this says only when to certify: the solver certifies from a recomputed one,
   /// in place of a check every few sweeps (one full convolution pair each).
+  /// bar, where given (one entry an image), carries the waiting bar from one call to the next
+  /// (0 to start), so that the path does not depend on how the sweeps are split into calls.
   struct Stop {
     double gap = 0;
     Kokkos::View<double*, Device> rr;
     Kokkos::View<int*, Device> sweeps;
+    Kokkos::View<double*, Device> bar;
   };
   /// `iterations` iterations on the images b with open(b) != 0: each visits every code
   /// position once and updates one neuron there (none where the code is optimal). A and
   /// G = Phi^T (x - Phi A) change in place, G by the overlaps only. nonneg: codes a >= 0.
-  /// skip in [0, 1): after the first sweep of the call, a position whose best move is at most
-  /// skip times the previous sweep's largest move waits for a later sweep (a Gauss-Southwell
-  /// threshold: an update costs 25x a choice at W128). A sweep that updates nothing sets the
-  /// bar below its own largest move, so that move waits one sweep at most.
+  /// skip in [0, 1): a position whose best move is at most skip times the previous sweep's
+  /// largest move waits for a later sweep (a Gauss-Southwell threshold: an update costs 25x a
+  /// choice at W128); the first sweep (of the call, without stop.bar) updates every position
+  /// that can move. A sweep that updates nothing sets the bar below its own largest move, so
+  /// that move waits one sweep at most.
   void run(const Matrix& A, const Matrix& G, double lambda, bool nonneg,
            const Kokkos::View<int*, Device>& open, int iterations, double skip, const Stop& stop);
 

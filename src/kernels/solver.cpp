@@ -77,6 +77,7 @@ void LcaSolver<Scalar, Device, Layout>::reset(int batch) {
       open_ = Impl::per_image<int, Device>(exec_, "lca::LcaSolver::open", batch);
       cd_rr_ = Impl::per_image<double, Device>(exec_, "lca::LcaSolver::cd_rr", batch);
       cd_sweeps_ = Impl::per_image<int, Device>(exec_, "lca::LcaSolver::cd_sweeps", batch);
+      cd_bar_ = Impl::per_image<double, Device>(exec_, "lca::LcaSolver::cd_bar", batch);
     }
     if (params_.solver == Solver::cd && !cd_)
       cd_ = std::make_shared<CoordinateDescent<Scalar, Device, Layout>>(geom_, exec_);
@@ -302,8 +303,10 @@ SolveInfo LcaSolver<Scalar, Device, Layout>::solve_once(const Dict& dict, const 
   const bool track_dv = params_.solver == Solver::lca && params_.stop_tol > 0;
   if (fista)
     estimate_lipschitz(dict, kPowerIterations);
-  if (cd)
+  if (cd) {
     cd_->set_dictionary(dict);
+    Impl::upload(exec_, cd_bar_, std::vector<double>(B, 0.0));
+  }
   std::optional<AdaptiveTimeScaleController> ats;
   if (adaptive)
     ats.emplace(params_.adaptive, B);
@@ -372,6 +375,7 @@ SolveInfo LcaSolver<Scalar, Device, Layout>::solve_once(const Dict& dict, const 
         open[b] = !(gap[b] <= eps), rr[b] = measures_h_(b, Impl::rr);
       Impl::upload(exec_, open_, open);
       typename CoordinateDescent<Scalar, Device, Layout>::Stop stop;
+      stop.bar = cd_bar_.d;
       int n = std::min(cap - it, params_.check_every - it % params_.check_every);
       if (cd_stops) {
         n = std::min(cap - it, kCdMaxSweeps);

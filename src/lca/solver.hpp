@@ -309,8 +309,9 @@ private:
   std::shared_ptr<SupportSolve<Scalar, Device, Layout>> support_;
   std::shared_ptr<CoordinateDescent<Scalar, Device, Layout>> cd_;
   Impl::PerImage<int, Device> open_; ///< cd: the images still above the stop gap
-  /// cd stopping on its maintained gap: |r|^2 at the last check, and the sweeps each image ran.
-  Impl::PerImage<double, Device> cd_rr_;
+  /// cd stopping on its maintained gap: |r|^2 at the last check, and the sweeps each image ran;
+  /// the waiting bar carried from one kernel call to the next.
+  Impl::PerImage<double, Device> cd_rr_, cd_bar_;
   Impl::PerImage<int, Device> cd_sweeps_;
   Kokkos::View<double**, Kokkos::LayoutRight, Device> measures_;
   typename Kokkos::View<double**, Kokkos::LayoutRight, Device>::HostMirror measures_h_;
