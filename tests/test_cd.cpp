@@ -279,7 +279,7 @@ TYPED_TEST(CoordinateDescentTest, AutoFallsBackToFistaAtTheCap) {
   using L = typename TypeParam::Layout;
   if (!Kokkos::SpaceAccessibility<Kokkos::HostSpace, typename Sp::memory_space>::accessible)
     GTEST_SKIP() << "auto runs fista on a GPU";
-  const double eps = std::is_same<S, float>::value ? 1e-5 : 1e-10;
+  const double eps = 1e-5; // auto's cd runs without the support solve down to 1e-5
   const ClippedLasso prob(false);
   const auto& g = prob.g;
   const auto d = prob.dictionary<S, Sp, L>();

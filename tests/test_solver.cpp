@@ -131,6 +131,11 @@ TEST(Params, AutoSolverResolvesByBackendAndShape) {
   EXPECT_EQ(r.solver, lca::Solver::cd);
   EXPECT_FALSE(r.polish);
   EXPECT_EQ(r.stop_gap, p.stop_gap);
+  p.stop_gap = 1e-6; // below kAutoSupportSolveBelow: cd with the support solve
+  r = resolve_solver(p, false, cd_table_bytes(w128, sizeof(float)));
+  EXPECT_EQ(r.solver, lca::Solver::cd);
+  EXPECT_TRUE(r.polish);
+  p.stop_gap = 1e-3;
   r = resolve_solver(p, true, cd_table_bytes(w128, sizeof(float)));
   EXPECT_EQ(r.solver, lca::Solver::fista);
   EXPECT_TRUE(r.polish);

@@ -343,5 +343,60 @@ TYPED_TEST(Support, SolverCertifiesTightGapsWithIt) {
     }
 }
 
+// Below LcaSolver::kExactCertificateBelow a float solve certifies in double: the certificates it
+// reports (and stops on) are the double-precision ones of its float code, computed here by a
+// double solver, and cd and fista with the support solve certify 1e-6 at the optimum. Above it,
+// the float certificate stands.
+TYPED_TEST(Support, FloatSolvesCertifyTightGapsInDouble) {
+  using S = typename TypeParam::Scalar;
+  using Sp = typename TypeParam::Device;
+  using L = typename TypeParam::Layout;
+  if (!std::is_same<S, float>::value)
+    GTEST_SKIP() << "double solves certify in double";
+  for (const Solver method : {Solver::cd, Solver::fista})
+    for (const bool nonneg : {false, true})
+      for (const double eps : {1e-6, 1e-4}) {
+        SCOPED_TRACE(std::string(to_string(method)) + (nonneg ? " soft-nonneg" : " soft") + " at " +
+                     std::to_string(eps));
+        const ClippedLasso prob(nonneg);
+        const auto& g = prob.g;
+        const auto d = prob.dictionary<S, Sp, L>();
+        const auto x = prob.images<S, Sp>();
+        LcaParams p = lasso(nonneg, prob.lambda, 4000);
+        p.solver = method, p.stop_gap = eps, p.polish = true, p.check_every = 5;
+        LcaSolver<S, Sp, L> solver(g, p);
+        solver.reset(prob.B);
+        const SolveInfo info = solver.solve(d, x);
+        EXPECT_EQ(info.unconverged, 0);
+        const std::vector<Certificate> single = solver.certificate(x); // float
+        // The same code's certificate in double, of the float dictionary and images.
+        using DL = typename Sp::execution_space::array_layout;
+        Dictionary<double, Sp, DL> dd(g);
+        load_dictionary_exact(dd, stored(d));
+        std::vector<double> x_float(prob.x.begin(), prob.x.end());
+        for (double& v : x_float)
+          v = double(float(v));
+        const auto xd = to_images<double, Sp>(x_float, prob.B, g.pixels());
+        LcaSolver<double, Sp> exact(g, lasso(nonneg, prob.lambda, 1));
+        exact.reset(prob.B);
+        exact.set_activities(to_map<double, Sp, typename Sp::execution_space::array_layout>(
+            g, from_map(g, solver.activities()), prob.B));
+        exact.compute_residual(dd, xd);
+        exact.apply_drive(dd);
+        const std::vector<Certificate> twice = exact.certificate(xd);
+        const bool tight = eps < LcaSolver<S, Sp, L>::kExactCertificateBelow;
+        for (int b = 0; b < prob.B; ++b) {
+          SCOPED_TRACE("image " + std::to_string(b));
+          const Certificate& c = info.certificates[b];
+          const Certificate& want = tight ? twice[b] : single[b];
+          EXPECT_NEAR(c.primal, want.primal, 1e-12 * want.primal);
+          EXPECT_NEAR(c.dual, want.dual, 1e-12 * want.primal);
+          EXPECT_NE(single[b].dual, twice[b].dual); // the two precisions differ
+          EXPECT_LE(c.gap, eps);
+          EXPECT_NEAR(c.primal, prob.p_opt[b], 2 * eps * prob.p_opt[b]);
+        }
+      }
+}
+
 } // namespace
 } // namespace lca::test

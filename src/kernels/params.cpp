@@ -160,7 +160,7 @@ LcaParams resolve_solver(const LcaParams& p, bool gpu, double cd_table_bytes) {
   else if (gpu || cd_table_bytes > kCdMaxTableBytes)
     r.solver = Solver::fista, r.polish = true;
   else
-    r.solver = Solver::cd, r.polish = false;
+    r.solver = Solver::cd, r.polish = p.stop_gap > 0 && p.stop_gap < kAutoSupportSolveBelow;
   return r;
 }
 

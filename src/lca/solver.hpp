@@ -280,11 +280,18 @@ public:
   static constexpr int kCdMaxSweeps = 100;
   /// FISTA restarts when the energy rises by more than this (relative): rounding is not a rise.
   static constexpr double kRestartSlack = 1e-6;
+  /// A float solve whose stop gap is below this certifies in double once an open image's float
+  /// gap is within it: the float residual and drive put a floor near 1e-6 under the gap
+  /// (W128: 3 of 32 images stuck above 1e-6 at the cap), not the codes, which the support
+  /// solve makes exact in double. The code stays float; only its certificate is recomputed.
+  static constexpr double kExactCertificateBelow = 1e-5;
 
 private:
   /// Per-image sums at the current state (certificate.hpp), copied to measures_h_.
   void measure(const ConstImages& x, int what);
   Certificate certify(int b) const; ///< from measures_h_
+  /// Every image's certificate of the current code, computed in double precision.
+  std::vector<Certificate> exact_certificates(const Dict& dict, const ConstImages& x);
   void set_decay(const std::vector<double>& time_steps);
   void choose_reconstruction(std::int64_t active);
   void rebuild_active_lists(const Matrix& from);
@@ -317,6 +324,12 @@ private:
   typename Kokkos::View<double**, Kokkos::LayoutRight, Device>::HostMirror measures_h_;
   double lipschitz_ = 0;
   bool fallback_ = false; ///< auto resolved to cd: fista + support solve after cd's cap
+  /// exact_certificates: a double solver, dictionary, images and code (made on first use; in
+  /// the device's own layout, which every build instantiates in double).
+  std::shared_ptr<LcaSolver<double, Device>> exact_;
+  std::shared_ptr<Dictionary<double, Device>> exact_dict_;
+  typename Views<double, Device>::Images exact_x_;
+  typename Views<double, Device>::Matrix exact_a_;
   SolveInfo solve_once(const Dict& dict, const ConstImages& x_in);
   Trace trace_;
 };
