@@ -279,12 +279,12 @@ TYPED_TEST(CoordinateDescentTest, AutoFallsBackToFistaAtTheCap) {
   using L = typename TypeParam::Layout;
   if (!Kokkos::SpaceAccessibility<Kokkos::HostSpace, typename Sp::memory_space>::accessible)
     GTEST_SKIP() << "auto runs fista on a GPU";
-  const double eps = 1e-5; // auto's cd runs without the support solve down to 1e-5
+  const double eps = 1e-4; // auto's cd runs without the support solve down to 1e-4
   const ClippedLasso prob(false);
   const auto& g = prob.g;
   const auto d = prob.dictionary<S, Sp, L>();
   const auto x = prob.images<S, Sp>();
-  const int cap = 60; // cd without the support solve needs 220 sweeps to 1e-5, 534 to 1e-10
+  const int cap = 60; // cd without the support solve needs more here (220 sweeps to 1e-5)
   LcaParams p = cd_params(false, prob.lambda, cap);
   p.stop_gap = eps, p.polish = false;
   LcaSolver<S, Sp, L> alone(g, p);
