@@ -306,6 +306,49 @@ TYPED_TEST(CoordinateDescentTest, AutoFallsBackToFistaAtTheCap) {
   EXPECT_EQ(solver.params().solver, Solver::cd); // and the next batch starts with cd again
 }
 
+// auto hands cd's codes to fista before the cap where cd's gap falls too slowly to reach the
+// stop gap by it: unit atoms that share most of their pattern, at a small lambda (dense codes,
+// the case where cd stalls). cd alone does not certify by the cap; auto certifies, and cd ran
+// for a fraction of it.
+TYPED_TEST(CoordinateDescentTest, AutoHandsOverEarlyWhereCdStalls) {
+  using S = typename TypeParam::Scalar;
+  using Sp = typename TypeParam::Device;
+  using L = typename TypeParam::Layout;
+  if (!Kokkos::SpaceAccessibility<Kokkos::HostSpace, typename Sp::memory_space>::accessible)
+    GTEST_SKIP() << "auto runs fista on a GPU";
+  Geometry g = shape(2, 12, 12, 6, 2, 6);
+  const int B = 4;
+  const auto shared = random_vector(std::size_t(g.patch()), 61);
+  auto dict = random_vector(std::size_t(g.nf) * g.patch(), 62);
+  for (int f = 0; f < g.nf; ++f) {
+    double norm = 0;
+    for (int t = 0; t < g.patch(); ++t) {
+      double& w = dict[std::size_t(f) * g.patch() + t];
+      w = shared[std::size_t(t)] + 0.3 * w;
+      norm += w * w;
+    }
+    for (int t = 0; t < g.patch(); ++t)
+      dict[std::size_t(f) * g.patch() + t] /= std::sqrt(norm);
+  }
+  Dictionary<S, Sp, L> d(g);
+  load_dictionary_exact(d, dict);
+  const auto x = to_images<S, Sp>(random_vector(std::size_t(B) * g.pixels(), 63), B, g.pixels());
+  const int cap = 3000;
+  LcaParams p = cd_params(false, 0.02, cap);
+  p.stop_gap = 1e-4, p.polish = false;
+  LcaSolver<S, Sp, L> alone(g, p);
+  alone.reset(B);
+  const SolveInfo by_cd = alone.solve(d, x);
+  p.solver = Solver::automatic, p.polish = true;
+  LcaSolver<S, Sp, L> solver(g, p);
+  solver.reset(B);
+  const SolveInfo info = solver.solve(d, x);
+  EXPECT_GT(by_cd.unconverged, 0);
+  EXPECT_EQ(info.unconverged, 0);
+  EXPECT_GT(info.cd_iterations_before_fista, 0);
+  EXPECT_LT(info.cd_iterations_before_fista, cap / 2);
+}
+
 /// The one-line message of an InvalidArgument, exactly.
 template <class F> void expect_message(const F& f, const std::string& message) {
   try {

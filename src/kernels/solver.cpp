@@ -24,6 +24,25 @@
 
 namespace lca {
 
+namespace {
+/// Whether every image above eps, at the rate its gap fell from `before` to `gap` over
+/// `sweeps` sweeps, reaches eps within `left` more (a linear rate: cd's gap falls about
+/// geometrically once the support has settled).
+bool reaches(const std::vector<double>& gap, const std::vector<double>& before, int sweeps,
+             int left, double eps) {
+  for (std::size_t b = 0; b < gap.size(); ++b) {
+    if (gap[b] <= eps)
+      continue;
+    if (!(gap[b] < before[b]))
+      return false;
+    const double rate = std::log(before[b] / gap[b]) / sweeps; // per sweep
+    if (std::log(gap[b] / eps) / rate > left)
+      return false;
+  }
+  return true;
+}
+} // namespace
+
 template <class Scalar, class Device, class Layout>
 LcaSolver<Scalar, Device, Layout>::LcaSolver(const Geometry& g, const LcaParams& p,
                                              const exec_space& exec)
@@ -315,6 +334,7 @@ SolveInfo LcaSolver<Scalar, Device, Layout>::solve(const Dict& dict, const Const
   SolveInfo more;
   try {
     more = solve_once(dict, x_in); // from cd's codes, which a_ holds
+    more.cd_iterations_before_fista = info.iterations;
   } catch (...) {
     params_ = cd;
     throw;
@@ -360,6 +380,10 @@ SolveInfo LcaSolver<Scalar, Device, Layout>::solve_once(const Dict& dict, const 
   const bool exact = std::is_same<Scalar, float>::value && eps > 0 && eps < kExactCertificateBelow;
   std::vector<Certificate> certs; // the last check's
   bool certified = false;         // certs are of the current code
+  // auto's early hand-over from cd: the gaps at an earlier check (not the first, at a = 0:
+  // the first sweeps fall fastest), and its iteration.
+  std::vector<double> judged;
+  int judged_at = 0;
   // cd without the support solve stops on its maintained gap, and is checked only then.
   const bool cd_stops = cd && eps > 0 && !polishing;
   for (;;) {
@@ -397,6 +421,13 @@ SolveInfo LcaSolver<Scalar, Device, Layout>::solve_once(const Dict& dict, const 
         trace_(it, info.polish_iterations, certs);
       if (all)
         break;
+      if (cd_stops && fallback_ && !last) { // auto: fista takes over where cd stalls
+        if (it - judged_at >= kCdMaxSweeps / 2 && judged_at > 0 &&
+            !reaches(gap, judged, it - judged_at, cap - it, eps))
+          break;
+        if (judged_at == 0 || it - judged_at >= kCdMaxSweeps / 2)
+          judged = gap, judged_at = it;
+      }
       if (polishing && !last) {
         const std::vector<int> mask = attempts.next(measures_h_, gap, eps);
         if (std::any_of(mask.begin(), mask.end(), [](int m) { return m != 0; })) {

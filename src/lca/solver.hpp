@@ -70,6 +70,8 @@ struct SolveInfo {
   /// certificate, plus the open images' factorisations).
   int polish_iterations = 0;
   int polishes = 0; ///< support-solve attempts (of up to kMaxSupportRounds rounds)
+  /// --solver auto: the cd iterations after which fista took over (0 where it did not).
+  int cd_iterations_before_fista = 0;
   /// Per image at the end: the certificate (empty for hard thresholds: no bound exists).
   std::vector<Certificate> certificates;
   int unconverged = 0; ///< images whose gap is above stop_gap at the end (0 without stop_gap)
@@ -194,9 +196,11 @@ public:
   /// Run params().iterations steps of params().solver (fewer with stop_tol or stop_gap) on
   /// x_in and finish with the residual and drive of the final activity, so residual(),
   /// patches(), drive() and activities() are consistent for learning and the certificate.
-  /// With --solver auto resolved to cd, images that cd leaves above stop_gap at the cap are
-  /// solved on by fista with the support solve, from cd's codes, for as many iterations again
-  /// (cd can stall on dense codes, ~50 % active, where fista certifies); info adds both.
+  /// With --solver auto resolved to cd, where cd would leave images above stop_gap at the cap
+  /// (it can stall on dense codes, ~50 % active, where fista certifies), fista with the
+  /// support solve goes on from cd's codes for as many iterations again; info adds both. cd
+  /// hands over at the cap, or earlier where an image's gap, at the rate it fell over the
+  /// last kCdMaxSweeps sweeps or more, would not reach stop_gap by the cap.
   SolveInfo solve(const Dict& dict, const ConstImages& x_in);
   /// One LCA iteration (steps 1-4); returns max |dV| when track_dv, else 0.
   Scalar step(const Dict& dict, const ConstImages& x_in, bool track_dv);
