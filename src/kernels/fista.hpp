@@ -16,31 +16,36 @@ namespace lca::Impl {
 /// FISTA's step (algorithm.md §9), fused with the active lists like the LCA update: from
 /// y = a + beta (a - a_prev) with gradient G + beta (G - G_prev) (linearity: Phi y is never
 /// formed), a_new = prox(y + G_y / L). a_new goes into A_prev's storage; the caller swaps.
-/// Each position also sums <y - a_new, a_new - a>, the gradient restart's test.
+/// Each position also sums <y - a_new, a_new - a>, the gradient restart's test. Images with
+/// open(b) == 0 (certified) keep their code: float steps would move a certified code by
+/// rounding, and below ~1e-6 out of its certificate again.
 template <class Scalar, class Matrix, class IndexMatrix, class IndexVector, class BetaView,
-          class TurnView>
+          class TurnView, class OpenView>
 struct FistaStep {
   Matrix A, A_prev, G, G_prev, val;
   IndexMatrix idx;
   IndexVector cnt;
   BetaView beta;
   TurnView turn;
+  OpenView open;
   Scalar inv_l, threshold;
   bool symmetric;
   int nf, npos;
   KOKKOS_INLINE_FUNCTION void operator()(int pos, std::int64_t& active) const {
     const Scalar be = beta(pos / npos);
+    const bool moves = open(pos / npos) != 0;
     int n = 0;
     double t = 0;
     for (int m = 0; m < nf; ++m) {
       const Scalar a = A(pos, m), g = G(pos, m);
       const Scalar y = a + be * (a - A_prev(pos, m));
       const Scalar z = y + inv_l * (g + be * (g - G_prev(pos, m)));
-      const Scalar a_new = z > threshold                 ? z - threshold
+      const Scalar a_new = !moves                        ? a
+                           : z > threshold               ? z - threshold
                            : symmetric && z < -threshold ? z + threshold
                                                          : Scalar(0);
       A_prev(pos, m) = a_new;
-      t += double(y - a_new) * double(a_new - a);
+      t += moves ? double(y - a_new) * double(a_new - a) : 0.0;
       if (a_new != Scalar(0)) {
         idx(pos, n) = m;
         val(pos, n) = a_new;
@@ -133,12 +138,13 @@ std::int64_t fista_update(const Exec& space, FistaBuffers<Scalar, Device, Layout
                           typename Views<Scalar, Device, Layout>::Matrix& a,
                           typename Views<Scalar, Device, Layout>::Matrix& g, const Conv& conv,
                           const Transfer& transfer, int npos, Scalar inv_l,
-                          const std::vector<double>& beta, std::vector<double>& turn) {
+                          const std::vector<double>& beta, const Kokkos::View<int*, Device>& open,
+                          std::vector<double>& turn) {
   Region region("lca::LcaSolver::fista_update");
   upload(space, f.beta, beta);
   using Matrix = typename Views<Scalar, Device, Layout>::Matrix;
   using Step = FistaStep<Scalar, Matrix, decltype(conv.act_idx), decltype(conv.act_cnt),
-                         decltype(f.beta.d), decltype(f.turn_rows)>;
+                         decltype(f.beta.d), decltype(f.turn_rows), Kokkos::View<int*, Device>>;
   const Step step{a,
                   f.a_prev,
                   g,
@@ -148,6 +154,7 @@ std::int64_t fista_update(const Exec& space, FistaBuffers<Scalar, Device, Layout
                   conv.act_cnt,
                   f.beta.d,
                   f.turn_rows,
+                  open,
                   inv_l,
                   Scalar(inv_l * transfer.lambda),
                   transfer.symmetric,

@@ -92,8 +92,9 @@ void LcaSolver<Scalar, Device, Layout>::reset(int batch) {
       Impl::allocate_power(exec_, geom_, fista_);
     if (polishing)
       Impl::allocate(exec_, geom_, batch, support_buffers_);
-    if (params_.solver == Solver::cd) {
+    if (params_.solver == Solver::cd || fista)
       open_ = Impl::per_image<int, Device>(exec_, "lca::LcaSolver::open", batch);
+    if (params_.solver == Solver::cd) {
       cd_rr_ = Impl::per_image<double, Device>(exec_, "lca::LcaSolver::cd_rr", batch);
       cd_sweeps_ = Impl::per_image<int, Device>(exec_, "lca::LcaSolver::cd_sweeps", batch);
       cd_bar_ = Impl::per_image<double, Device>(exec_, "lca::LcaSolver::cd_bar", batch);
@@ -384,6 +385,8 @@ SolveInfo LcaSolver<Scalar, Device, Layout>::solve_once(const Dict& dict, const 
   // the first sweeps fall fastest), and its iteration.
   std::vector<double> judged;
   int judged_at = 0;
+  std::vector<int> open(B, 1); // the images above the stop gap at the last check
+  bool open_stale = true;      // open_ (the device's) is to be uploaded
   // cd without the support solve stops on its maintained gap, and is checked only then.
   const bool cd_stops = cd && eps > 0 && !polishing;
   for (;;) {
@@ -417,6 +420,7 @@ SolveInfo LcaSolver<Scalar, Device, Layout>::solve_once(const Dict& dict, const 
         gap[b] = certs[b].gap;
         all &= gap[b] <= eps;
       }
+      open_stale = true;
       if (trace_)
         trace_(it, info.polish_iterations, certs);
       if (all)
@@ -448,12 +452,16 @@ SolveInfo LcaSolver<Scalar, Device, Layout>::solve_once(const Dict& dict, const 
     after_polish = false;
     if (last)
       break;
+    if ((cd || fista) && open_stale) { // the images above the stop gap move; certified ones stay
+      for (int b = 0; b < B; ++b)
+        open[b] = !(gap[b] <= eps);
+      Impl::upload(exec_, open_, open);
+      open_stale = false;
+    }
     if (cd) { // to the next check in one kernel, on the images still open
-      std::vector<int> open(B);
       std::vector<double> rr(B);
       for (int b = 0; b < B; ++b)
-        open[b] = !(gap[b] <= eps), rr[b] = measures_h_(b, Impl::rr);
-      Impl::upload(exec_, open_, open);
+        rr[b] = measures_h_(b, Impl::rr);
       typename CoordinateDescent<Scalar, Device, Layout>::Stop stop;
       stop.bar = cd_bar_.d;
       int n = std::min(cap - it, params_.check_every - it % params_.check_every);
@@ -482,7 +490,8 @@ SolveInfo LcaSolver<Scalar, Device, Layout>::solve_once(const Dict& dict, const 
         lipschitz_ *= 1.5;
       // FISTA's early codes are dense, and small lambdas keep them so.
       choose_reconstruction(Impl::fista_update(exec_, fista_, a_, g_, conv_, tf, geom_.positions(),
-                                               Scalar(1 / lipschitz_), momentum.beta, turn));
+                                               Scalar(1 / lipschitz_), momentum.beta, open_.d,
+                                               turn));
       momentum.turned(turn);
     } else {
       if (adaptive)
