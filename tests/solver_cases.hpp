@@ -152,4 +152,27 @@ struct ClippedLasso : LassoCase {
   }
 };
 
+/// Unit atoms that share most of their pattern (a shared one plus 30 % of their own, as learned
+/// atoms at small lambda do), with random images: the case where a support step overshoots and
+/// where coordinate descent stalls (test_support, test_cd). Seeds seed, seed + 1, seed + 2.
+struct CoherentLasso : LassoCase {
+  explicit CoherentLasso(unsigned seed) {
+    g.channels = 2, g.height = 12, g.width = 12, g.kernel = 6, g.stride = 2, g.nf = 6;
+    lambda = 0.02, B = 4;
+    const auto shared = random_vector(std::size_t(g.patch()), seed);
+    dict = random_vector(std::size_t(g.nf) * g.patch(), seed + 1);
+    for (int f = 0; f < g.nf; ++f) {
+      double norm = 0;
+      for (int t = 0; t < g.patch(); ++t) {
+        double& w = dict[std::size_t(f) * g.patch() + t];
+        w = shared[std::size_t(t)] + 0.3 * w;
+        norm += w * w;
+      }
+      for (int t = 0; t < g.patch(); ++t)
+        dict[std::size_t(f) * g.patch() + t] /= std::sqrt(norm);
+    }
+    x = random_vector(std::size_t(B) * g.pixels(), seed + 2);
+  }
+};
+
 } // namespace lca::test

@@ -316,25 +316,13 @@ TYPED_TEST(CoordinateDescentTest, AutoHandsOverEarlyWhereCdStalls) {
   using L = typename TypeParam::Layout;
   if (!Kokkos::SpaceAccessibility<Kokkos::HostSpace, typename Sp::memory_space>::accessible)
     GTEST_SKIP() << "auto runs fista on a GPU";
-  Geometry g = shape(2, 12, 12, 6, 2, 6);
-  const int B = 4;
-  const auto shared = random_vector(std::size_t(g.patch()), 61);
-  auto dict = random_vector(std::size_t(g.nf) * g.patch(), 62);
-  for (int f = 0; f < g.nf; ++f) {
-    double norm = 0;
-    for (int t = 0; t < g.patch(); ++t) {
-      double& w = dict[std::size_t(f) * g.patch() + t];
-      w = shared[std::size_t(t)] + 0.3 * w;
-      norm += w * w;
-    }
-    for (int t = 0; t < g.patch(); ++t)
-      dict[std::size_t(f) * g.patch() + t] /= std::sqrt(norm);
-  }
-  Dictionary<S, Sp, L> d(g);
-  load_dictionary_exact(d, dict);
-  const auto x = to_images<S, Sp>(random_vector(std::size_t(B) * g.pixels(), 63), B, g.pixels());
+  const CoherentLasso prob(61);
+  const auto& g = prob.g;
+  const int B = prob.B;
+  const auto d = prob.dictionary<S, Sp, L>();
+  const auto x = prob.images<S, Sp>();
   const int cap = 3000;
-  LcaParams p = cd_params(false, 0.02, cap);
+  LcaParams p = cd_params(false, prob.lambda, cap);
   p.stop_gap = 1e-4, p.polish = false;
   LcaSolver<S, Sp, L> alone(g, p);
   alone.reset(B);

@@ -208,25 +208,11 @@ TYPED_TEST(Support, ARoundNeverRaisesTheEnergy) {
   using S = typename TypeParam::Scalar;
   using Sp = typename TypeParam::Device;
   using L = typename TypeParam::Layout;
-  Geometry g;
-  g.channels = 2, g.height = 12, g.width = 12, g.kernel = 6, g.stride = 2, g.nf = 6;
-  const int B = 4;
-  // Unit atoms: a shared pattern plus 30 % of their own.
-  const auto shared = random_vector(std::size_t(g.patch()), 51);
-  auto dict = random_vector(std::size_t(g.nf) * g.patch(), 52);
-  for (int f = 0; f < g.nf; ++f) {
-    double norm = 0;
-    for (int t = 0; t < g.patch(); ++t) {
-      double& w = dict[std::size_t(f) * g.patch() + t];
-      w = shared[std::size_t(t)] + 0.3 * w;
-      norm += w * w;
-    }
-    for (int t = 0; t < g.patch(); ++t)
-      dict[std::size_t(f) * g.patch() + t] /= std::sqrt(norm);
-  }
-  Dictionary<S, Sp, L> d(g);
-  load_dictionary_exact(d, dict);
-  const auto x = to_images<S, Sp>(random_vector(std::size_t(B) * g.pixels(), 53), B, g.pixels());
+  const CoherentLasso prob(51);
+  const auto& g = prob.g;
+  const int B = prob.B;
+  const auto d = prob.dictionary<S, Sp, L>();
+  const auto x = prob.images<S, Sp>();
   const auto energies = [&](LcaSolver<S, Sp, L>& solver, const auto& A) {
     solver.set_activities(A);
     solver.compute_residual(d, x);
