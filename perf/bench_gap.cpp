@@ -254,12 +254,14 @@ int main(int argc, char** argv) {
           }
           rows.push_back(row);
         }
-        // cd without the support solve certifies only where its maintained gap says so, so
-        // its own trace has no samples before the stop: the truth comes from a run without a
-        // stop, certified every check_every sweeps, to the certified iterations of the tightest
-        // level (a gap is never below the true distance). Its small moves wait within each
-        // run of check_every sweeps only, so that run's path differs a little.
-        if (m->second.solver == lca::Solver::cd && no_polish && !rows.empty()) {
+        // cd without the support solve (and cd with it, in its approach: LcaSolver::solve)
+        // certifies only where its maintained gap says so, so its own trace has few samples
+        // there: the truth also comes from a run without a stop (cd without the support solve,
+        // the approach's path), certified every check_every sweeps, to the certified
+        // iterations of the tightest level (a gap is never below the true distance); the
+        // earlier of the two counts. Its small moves wait as in the approach (the bar carries
+        // between kernel calls).
+        if (m->second.solver == lca::Solver::cd && !rows.empty()) {
           const auto tightest =
               std::min_element(rows.begin(), rows.end(),
                                [](const Row& a, const Row& b) { return a.level < b.level; });
@@ -267,8 +269,11 @@ int main(int argc, char** argv) {
             lca::LcaSolver<float> s(g, params(0, std::max(1, tightest->certified[k])));
             double seconds = 0;
             const auto samples = traced(s, k, seconds).second;
-            for (Row& row : rows)
-              row.truth[k] = first_within(samples, row.level);
+            for (Row& row : rows) {
+              const int t = first_within(samples, row.level);
+              if (t >= 0 && (row.truth[k] < 0 || t < row.truth[k]))
+                row.truth[k] = t;
+            }
           }
         }
         for (const Row& row : rows) {

@@ -157,10 +157,10 @@ LcaParams resolve_solver(const LcaParams& p, bool gpu, double cd_table_bytes) {
     return r;
   if (!is_lasso(p.transfer) || p.timescale != Timescale::fixed)
     r.solver = Solver::lca;
-  else if (gpu || cd_table_bytes > kCdMaxTableBytes)
-    r.solver = Solver::fista, r.polish = true;
-  else
-    r.solver = Solver::cd, r.polish = p.stop_gap > 0 && p.stop_gap < kAutoSupportSolveBelow;
+  else {
+    r.solver = gpu || cd_table_bytes > kCdMaxTableBytes ? Solver::fista : Solver::cd;
+    r.polish = true;
+  }
   return r;
 }
 

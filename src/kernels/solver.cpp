@@ -327,20 +327,46 @@ std::vector<int> LcaSolver<Scalar, Device, Layout>::support_round(const Dict& di
 
 template <class Scalar, class Device, class Layout>
 SolveInfo LcaSolver<Scalar, Device, Layout>::solve(const Dict& dict, const ConstImages& x_in) {
-  SolveInfo info = solve_once(dict, x_in);
+  const LcaParams asked = params_;
+  // One phase: solve_once under p, from the codes a_ holds, its iterations counted on from
+  // `offset` in the trace.
+  const auto phase = [&](const LcaParams& p, int offset) {
+    params_ = p, trace_offset_ = offset;
+    try {
+      SolveInfo i = solve_once(dict, x_in);
+      params_ = asked, trace_offset_ = 0;
+      return i;
+    } catch (...) {
+      params_ = asked, trace_offset_ = 0;
+      throw;
+    }
+  };
+  SolveInfo info;
+  const double eps = asked.stop_gap;
+  if (asked.solver == Solver::cd && asked.polish && eps > 0) {
+    // cd's sweeps are cheapest without the support solve (small moves wait, the maintained
+    // gap stops): it approaches without it, and the support solve closes from there.
+    LcaParams p = asked;
+    p.polish = false, p.stop_gap = std::max(eps, kCdApproachGap);
+    info = phase(p, 0);
+    const bool done = info.unconverged == 0 && eps >= kCdApproachGap;
+    const bool stalled = info.unconverged > 0 && fallback_; // fista takes over (below)
+    if (!done && !stalled && info.iterations < asked.iterations) {
+      p = asked;
+      p.iterations = asked.iterations - info.iterations;
+      SolveInfo more = phase(p, info.iterations);
+      more.iterations += info.iterations;
+      info = more;
+    }
+  } else {
+    info = solve_once(dict, x_in);
+  }
   if (!fallback_ || info.unconverged == 0)
     return info;
-  const LcaParams cd = params_;
-  params_.solver = Solver::fista, params_.polish = true;
-  SolveInfo more;
-  try {
-    more = solve_once(dict, x_in); // from cd's codes, which a_ holds
-    more.cd_iterations_before_fista = info.iterations;
-  } catch (...) {
-    params_ = cd;
-    throw;
-  }
-  params_ = cd;
+  LcaParams p = asked;
+  p.solver = Solver::fista, p.polish = true;
+  SolveInfo more = phase(p, info.iterations); // from cd's codes, which a_ holds
+  more.cd_iterations_before_fista = info.iterations;
   more.iterations += info.iterations, more.polish_iterations += info.polish_iterations;
   more.polishes += info.polishes;
   return more;
@@ -422,7 +448,7 @@ SolveInfo LcaSolver<Scalar, Device, Layout>::solve_once(const Dict& dict, const 
       }
       open_stale = true;
       if (trace_)
-        trace_(it, info.polish_iterations, certs);
+        trace_(trace_offset_ + it, info.polish_iterations, certs);
       if (all)
         break;
       if (cd_stops && fallback_ && !last) { // auto: fista takes over where cd stalls

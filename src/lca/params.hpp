@@ -120,20 +120,15 @@ void validate(const LcaParams& p);
 /// picks the solver and the support solve (polish) by the measurements in README "Which
 /// solver when": lca where the energy is not a LASSO or the adaptive time scale is asked for;
 /// on a GPU backend (gpu) fista with the support solve (cd's team per image and sequential
-/// sweep have not been measured there); on CPUs cd without the support solve, the fastest to
-/// a certified gap on every shape and level measured from 1e-2 to 1e-4, in training and in the
-/// denoising test, and cd with it below kAutoSupportSolveBelow; fista with it where cd's
-/// overlap table (cd_table_bytes, kernels/cd.hpp) would pass kCdMaxTableBytes. Kokkos-free:
-/// the input parsers' fuzzers link this file alone; lca/solver.hpp has the form for a shape
-/// on the apps' backend.
+/// sweep have not been measured there); on CPUs cd with the support solve (which approaches
+/// without it to a gap of 1e-3: LcaSolver::kCdApproachGap), the fastest to a certified gap on
+/// every shape and level measured, in training and in the denoising test; fista with it where
+/// cd's overlap table (cd_table_bytes, kernels/cd.hpp) would pass kCdMaxTableBytes.
+/// Kokkos-free: the input parsers' fuzzers link this file alone; lca/solver.hpp has the form
+/// for a shape on the apps' backend.
 LcaParams resolve_solver(const LcaParams& p, bool gpu, double cd_table_bytes);
 /// cd's overlap table may take at most this much memory (a clear error beyond).
 inline constexpr double kCdMaxTableBytes = 1u << 30;
-/// auto on CPUs: cd with the support solve for stop gaps below this. At 1e-5 it certified
-/// 2.3x faster on Fashion-MNIST and 0.9x on W128; at 1e-4, 1.6x and 0.6x; at 1e-6 only it
-/// certified every image (without it, cd's maintained gap stalls near 1e-6 in float), at 1.2x
-/// the time of its 1e-3 (perf/README.md).
-inline constexpr double kAutoSupportSolveBelow = 1e-4;
 
 /// Dictionary learning, algorithm.md §4.
 struct LearnParams {

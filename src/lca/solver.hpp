@@ -196,11 +196,13 @@ public:
   /// Run params().iterations steps of params().solver (fewer with stop_tol or stop_gap) on
   /// x_in and finish with the residual and drive of the final activity, so residual(),
   /// patches(), drive() and activities() are consistent for learning and the certificate.
-  /// With --solver auto resolved to cd, where cd would leave images above stop_gap at the cap
-  /// (it can stall on dense codes, ~50 % active, where fista certifies), fista with the
-  /// support solve goes on from cd's codes for as many iterations again; info adds both. cd
-  /// hands over at the cap, or earlier where an image's gap, at the rate it fell over the
-  /// last kCdMaxSweeps sweeps or more, would not reach stop_gap by the cap.
+  /// cd with the support solve runs without it to kCdApproachGap (or stop_gap, if larger),
+  /// then with it to stop_gap, in the iterations left. With --solver auto resolved to cd,
+  /// where cd would leave images above stop_gap at the cap (it can stall on dense codes, ~50 %
+  /// active, where fista certifies), fista with the support solve goes on from cd's codes for
+  /// as many iterations again; info adds both. cd hands over at the cap, or earlier where an
+  /// image's gap, at the rate it fell over the last kCdMaxSweeps sweeps or more, would not
+  /// reach stop_gap by the cap.
   SolveInfo solve(const Dict& dict, const ConstImages& x_in);
   /// One LCA iteration (steps 1-4); returns max |dV| when track_dv, else 0.
   Scalar step(const Dict& dict, const ConstImages& x_in, bool track_dv);
@@ -277,6 +279,11 @@ public:
   /// CIFAR-10 nf 16 and Fashion-MNIST (perf/README.md). With it, small moves are what settles
   /// the support, and waiting halved the speed on all three: there cd updates every move.
   static constexpr double kCdSkip = 0.5;
+  /// cd with the support solve approaches without it to this gap: its sweeps are cheapest
+  /// there, and the support solve closes from a settled support in a few rounds. Measured
+  /// against cd with the support solve throughout (W128, Fashion-MNIST; perf/README.md):
+  /// 1.7-2.2x the certified images/s on W128 from 1e-3 to 1e-6, the same on Fashion-MNIST.
+  static constexpr double kCdApproachGap = 1e-3;
   /// Without the support solve, cd checks (recomputes the drive and
   /// certifies) when an image's gap from its maintained state reaches the stop gap, or after
   /// this many sweeps, not every check_every: a check costs two full convolutions, about a
@@ -328,6 +335,7 @@ private:
   typename Kokkos::View<double**, Kokkos::LayoutRight, Device>::HostMirror measures_h_;
   double lipschitz_ = 0;
   bool fallback_ = false; ///< auto resolved to cd: fista + support solve after cd's cap
+  int trace_offset_ = 0;  ///< solve's phases: the iterations before this one, for the trace
   /// exact_certificates: a double solver, dictionary, images and code (made on first use; in
   /// the device's own layout, which every build instantiates in double).
   std::shared_ptr<LcaSolver<double, Device>> exact_;
