@@ -269,14 +269,16 @@ class Apps(unittest.TestCase):
             self.assertLessEqual(b.attrs["gap_max"], 1e-4)
 
     def test_auto_solver_resolves_and_records(self):
-        """--solver auto on this CPU backend runs cd without the support solve: the start line
-        says so, the checkpoint keeps 'auto' (each backend resolves it again), the denoising
-        result records what ran and certifies every image, and --no-polish beside auto is
-        refused, in lca-train and lca-denoise."""
+        """--solver auto on this CPU backend runs cd with the support solve (approaching without
+        it to a gap of 1e-3): the start line says so, the checkpoint keeps 'auto' (each backend
+        resolves it again), the denoising result records what ran and certifies every image,
+        and --no-polish beside auto is refused, in lca-train and lca-denoise."""
         ck = f"{self.tmp}/auto.h5"
         args = [a if a != "fista" else "auto" for a in self.AUTO]
         _, out, _ = self.train(ck, *args, "--epochs", "1", "--progress", "0")
-        self.assertIn("lambda 0.5, auto: cd, stop at gap 0.01 (cap 300 iterations), backend", out)
+        self.assertIn("lambda 0.5, auto: cd, stop at gap 0.01 (cap 300 iterations, support "
+                      "solve), backend", out)
+        self.assertIn("(+ 0 support rounds)", out)  # at 1e-2 the approach certifies alone
         self.assertIn("every image certified", out)
         with h5py.File(ck) as f:
             self.assertEqual(f.attrs["solver"], "auto")
@@ -287,7 +289,7 @@ class Apps(unittest.TestCase):
         self.assertIn("auto: cd", out)
         with h5py.File(res) as f:
             self.assertEqual(f.attrs["solver"], "cd")
-            self.assertEqual(f.attrs["polish"], 0)
+            self.assertEqual(f.attrs["polish"], 1)
             self.assertEqual(f.attrs["unconverged"], 0)
             self.assertLessEqual(f.attrs["gap_max"], 1e-3)
         message = "--no-polish cannot be given with --solver auto, which chooses the support solve"
