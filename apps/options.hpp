@@ -163,8 +163,8 @@ inline CLI::Option* add_solver_options(CLI::App& app, LcaParams& l) {
   auto* grp = app.add_option_group("Solver", "inference solver and certified stopping");
   add_enum_option(*grp, "--solver", l.solver, kSolverNames,
                   "lca, fista, cd (coordinate descent; fista and cd: soft presets only) or auto "
-                  "(on CPUs cd without the support solve, on GPUs fista with it; lca for hard "
-                  "thresholds)");
+                  "(on CPUs cd, on GPUs fista, both with the support solve; lca for hard "
+                  "thresholds). cd with the support solve runs without it to a gap of 1e-3");
   add_enum_option(*grp, "--timescale", l.timescale, kTimescaleNames,
                   "LCA time step: fixed (--dt) or adaptive (PetaVision's adaptive time scale)");
   grp->add_option("--ats-base-min", l.adaptive.base_min, "adaptive time scale: baseMin")

@@ -101,6 +101,19 @@ void measure(const Exec& space, const Geometry& geom, bool symmetric, int what, 
       });
 }
 
+/// dst = src element by element, in dst's scalar (LcaSolver::exact_certificates: a float code
+/// and images in double), between any two layouts. (A free function: CUDA's device lambdas
+/// may not live in a class's private members.)
+template <class Exec, class Dst, class Src>
+void convert(const Exec& space, const Dst& dst, const Src& src) {
+  using T = typename Dst::value_type;
+  Kokkos::parallel_for(
+      "lca::convert",
+      Kokkos::MDRangePolicy<Exec, Kokkos::Rank<2>>(space, {0, 0},
+                                                   {int(src.extent(0)), int(src.extent(1))}),
+      KOKKOS_LAMBDA(int i, int j) { dst(i, j) = T(src(i, j)); });
+}
+
 /// The certificate of one image from its row of the measure table, for penalty lambda:
 /// theta = r min(1, lambda / max drive) is dual-feasible; with D(theta) = <theta, x> -
 /// |theta|^2 / 2 <= P(a*) <= P(a), (P - D) / P bounds the relative distance. (Also in kernels:

@@ -257,23 +257,13 @@ LcaSolver<Scalar, Device, Layout>::exact_certificates(const Dict& dict, const Co
   }
   exec_.fence();
   exact_dict_->from_host(dict.to_host()); // float values, exactly
-  const auto xd = exact_x_;
-  const auto ad = exact_a_;
-  const auto a = a_;
-  const int npix = geom_.pixels(), nf = geom_.nf;
-  Kokkos::parallel_for(
-      "lca::LcaSolver::exact_inputs",
-      Kokkos::MDRangePolicy<exec_space, Kokkos::Rank<2>>(exec_, {0, 0}, {batch_, npix}),
-      KOKKOS_LAMBDA(int b, int t) { xd(b, t) = double(x(b, t)); });
-  Kokkos::parallel_for(
-      "lca::LcaSolver::exact_code",
-      Kokkos::MDRangePolicy<exec_space, Kokkos::Rank<2>>(exec_, {0, 0}, {int(a.extent(0)), nf}),
-      KOKKOS_LAMBDA(int i, int f) { ad(i, f) = double(a(i, f)); });
+  Impl::convert(exec_, exact_x_, x);
+  Impl::convert(exec_, exact_a_, a_);
   exec_.fence();
-  exact_->set_activities(ad);
-  exact_->compute_residual(*exact_dict_, xd);
+  exact_->set_activities(exact_a_);
+  exact_->compute_residual(*exact_dict_, exact_x_);
   exact_->apply_drive(*exact_dict_);
-  return exact_->certificate(xd);
+  return exact_->certificate(exact_x_);
 }
 
 template <class Scalar, class Device, class Layout>
