@@ -318,13 +318,15 @@ std::vector<int> LcaSolver<Scalar, Device, Layout>::support_round(const Dict& di
 template <class Scalar, class Device, class Layout>
 SolveInfo LcaSolver<Scalar, Device, Layout>::solve(const Dict& dict, const ConstImages& x_in) {
   const LcaParams asked = params_;
-  // One phase: solve_once under p, from the codes a_ holds, its iterations counted on from
-  // `offset` in the trace.
-  const auto phase = [&](const LcaParams& p, int offset) {
-    params_ = p, trace_offset_ = offset;
+  // One phase: solve_once under p, from the codes a_ holds, after the phases `before` sums
+  // (its iterations and rounds counted on from theirs, in the trace too).
+  const auto phase = [&](const LcaParams& p, const SolveInfo& before) {
+    params_ = p, trace_offset_ = before.iterations;
     try {
       SolveInfo i = solve_once(dict, x_in);
       params_ = asked, trace_offset_ = 0;
+      i.iterations += before.iterations, i.polish_iterations += before.polish_iterations;
+      i.polishes += before.polishes;
       return i;
     } catch (...) {
       params_ = asked, trace_offset_ = 0;
@@ -338,15 +340,13 @@ SolveInfo LcaSolver<Scalar, Device, Layout>::solve(const Dict& dict, const Const
     // gap stops): it approaches without it, and the support solve closes from there.
     LcaParams p = asked;
     p.polish = false, p.stop_gap = std::max(eps, kCdApproachGap);
-    info = phase(p, 0);
+    info = phase(p, {});
     const bool done = info.unconverged == 0 && eps >= kCdApproachGap;
     const bool stalled = info.unconverged > 0 && fallback_; // fista takes over (below)
     if (!done && !stalled && info.iterations < asked.iterations) {
       p = asked;
       p.iterations = asked.iterations - info.iterations;
-      SolveInfo more = phase(p, info.iterations);
-      more.iterations += info.iterations;
-      info = more;
+      info = phase(p, info);
     }
   } else {
     info = solve_once(dict, x_in);
@@ -355,10 +355,8 @@ SolveInfo LcaSolver<Scalar, Device, Layout>::solve(const Dict& dict, const Const
     return info;
   LcaParams p = asked;
   p.solver = Solver::fista, p.polish = true;
-  SolveInfo more = phase(p, info.iterations); // from cd's codes, which a_ holds
+  SolveInfo more = phase(p, info); // from cd's codes, which a_ holds
   more.cd_iterations_before_fista = info.iterations;
-  more.iterations += info.iterations, more.polish_iterations += info.polish_iterations;
-  more.polishes += info.polishes;
   return more;
 }
 
@@ -442,10 +440,10 @@ SolveInfo LcaSolver<Scalar, Device, Layout>::solve_once(const Dict& dict, const 
       if (all)
         break;
       if (cd_stops && fallback_ && !last) { // auto: fista takes over where cd stalls
-        if (it - judged_at >= kCdMaxSweeps / 2 && judged_at > 0 &&
-            !reaches(gap, judged, it - judged_at, cap - it, eps))
+        const bool spans = it - judged_at >= kCdMaxSweeps / 2;
+        if (spans && judged_at > 0 && !reaches(gap, judged, it - judged_at, cap - it, eps))
           break;
-        if (judged_at == 0 || it - judged_at >= kCdMaxSweeps / 2)
+        if (judged_at == 0 || spans)
           judged = gap, judged_at = it;
       }
       if (polishing && !last) {

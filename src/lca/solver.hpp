@@ -50,11 +50,11 @@ struct BatchStats {
   double percent_error(std::size_t b) const;
 };
 
-/// The duality-gap certificate of one image (soft presets, algorithm.md §9).
 /// --solver auto resolved (params.hpp) for shape g as the apps run it: float on the default
 /// device.
 LcaParams resolve_solver(const LcaParams& p, const Geometry& g);
 
+/// The duality-gap certificate of one image (soft presets, algorithm.md §9).
 struct Certificate {
   double primal = 0; ///< P(a), the energy
   double dual = 0;   ///< D(theta) <= P(a*) for the rescaled residual theta
@@ -291,8 +291,8 @@ public:
   static constexpr int kCdMaxSweeps = 100;
   /// FISTA restarts when the energy rises by more than this (relative): rounding is not a rise.
   static constexpr double kRestartSlack = 1e-6;
-  /// A float solve whose stop gap is below this certifies in double once an open image's float
-  /// gap is within it: the float residual and drive put a floor near 1e-6 under the gap
+  /// A float solve whose stop gap is below this certifies in double once an image's float gap
+  /// is within it: the float residual and drive put a floor near 1e-6 under the gap
   /// (W128: 3 of 32 images stuck above 1e-6 at the cap), not the codes, which the support
   /// solve makes exact in double. The code stays float; only its certificate is recomputed.
   static constexpr double kExactCertificateBelow = 1e-5;
@@ -326,7 +326,7 @@ private:
   Impl::SupportBuffers<Scalar, Device, Layout> support_buffers_;
   std::shared_ptr<SupportSolve<Scalar, Device, Layout>> support_;
   std::shared_ptr<CoordinateDescent<Scalar, Device, Layout>> cd_;
-  Impl::PerImage<int, Device> open_; ///< cd: the images still above the stop gap
+  Impl::PerImage<int, Device> open_; ///< cd and fista: the images still above the stop gap
   /// cd stopping on its maintained gap: |r|^2 at the last check, and the sweeps each image ran;
   /// the waiting bar carried from one kernel call to the next.
   Impl::PerImage<double, Device> cd_rr_, cd_bar_;
